@@ -1,0 +1,112 @@
+"""The application factory: `create_app(settings)` builds one fully configured app."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.types import Receive, Scope, Send
+
+from tenantry import __version__
+from tenantry.auth.middleware import AuthenticationMiddleware
+from tenantry.catalog.controller import ProductController
+from tenantry.core.db import create_engine, tenant_session_factory
+from tenantry.core.dependencies import provide_db_session, provide_principal
+from tenantry.core.problems import handle_exception
+from tenantry.core.requestlog import log_requests
+from tenantry.health import live, ready
+from tenantry.settings import Settings
+
+_JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+class TenantryApp(Litestar):
+    """Litestar with the request log wrapped around everything, router 404s and 405s included."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await log_requests(super().__call__, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def require_json_body(request: Request[Any, Any, Any]) -> None:
+    """415 for a body that is not JSON, before anything tries to parse it."""
+    if request.method not in {"POST", "PUT", "PATCH"}:
+        return
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if has_body and content_type not in _JSON_TYPES:
+        raise HTTPException(status_code=415, detail="Send the body as application/json.")
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def database(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine(settings.app_url, settings)
+        app.state.engine = engine
+        app.state.session_factory = tenant_session_factory(engine, settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return TenantryApp(
+        route_handlers=[live, ready, ProductController],
+        lifespan=[database],
+        state=None,
+        dependencies={
+            "db_session": Provide(provide_db_session),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
+        middleware=[DefineMiddleware(AuthenticationMiddleware)],
+        before_request=require_json_body,
+        exception_handlers={Exception: handle_exception},
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Tenantry API",
+            version=__version__,
+            description="Multi-tenant API. Authenticate with `Authorization: Bearer tnt_...`; "
+            "every call acts on the token's workspace only.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+        ),
+        logging_config=None,
+        debug=False,
+        on_app_init=[_set_state(settings)],
+    )
+
+
+def _set_state(settings: Settings) -> Any:
+    def init(app_config: Any) -> Any:
+        app_config.state.update(
+            {
+                "settings": settings,
+                # Cursors are signed with a key derived from the pepper, never with the pepper itself.
+                "cursor_key": hmac.new(
+                    settings.token_pepper.encode(), b"tenantry cursors", hashlib.sha256
+                ).digest(),
+            }
+        )
+        return app_config
+
+    return init
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for `tenantry serve` workers: each reads the same environment."""
+    from tenantry.core.logs import configure_logging
+    from tenantry.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,1 @@
+"""Authentication: the token format, the resolver, and the one middleware that verifies tokens."""

@@ -1,0 +1,1 @@
+"""The product catalog: the first tenant resource."""

@@ -1,0 +1,83 @@
+"""/v1/products: create, list, get, patch, delete, restore. The workspace comes only from the token."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.auth.guards import requires_permission
+from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
+from tenantry.catalog.service import ProductService
+from tenantry.core.context import Principal
+from tenantry.core.pagination import MAX_LIMIT
+from tenantry.core.schemas import Page
+
+
+def provide_product_service(db_session: AsyncSession, principal: Principal, state: State) -> ProductService:
+    return ProductService(db_session, principal, state.cursor_key)
+
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
+Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
+IncludeDeleted = Annotated[bool, Parameter(description="Also return soft-deleted products.")]
+
+read = requires_permission("products", "read")
+write = requires_permission("products", "write")
+
+
+class ProductController(Controller):
+    path = "/v1/products"
+    tags = ["Products"]
+    dependencies = {"product_service": Provide(provide_product_service, sync_to_thread=False)}
+
+    @post("/", operation_id="createProduct", guards=[write], status_code=201)
+    async def create_product(
+        self, data: ProductCreate, product_service: ProductService
+    ) -> Response[ProductOut]:
+        """Create a product in the token's workspace."""
+        product = await product_service.create(data)
+        return Response(product, status_code=201, headers={"Location": f"/v1/products/{product.id}"})
+
+    @get("/", operation_id="listProducts", guards=[read])
+    async def list_products(
+        self,
+        product_service: ProductService,
+        limit: Limit = 20,
+        cursor: Cursor = None,
+        include_deleted: IncludeDeleted = False,
+    ) -> Page[ProductOut]:
+        """List products, oldest first, with keyset pagination."""
+        return await product_service.list(limit=limit, cursor=cursor, include_deleted=include_deleted)
+
+    @get("/{product_id:uuid}", operation_id="getProduct", guards=[read])
+    async def get_product(
+        self, product_id: uuid.UUID, product_service: ProductService, include_deleted: IncludeDeleted = False
+    ) -> ProductOut:
+        """Get one product. Another workspace's id answers 404, exactly like an id that never existed."""
+        return await product_service.get(product_id, include_deleted=include_deleted)
+
+    @patch("/{product_id:uuid}", operation_id="updateProduct", guards=[write])
+    async def update_product(
+        self, product_id: uuid.UUID, data: ProductUpdate, product_service: ProductService
+    ) -> ProductOut:
+        """Change the fields present in the body."""
+        return await product_service.update(product_id, data)
+
+    @delete("/{product_id:uuid}", operation_id="deleteProduct", guards=[write], status_code=204)
+    async def delete_product(self, product_id: uuid.UUID, product_service: ProductService) -> None:
+        """Soft-delete a product; it can be restored."""
+        await product_service.delete(product_id)
+
+    @post("/{product_id:uuid}/restore", operation_id="restoreProduct", guards=[write], status_code=200)
+    async def restore_product(self, product_id: uuid.UUID, product_service: ProductService) -> ProductOut:
+        """Undo a soft delete."""
+        return await product_service.restore(product_id)
+
+
+__all__ = ["ProductController"]

@@ -1,0 +1,51 @@
+"""Tenant-scoped data access for products.
+
+RLS is the wall; the explicit `tenant_id` filter here is what lets the planner go straight to one
+tenant's rows (and what Citus routes on). Neither replaces the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.catalog.models import Product
+
+
+class ProductRepository:
+    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    async def get(
+        self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: bool = False
+    ) -> Product | None:
+        query = select(Product).where(Product.tenant_id == self.tenant_id, Product.id == product_id)
+        if not include_deleted:
+            query = query.where(Product.deleted_at.is_(None))
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def list(self, *, limit: int, after: uuid.UUID | None, include_deleted: bool) -> list[Product]:
+        query = select(Product).where(Product.tenant_id == self.tenant_id)
+        if not include_deleted:
+            query = query.where(Product.deleted_at.is_(None))
+        if after is not None:
+            query = query.where(Product.id > after)
+        query = query.order_by(Product.id).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def add(self, product: Product) -> Product:
+        product.tenant_id = self.tenant_id
+        self.session.add(product)
+        await self.session.flush()
+        await self.session.refresh(product)
+        return product
+
+    async def save(self, product: Product) -> Product:
+        await self.session.flush()
+        await self.session.refresh(product)
+        return product

@@ -1,0 +1,119 @@
+"""Product use cases. Each method is one explicit transaction: a failed commit is an error, never a 2xx."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.catalog.models import Product
+from tenantry.catalog.repository import ProductRepository
+from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
+from tenantry.core.context import Principal
+from tenantry.core.errors import Conflict, NotFound
+from tenantry.core.pagination import decode_cursor, encode_cursor
+from tenantry.core.schemas import Page
+from tenantry.core.sqlstate import UNIQUE_VIOLATION, sqlstate_of
+
+_SKU_TAKEN = "A live product with this SKU already exists in this workspace."
+
+
+def _out(product: Product) -> ProductOut:
+    return ProductOut(
+        id=product.id,
+        name=product.name,
+        description=product.description,
+        price_cents=product.price_cents,
+        currency=product.currency,
+        sku=product.sku,
+        created_at=product.created_at,
+        updated_at=product.updated_at,
+        deleted_at=product.deleted_at,
+    )
+
+
+class ProductService:
+    def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes) -> None:
+        self.session = session
+        self.principal = principal
+        self.cursor_key = cursor_key
+        self.products = ProductRepository(session, principal.tenant_id)
+
+    def _binding(self, include_deleted: bool) -> str:
+        return f"products:{self.principal.tenant_id}:{int(include_deleted)}"
+
+    async def _get_or_404(
+        self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: bool = False
+    ) -> Product:
+        product = await self.products.get(product_id, include_deleted=include_deleted, lock=lock)
+        if product is None:
+            raise NotFound("The resource was not found.")
+        return product
+
+    async def create(self, data: ProductCreate) -> ProductOut:
+        try:
+            async with self.session.begin():
+                product = await self.products.add(Product(**msgspec.structs.asdict(data)))
+        except IntegrityError as exc:
+            if sqlstate_of(exc) == UNIQUE_VIOLATION:
+                raise Conflict(_SKU_TAKEN) from None
+            raise
+        return _out(product)
+
+    async def list(self, *, limit: int, cursor: str | None, include_deleted: bool) -> Page[ProductOut]:
+        binding = self._binding(include_deleted)
+        after = decode_cursor(cursor, key=self.cursor_key, binding=binding) if cursor else None
+        async with self.session.begin():
+            rows = await self.products.list(limit=limit + 1, after=after, include_deleted=include_deleted)
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].id, key=self.cursor_key, binding=binding) if has_more else None
+        return Page(data=[_out(p) for p in rows], has_more=has_more, next_cursor=next_cursor)
+
+    async def get(self, product_id: uuid.UUID, *, include_deleted: bool) -> ProductOut:
+        async with self.session.begin():
+            return _out(await self._get_or_404(product_id, include_deleted=include_deleted))
+
+    async def update(self, product_id: uuid.UUID, data: ProductUpdate) -> ProductOut:
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        try:
+            async with self.session.begin():
+                product = await self._get_or_404(product_id, lock=True)
+                for field, value in changes.items():
+                    setattr(product, field, value)
+                if changes:
+                    product.updated_at = datetime.now(UTC)
+                product = await self.products.save(product)
+        except IntegrityError as exc:
+            if sqlstate_of(exc) == UNIQUE_VIOLATION:
+                raise Conflict(_SKU_TAKEN) from None
+            raise
+        return _out(product)
+
+    async def delete(self, product_id: uuid.UUID) -> None:
+        """Soft delete: the row stays, hidden, and can be restored."""
+        async with self.session.begin():
+            product = await self._get_or_404(product_id, lock=True)
+            product.deleted_at = datetime.now(UTC)
+            product.updated_at = product.deleted_at
+            await self.products.save(product)
+
+    async def restore(self, product_id: uuid.UUID) -> ProductOut:
+        try:
+            async with self.session.begin():
+                product = await self._get_or_404(product_id, include_deleted=True, lock=True)
+                if product.deleted_at is None:
+                    return _out(product)
+                product.deleted_at = None
+                product.updated_at = datetime.now(UTC)
+                product = await self.products.save(product)
+        except IntegrityError as exc:
+            if sqlstate_of(exc) == UNIQUE_VIOLATION:
+                raise Conflict(
+                    "Another live product now uses this SKU; change it before restoring."
+                ) from None
+            raise
+        return _out(product)

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: tenant context, database sessions, errors, request log, ids."""

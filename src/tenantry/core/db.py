@@ -1,0 +1,108 @@
+"""Engines and sessions, and the one place that sets the tenant on a transaction.
+
+Every transaction of a `TenantSession` starts with exactly one statement that switches to the
+tenant role and sets the tenant and user as transaction-local settings. They die with COMMIT or
+ROLLBACK, so a pooled connection never carries a tenant into the next request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, SessionTransaction
+
+from tenantry.core.context import current_principal
+from tenantry.settings import Settings
+
+# `role` is a GUC: set_config('role', r, true) is SET LOCAL ROLE, and it rides in the same
+# statement as the tenant instead of costing a round trip of its own.
+SET_TRANSACTION_CONTEXT = text(
+    "SELECT set_config('role', :role, true), "
+    "set_config('app.tenant_id', :tenant_id, true), "
+    "set_config('app.user_id', :user_id, true), "
+    "set_config('statement_timeout', :statement_timeout, true)"
+)
+
+SESSION_ROLE_KEY = "tenantry_db_role"
+STATEMENT_TIMEOUT_KEY = "tenantry_statement_timeout"
+
+
+class TenantSession(Session):
+    """The exact session class the app uses; the hook below is registered on it and tested to fire."""
+
+
+@event.listens_for(TenantSession, "after_begin")
+def set_tenant_context(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    """Run at the start of every transaction, before any statement of the handler."""
+    role = session.info.get(SESSION_ROLE_KEY)
+    if not role:
+        # Fail closed: a session that does not say which role it serves runs nothing.
+        raise RuntimeError("TenantSession used without a database role")
+    principal = current_principal.get()
+    # No principal means an empty tenant: the policies then match no row and reject writes.
+    connection.execute(
+        SET_TRANSACTION_CONTEXT,
+        transaction_context(
+            role,
+            principal.tenant_id if principal else None,
+            principal.user_id if principal else None,
+            session.info.get(STATEMENT_TIMEOUT_KEY, "5000"),
+        ),
+    )
+
+
+def transaction_context(
+    role: str, tenant_id: uuid.UUID | None, user_id: uuid.UUID | None = None, statement_timeout: str = "5000"
+) -> dict[str, str]:
+    """Parameters for SET_TRANSACTION_CONTEXT; control-plane code outside a request uses it too."""
+    return {
+        "role": role,
+        "tenant_id": str(tenant_id) if tenant_id else "",
+        "user_id": str(user_id) if user_id else "",
+        "statement_timeout": statement_timeout,
+    }
+
+
+def create_engine(url: URL, settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+    """An asyncpg engine; with the statement cache off it also works behind PgBouncer < 1.21."""
+    connect_args: dict[str, Any] = {"server_settings": {"application_name": "tenantry"}}
+    engine_args: dict[str, Any] = {}
+    if not settings.db_statement_cache:
+        connect_args["statement_cache_size"] = 0
+        # Unique names, so a statement prepared on one server connection never collides on another.
+        connect_args["prepared_statement_name_func"] = lambda: f"__tenantry_{uuid.uuid4().hex}__"
+        engine_args["prepared_statement_cache_size"] = 0
+    return create_async_engine(
+        url,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_recycle=1800,
+        connect_args=connect_args,
+        **engine_args,
+    )
+
+
+def tenant_session_factory(engine: AsyncEngine, settings: Settings) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose every transaction runs as the tenant role with the request's tenant."""
+    return async_sessionmaker(
+        engine,
+        sync_session_class=TenantSession,
+        expire_on_commit=False,
+        autoflush=False,
+        info={
+            SESSION_ROLE_KEY: settings.tenant_role,
+            STATEMENT_TIMEOUT_KEY: str(settings.db_statement_timeout_ms),
+        },
+    )
+
+
+async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A dependency: one session per request, closed (and rolled back if still open) afterwards."""
+    async with factory() as session:
+        yield session

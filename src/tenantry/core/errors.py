@@ -1,0 +1,65 @@
+"""Domain errors. Services raise these; `core.problems` is the one layer that turns them into HTTP."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: a failure the caller can understand and act on."""
+
+    status = 400
+    type = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str | None = None, **extra: object) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    """The resource does not exist for this caller (never existed, or belongs to someone else)."""
+
+    status = 404
+    type = "not-found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    type = "conflict"
+    title = "Conflict"
+
+
+class InvalidInput(DomainError):
+    status = 422
+    type = "validation-error"
+    title = "Invalid input"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    type = "unauthenticated"
+    title = "Unauthenticated"
+
+
+class PermissionDenied(DomainError):
+    status = 403
+    type = "permission-denied"
+    title = "Permission denied"
+
+    def __init__(self, resource: str, permission: str) -> None:
+        super().__init__(f"This token lacks the '{resource}:{permission}' permission.")
+        self.resource = resource
+        self.permission = permission
+
+
+class WorkspaceSuspended(DomainError):
+    status = 403
+    type = "workspace-suspended"
+    title = "Workspace suspended"
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    type = "service-unavailable"
+    title = "Service unavailable"

@@ -1,0 +1,14 @@
+"""Logging setup: one line per record on stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

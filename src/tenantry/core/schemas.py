@@ -1,0 +1,24 @@
+"""Wire types shared by every domain: constrained strings and the page envelope."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+import msgspec
+
+# No NUL and no other C0 control except tab and newline: PostgreSQL text cannot hold NUL, and
+# controls in names only ever hide things from the people reading them.
+_PRINTABLE = r"^[^\u0000-\u0008\u000b-\u001f\u007f]*$"
+
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_PRINTABLE)]
+LongText = Annotated[str, msgspec.Meta(max_length=5000, pattern=_PRINTABLE)]
+
+T = TypeVar("T")
+
+
+class Page(msgspec.Struct, Generic[T]):
+    """One page of a list. `next_cursor` is opaque; pass it back as `cursor` for the next page."""
+
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None = None

@@ -1,0 +1,1 @@
+"""Schema: declarative base, migrations runner, roles, repeatable policies."""

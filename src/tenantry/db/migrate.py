@@ -1,0 +1,130 @@
+"""`tenantry db upgrade`: roles, versioned migrations, then repeatable policies, in one transaction.
+
+Policies are repeatable migrations (DESIGN 5): each file in policies/ is applied when its checksum
+changed, and all of them are applied whenever a versioned migration ran (a recreated table loses
+its policies). A failure rolls everything back, so no table is ever left half-secured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, NullPool, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.util import await_only
+
+from tenantry.db.paths import migrations_dir, policies_dir
+from tenantry.db.roles import ensure_roles
+from tenantry.settings import Settings
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+CHECKSUM_TABLE = """
+CREATE TABLE IF NOT EXISTS public.tenantry_policy_checksums (
+    name text PRIMARY KEY,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+@dataclass
+class UpgradeReport:
+    revision_before: str | None = None
+    revision_after: str | None = None
+    policies_applied: list[str] = field(default_factory=list)
+
+    @property
+    def migrations_ran(self) -> bool:
+        return self.revision_before != self.revision_after
+
+
+def render_policy(source: str, settings: Settings) -> str:
+    """Fill {{role}} placeholders with the configured role names; unknown placeholders are errors."""
+    names = {
+        "owner_role": settings.owner_role,
+        "tenant_role": settings.tenant_role,
+        "platform_role": settings.platform_role,
+        "app_role": settings.app_role,
+    }
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in names:
+            raise ValueError(f"unknown placeholder {{{{{key}}}}} in a policy file")
+        return f'"{names[key]}"'
+
+    return _PLACEHOLDER.sub(substitute, source)
+
+
+def policy_files() -> list[Path]:
+    return sorted(policies_dir().glob("*.sql"))
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _apply_policies(connection: Connection, settings: Settings, *, force_all: bool) -> list[str]:
+    connection.execute(text(CHECKSUM_TABLE))
+    recorded = dict(
+        connection.execute(text("SELECT name, checksum FROM public.tenantry_policy_checksums")).all()
+    )
+    applied = []
+    for path in policy_files():
+        rendered = render_policy(path.read_text(encoding="utf-8"), settings)
+        checksum = hashlib.sha256(rendered.encode()).hexdigest()
+        if not force_all and recorded.get(path.name) == checksum:
+            continue
+        # A file holds several statements and `$$` bodies: asyncpg runs it as one simple-query script.
+        await_only(connection.connection.driver_connection.execute(rendered))
+        connection.execute(
+            text(
+                "INSERT INTO public.tenantry_policy_checksums (name, checksum) VALUES (:n, :c) "
+                "ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now()"
+            ),
+            {"n": path.name, "c": checksum},
+        )
+        applied.append(path.name)
+    return applied
+
+
+def upgrade_sync(connection: Connection, settings: Settings) -> UpgradeReport:
+    """Everything `db upgrade` does, on a connection that is inside one transaction."""
+    report = UpgradeReport()
+    ensure_roles(connection, settings)
+    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'))"))
+    connection.execute(text(f'SET LOCAL ROLE "{settings.owner_role}"'))
+    report.revision_before = _current_revision(connection)
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+    report.revision_after = _current_revision(connection)
+    report.policies_applied = _apply_policies(connection, settings, force_all=report.migrations_ran)
+    return report
+
+
+async def upgrade(settings: Settings, log: Callable[[str], None] | None = None) -> UpgradeReport:
+    """Apply roles, migrations and policies to the database of `settings.database_url`."""
+    engine = create_async_engine(settings.admin_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            report = await connection.run_sync(upgrade_sync, settings)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+    if log:
+        if report.migrations_ran:
+            log(f"migrated schema {report.revision_before or 'empty'} -> {report.revision_after}")
+        else:
+            log(f"schema already at {report.revision_after}")
+        log(f"policies applied: {', '.join(report.policies_applied) or 'none (unchanged)'}")
+    return report

@@ -1,0 +1,50 @@
+"""The database roles of DESIGN section 4, created and corrected idempotently on every upgrade.
+
+- owner: owns the schema objects and runs migrations (NOLOGIN; the migrating account becomes it);
+- tenant: RLS-bound DML on tenant tables only (NOLOGIN);
+- platform: the control plane (NOLOGIN);
+- app: the only login role the API uses; NOINHERIT, so on its own it can do nothing but call the
+  token resolver, and it becomes tenant or platform per transaction with SET LOCAL ROLE.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from tenantry.settings import Settings
+
+# Attributes are re-asserted on every run, so drift (someone granting BYPASSRLS by hand) is undone.
+_SAFE = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+
+
+def _ensure_role(connection: Connection, name: str, attributes: str) -> None:
+    exists = connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name}).first()
+    if not exists:
+        connection.execute(text(f'CREATE ROLE "{name}" {attributes}'))
+    else:
+        connection.execute(text(f'ALTER ROLE "{name}" {attributes}'))
+
+
+def ensure_roles(connection: Connection, settings: Settings) -> None:
+    """Create or correct the four roles and their memberships. Needs CREATEROLE or superuser."""
+    # Roles are cluster-wide; serialize concurrent upgrades of different databases on one server.
+    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('tenantry.roles'))"))
+    _ensure_role(connection, settings.owner_role, f"NOLOGIN NOINHERIT {_SAFE}")
+    _ensure_role(connection, settings.tenant_role, f"NOLOGIN NOINHERIT {_SAFE}")
+    _ensure_role(connection, settings.platform_role, f"NOLOGIN NOINHERIT {_SAFE}")
+    _ensure_role(connection, settings.app_role, f"LOGIN NOINHERIT {_SAFE}")
+    if settings.app_password:
+        statement = connection.execute(
+            text("SELECT format('ALTER ROLE %I PASSWORD %L', CAST(:r AS text), CAST(:p AS text))"),
+            {"r": settings.app_role, "p": settings.app_password},
+        ).scalar_one()
+        connection.execute(text(statement))
+    connection.execute(
+        text(f'GRANT "{settings.tenant_role}", "{settings.platform_role}" TO "{settings.app_role}"')
+    )
+    is_superuser = connection.execute(
+        text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    ).scalar()
+    if not is_superuser:
+        connection.execute(text(f'GRANT "{settings.owner_role}" TO current_user'))
+    connection.execute(text(f'GRANT USAGE, CREATE ON SCHEMA public TO "{settings.owner_role}"'))

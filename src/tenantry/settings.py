@@ -1,0 +1,163 @@
+"""Settings, read once from the environment into one typed object that `create_app` receives.
+
+Nothing here is a module-level singleton: tests build a `Settings` per configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+import msgspec
+from sqlalchemy.engine import URL, make_url
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+MIN_PEPPER_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a configuration the service can run with."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the service reads from its environment.
+
+    `database_url` names the server, the database and an account allowed to run migrations
+    (create roles, own tables). The API never serves requests with that account: it connects as
+    `app_role` (derived from `database_url` unless `app_database_url` says otherwise, e.g. to go
+    through PgBouncer) and becomes the tenant role inside each transaction.
+    """
+
+    database_url: str
+    app_database_url: str | None = None
+    dev_mode: bool = False
+
+    owner_role: str = "tenantry_owner"
+    tenant_role: str = "tenantry_tenant"
+    platform_role: str = "tenantry_platform"
+    app_role: str = "tenantry_app"
+    app_password: str = ""
+    token_pepper: str = ""
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 5
+    db_pool_timeout_s: float = 5.0
+    db_statement_timeout_ms: int = 5000
+    # asyncpg's prepared-statement cache; turn off behind PgBouncer older than 1.21 (transaction mode).
+    db_statement_cache: bool = True
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name in ("owner_role", "tenant_role", "platform_role", "app_role"):
+            value = getattr(self, name)
+            if not _IDENTIFIER.match(value):
+                raise SettingsError(f"{name} must be a lower-case SQL identifier, got {value!r}")
+        if len({self.owner_role, self.tenant_role, self.platform_role, self.app_role}) != 4:
+            raise SettingsError("owner, tenant, platform and app roles must be four different roles")
+        if self.db_pool_size < 1 or self.db_max_overflow < 0:
+            raise SettingsError("db_pool_size must be at least 1 and db_max_overflow at least 0")
+        if self.workers < 1:
+            raise SettingsError("workers must be at least 1")
+        if self.max_body_bytes < 1024:
+            raise SettingsError("max_body_bytes must be at least 1024")
+        if not self.dev_mode:
+            self.require_secrets()
+
+    def require_secrets(self) -> None:
+        """Refuse to run without real secrets; only dev mode generates its own."""
+        missing = []
+        if len(self.token_pepper) < MIN_PEPPER_LENGTH:
+            missing.append(f"TENANTRY_TOKEN_PEPPER (at least {MIN_PEPPER_LENGTH} characters)")
+        if not self.app_password:
+            missing.append("TENANTRY_APP_PASSWORD")
+        if missing:
+            raise SettingsError("missing secrets: " + ", ".join(missing))
+
+    @property
+    def admin_url(self) -> URL:
+        """The privileged URL used for migrations and bootstrap, with the asyncpg driver."""
+        return to_asyncpg_url(self.database_url)
+
+    @property
+    def app_url(self) -> URL:
+        """The URL the API serves requests with: always the app login role."""
+        if self.app_database_url:
+            return to_asyncpg_url(self.app_database_url)
+        return self.admin_url.set(username=self.app_role, password=self.app_password or None)
+
+
+# Environment variable -> (field, parser). This table is the one list of what the service reads;
+# compose.yaml is checked against it by a test.
+ENVIRONMENT: dict[str, tuple[str, type]] = {
+    "DATABASE_URL": ("database_url", str),
+    "TENANTRY_APP_DATABASE_URL": ("app_database_url", str),
+    "TENANTRY_DEV": ("dev_mode", bool),
+    "TENANTRY_OWNER_ROLE": ("owner_role", str),
+    "TENANTRY_TENANT_ROLE": ("tenant_role", str),
+    "TENANTRY_PLATFORM_ROLE": ("platform_role", str),
+    "TENANTRY_APP_ROLE": ("app_role", str),
+    "TENANTRY_APP_PASSWORD": ("app_password", str),
+    "TENANTRY_TOKEN_PEPPER": ("token_pepper", str),
+    "TENANTRY_DB_POOL_SIZE": ("db_pool_size", int),
+    "TENANTRY_DB_MAX_OVERFLOW": ("db_max_overflow", int),
+    "TENANTRY_DB_POOL_TIMEOUT_S": ("db_pool_timeout_s", float),
+    "TENANTRY_DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", int),
+    "TENANTRY_DB_STATEMENT_CACHE": ("db_statement_cache", bool),
+    "TENANTRY_HOST": ("host", str),
+    "TENANTRY_PORT": ("port", int),
+    "TENANTRY_WORKERS": ("workers", int),
+    "TENANTRY_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "TENANTRY_LOG_LEVEL": ("log_level", str),
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse(name: str, raw: str, kind: type) -> object:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    if kind is int or kind is float:
+        try:
+            return kind(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from `environ` (default: the process environment); `overrides` win."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for variable, (field, kind) in ENVIRONMENT.items():
+        if variable in env:
+            values[field] = _parse(variable, env[variable], kind)
+    values.update(overrides)
+    if not values.get("database_url"):
+        raise SettingsError("DATABASE_URL is not set")
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def to_asyncpg_url(url: str) -> URL:
+    """Accept `postgres://`, `postgresql://` or `postgresql+asyncpg://` and use the asyncpg driver."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise SettingsError("DATABASE_URL is not a valid database URL") from None
+    if parsed.get_backend_name() not in {"postgresql", "postgres"}:
+        raise SettingsError("DATABASE_URL must point at PostgreSQL")
+    return parsed.set(drivername="postgresql+asyncpg")

@@ -1,0 +1,1 @@
+"""The control plane: workspaces, users, memberships and the token directory."""

@@ -1,0 +1,188 @@
+"""Fixtures: database server -> migrated database -> settings -> app -> client -> workspaces.
+
+The server is provisioned in the order of DESIGN section 8: TEST_DATABASE_URL, then
+testcontainers when a Docker engine answers, then the embedded PostgreSQL wheel. The schema comes
+from the real migrations and policies, and the app connects as the app login role, exactly as in
+production (not in dev mode, with real secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import NullPool, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from tenantry.app import create_app
+from tenantry.core.db import SET_TRANSACTION_CONTEXT, create_engine, transaction_context
+from tenantry.db.migrate import upgrade
+from tenantry.db.server import drop_database, ensure_database, start_embedded
+from tenantry.settings import Settings, load_settings
+from tenantry.workspaces.provisioning import ProvisionedWorkspace, ProvisioningService
+
+TEST_PEPPER = "test-pepper-" + "x" * 40
+TEST_APP_PASSWORD = "test-app-password"
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A privileged URL on a real PostgreSQL server."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+        return
+    if _docker_engine_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:18-alpine", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    pgdata = tmp_path_factory.mktemp("embedded-postgres") / "data"
+    yield start_embedded(pgdata, cleanup="delete")
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A database of our own on that server, created for this run and dropped after it."""
+    name = f"tenantry_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(ensure_database(url))
+    yield url
+    asyncio.run(drop_database(url))
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    env = {
+        "DATABASE_URL": database_url,
+        "TENANTRY_TOKEN_PEPPER": TEST_PEPPER,
+        "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD,
+    }
+    return load_settings(env, **overrides)
+
+
+@pytest.fixture(scope="session")
+def migrated_settings(database_url: str) -> Settings:
+    settings = make_settings(database_url)
+    asyncio.run(upgrade(settings))
+    return settings
+
+
+@pytest.fixture
+def settings(migrated_settings: Settings) -> Settings:
+    return migrated_settings
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def app_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The app login role's engine, as the API uses it."""
+    engine = create_engine(settings.app_url, settings, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def admin_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The privileged account, for reading ground truth past RLS. Never used by the app."""
+    engine = create_async_engine(settings.admin_url, poolclass=NullPool)
+    yield engine
+    await engine.dispose()
+
+
+@dataclass
+class Tenant:
+    """A provisioned workspace and the clear token of its owner."""
+
+    workspace: ProvisionedWorkspace
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.workspace.workspace_id
+
+    @property
+    def token(self) -> str:
+        return self.workspace.token.token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def provisioning(app_engine: AsyncEngine, settings: Settings) -> ProvisioningService:
+    return ProvisioningService(app_engine, settings)
+
+
+@pytest.fixture
+def make_tenant(provisioning: ProvisioningService):  # type: ignore[no-untyped-def]
+    async def make(label: str = "ws") -> Tenant:
+        slug = f"{label}-{uuid.uuid4().hex[:12]}"
+        created = await provisioning.create_workspace(
+            slug=slug, name=f"Workspace {label}", owner_email=f"owner-{slug}@example.com"
+        )
+        return Tenant(created)
+
+    return make
+
+
+@pytest.fixture
+async def tenant_a(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
+    return await make_tenant("a")
+
+
+@pytest.fixture
+async def tenant_b(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
+    return await make_tenant("b")
+
+
+async def as_tenant(connection: AsyncConnection, settings: Settings, tenant_id: uuid.UUID | None) -> None:
+    """Switch a raw app-role connection's transaction to the tenant role, as the session hook does."""
+    await connection.execute(SET_TRANSACTION_CONTEXT, transaction_context(settings.tenant_role, tenant_id))
+
+
+async def snapshot_rows(admin_engine: AsyncEngine, table: str, tenant_id: uuid.UUID) -> list[str]:
+    """Every row of one tenant in `table`, as exact text, read past RLS as the privileged account."""
+    async with admin_engine.connect() as connection:
+        rows = await connection.execute(
+            text(f"SELECT t::text FROM public.{table} AS t WHERE tenant_id = :t ORDER BY id"),
+            {"t": tenant_id},
+        )
+        return [r[0] for r in rows]
+
+
+async def create_product(
+    client: AsyncTestClient[Litestar], tenant: Tenant, **fields: object
+) -> dict[str, object]:
+    body = {"name": "Widget", "price_cents": 1999, "currency": "EUR", "sku": f"SKU-{uuid.uuid4().hex[:8]}"}
+    body.update(fields)
+    response = await client.post("/v1/products", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
