@@ -178,9 +178,7 @@ async def snapshot_rows(admin_engine: AsyncEngine, table: str, tenant_id: uuid.U
         return [r[0] for r in rows]
 
 
-async def create_product(
-    client: AsyncTestClient[Litestar], tenant: Tenant, **fields: object
-) -> dict[str, object]:
+async def create_product(client: AsyncTestClient[Litestar], tenant: Tenant, **fields: object) -> dict[str, object]:
     body = {"name": "Widget", "price_cents": 1999, "currency": "EUR", "sku": f"SKU-{uuid.uuid4().hex[:8]}"}
     body.update(fields)
     response = await client.post("/v1/products", json=body, headers=tenant.headers)

@@ -86,9 +86,7 @@ def upgrade() -> None:
             ["memberships.tenant_id", "memberships.id"],
             name="fk_personal_access_tokens_tenant_id_membership_id_memberships",
         ),
-        sa.UniqueConstraint(
-            "tenant_id", "token_digest", name="uq_personal_access_tokens_tenant_id_token_digest"
-        ),
+        sa.UniqueConstraint("tenant_id", "token_digest", name="uq_personal_access_tokens_tenant_id_token_digest"),
     )
     op.create_index("ix_personal_access_tokens_token_digest", "personal_access_tokens", ["token_digest"])
     op.create_index(

@@ -92,9 +92,7 @@ def _set_state(settings: Settings) -> Any:
             {
                 "settings": settings,
                 # Cursors are signed with a key derived from the pepper, never with the pepper itself.
-                "cursor_key": hmac.new(
-                    settings.token_pepper.encode(), b"tenantry cursors", hashlib.sha256
-                ).digest(),
+                "cursor_key": hmac.new(settings.token_pepper.encode(), b"tenantry cursors", hashlib.sha256).digest(),
             }
         )
         return app_config

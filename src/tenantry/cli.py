@@ -54,9 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantry", description="Tenantry: RLS-isolated multi-tenant API.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    dev = commands.add_parser(
-        "dev", help="run the development service (embedded PostgreSQL without DATABASE_URL)"
-    )
+    dev = commands.add_parser("dev", help="run the development service (embedded PostgreSQL without DATABASE_URL)")
     dev.add_argument("--data-dir", default=os.environ.get("TENANTRY_DATA_DIR", ".tenantry"))
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)

@@ -78,9 +78,7 @@ async def prepare(settings: Settings, data_dir: Path) -> str:
         token_file = data_dir / "demo-token"
         workspace_id = await provisioning.find_workspace(DEMO_SLUG)
         if workspace_id is None:
-            created = await provisioning.create_workspace(
-                slug=DEMO_SLUG, name="Demo workspace", owner_email=DEMO_OWNER
-            )
+            created = await provisioning.create_workspace(slug=DEMO_SLUG, name="Demo workspace", owner_email=DEMO_OWNER)
             await _seed_demo_products(engine, settings, created.workspace_id)
             _write_private(token_file, created.token.token)
             print(f"created workspace '{DEMO_SLUG}' with owner {DEMO_OWNER}")
@@ -103,9 +101,7 @@ async def _seed_demo_products(engine, settings: Settings, workspace_id) -> None:
     from tenantry.core.ids import uuid7
 
     async with engine.begin() as connection:
-        await connection.execute(
-            SET_TRANSACTION_CONTEXT, transaction_context(settings.tenant_role, workspace_id)
-        )
+        await connection.execute(SET_TRANSACTION_CONTEXT, transaction_context(settings.tenant_role, workspace_id))
         for name, sku, price in DEMO_PRODUCTS:
             await connection.execute(
                 text(

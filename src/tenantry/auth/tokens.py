@@ -15,7 +15,7 @@ import secrets
 import zlib
 from dataclasses import dataclass
 
-TENANT_TOKEN_PREFIX = "tnt_"
+TENANT_TOKEN_PREFIX = "tnt_"  # noqa: S105 - a public type prefix, not a secret
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _SECRET_CHARS = 43  # 62**43 > 2**256

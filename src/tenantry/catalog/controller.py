@@ -7,8 +7,8 @@ from typing import Annotated
 
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission
@@ -19,7 +19,9 @@ from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
 
 
-def provide_product_service(db_session: AsyncSession, principal: Principal, state: State) -> ProductService:
+def provide_product_service(
+    db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal], state: State
+) -> ProductService:
     return ProductService(db_session, principal, state.cursor_key)
 
 
@@ -38,7 +40,7 @@ class ProductController(Controller):
 
     @post("/", operation_id="createProduct", guards=[write], status_code=201)
     async def create_product(
-        self, data: ProductCreate, product_service: ProductService
+        self, data: JSONBody[ProductCreate], product_service: NamedDependency[ProductService]
     ) -> Response[ProductOut]:
         """Create a product in the token's workspace."""
         product = await product_service.create(data)
@@ -47,7 +49,7 @@ class ProductController(Controller):
     @get("/", operation_id="listProducts", guards=[read])
     async def list_products(
         self,
-        product_service: ProductService,
+        product_service: NamedDependency[ProductService],
         limit: Limit = 20,
         cursor: Cursor = None,
         include_deleted: IncludeDeleted = False,
@@ -57,25 +59,35 @@ class ProductController(Controller):
 
     @get("/{product_id:uuid}", operation_id="getProduct", guards=[read])
     async def get_product(
-        self, product_id: uuid.UUID, product_service: ProductService, include_deleted: IncludeDeleted = False
+        self,
+        product_id: FromPath[uuid.UUID],
+        product_service: NamedDependency[ProductService],
+        include_deleted: IncludeDeleted = False,
     ) -> ProductOut:
         """Get one product. Another workspace's id answers 404, exactly like an id that never existed."""
         return await product_service.get(product_id, include_deleted=include_deleted)
 
     @patch("/{product_id:uuid}", operation_id="updateProduct", guards=[write])
     async def update_product(
-        self, product_id: uuid.UUID, data: ProductUpdate, product_service: ProductService
+        self,
+        product_id: FromPath[uuid.UUID],
+        data: JSONBody[ProductUpdate],
+        product_service: NamedDependency[ProductService],
     ) -> ProductOut:
         """Change the fields present in the body."""
         return await product_service.update(product_id, data)
 
     @delete("/{product_id:uuid}", operation_id="deleteProduct", guards=[write], status_code=204)
-    async def delete_product(self, product_id: uuid.UUID, product_service: ProductService) -> None:
+    async def delete_product(
+        self, product_id: FromPath[uuid.UUID], product_service: NamedDependency[ProductService]
+    ) -> None:
         """Soft-delete a product; it can be restored."""
         await product_service.delete(product_id)
 
     @post("/{product_id:uuid}/restore", operation_id="restoreProduct", guards=[write], status_code=200)
-    async def restore_product(self, product_id: uuid.UUID, product_service: ProductService) -> ProductOut:
+    async def restore_product(
+        self, product_id: FromPath[uuid.UUID], product_service: NamedDependency[ProductService]
+    ) -> ProductOut:
         """Undo a soft delete."""
         return await product_service.restore(product_id)
 

@@ -19,9 +19,7 @@ class ProductRepository:
         self.session = session
         self.tenant_id = tenant_id
 
-    async def get(
-        self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: bool = False
-    ) -> Product | None:
+    async def get(self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: bool = False) -> Product | None:
         query = select(Product).where(Product.tenant_id == self.tenant_id, Product.id == product_id)
         if not include_deleted:
             query = query.where(Product.deleted_at.is_(None))

@@ -45,9 +45,7 @@ class ProductService:
     def _binding(self, include_deleted: bool) -> str:
         return f"products:{self.principal.tenant_id}:{int(include_deleted)}"
 
-    async def _get_or_404(
-        self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: bool = False
-    ) -> Product:
+    async def _get_or_404(self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: bool = False) -> Product:
         product = await self.products.get(product_id, include_deleted=include_deleted, lock=lock)
         if product is None:
             raise NotFound("The resource was not found.")
@@ -112,8 +110,6 @@ class ProductService:
                 product = await self.products.save(product)
         except IntegrityError as exc:
             if sqlstate_of(exc) == UNIQUE_VIOLATION:
-                raise Conflict(
-                    "Another live product now uses this SKU; change it before restoring."
-                ) from None
+                raise Conflict("Another live product now uses this SKU; change it before restoring.") from None
             raise
         return _out(product)

@@ -118,9 +118,7 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
         exc_info=exc,
         extra={"request_id": current_request_id.get(), "route": request.scope.get("path")},
     )
-    return problem_response(
-        500, "An internal error occurred; quote the request id when reporting it.", slug="internal"
-    )
+    return problem_response(500, "An internal error occurred; quote the request id when reporting it.", slug="internal")
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -130,9 +128,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         if isinstance(exc, PermissionDenied):
             headers["X-Accepted-Permissions"] = f"{exc.resource}={exc.permission}"
         errors = exc.extra.get("errors") if isinstance(exc.extra.get("errors"), list) else None
-        return problem_response(
-            exc.status, exc.detail, slug=exc.type, title=exc.title, errors=errors, headers=headers
-        )
+        return problem_response(exc.status, exc.detail, slug=exc.type, title=exc.title, errors=errors, headers=headers)
     if isinstance(exc, ValidationException):
         errors = _validation_errors(exc)
         return problem_response(400, "The request is not valid.", errors=errors or None)

@@ -74,9 +74,7 @@ def _current_revision(connection: Connection) -> str | None:
 
 def _apply_policies(connection: Connection, settings: Settings, *, force_all: bool) -> list[str]:
     connection.execute(text(CHECKSUM_TABLE))
-    recorded = dict(
-        connection.execute(text("SELECT name, checksum FROM public.tenantry_policy_checksums")).all()
-    )
+    recorded = dict(connection.execute(text("SELECT name, checksum FROM public.tenantry_policy_checksums")).all())
     applied = []
     for path in policy_files():
         rendered = render_policy(path.read_text(encoding="utf-8"), settings)

@@ -39,12 +39,8 @@ def ensure_roles(connection: Connection, settings: Settings) -> None:
             {"r": settings.app_role, "p": settings.app_password},
         ).scalar_one()
         connection.execute(text(statement))
-    connection.execute(
-        text(f'GRANT "{settings.tenant_role}", "{settings.platform_role}" TO "{settings.app_role}"')
-    )
-    is_superuser = connection.execute(
-        text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-    ).scalar()
+    connection.execute(text(f'GRANT "{settings.tenant_role}", "{settings.platform_role}" TO "{settings.app_role}"'))
+    is_superuser = connection.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar()
     if not is_superuser:
         connection.execute(text(f'GRANT "{settings.owner_role}" TO current_user'))
     connection.execute(text(f'GRANT USAGE, CREATE ON SCHEMA public TO "{settings.owner_role}"'))

@@ -71,10 +71,10 @@ async def drop_database(url: str) -> None:
         await connection.close()
 
 
-async def server_answers(url: str, timeout: float = 2.0) -> bool:
+async def server_answers(url: str, connect_timeout: float = 2.0) -> bool:
     dsn, kwargs = _asyncpg_dsn(url)
     try:
-        connection = await asyncpg.connect(dsn, timeout=timeout, **kwargs)
+        connection = await asyncpg.connect(dsn, timeout=connect_timeout, **kwargs)
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return False
     await connection.close()

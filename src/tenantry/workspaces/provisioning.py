@@ -48,9 +48,7 @@ class ProvisioningService:
         async with self.engine.begin() as connection:
             await self._as(connection, self.settings.platform_role)
             return (
-                await connection.execute(
-                    text("SELECT id FROM public.workspaces WHERE slug = :s"), {"s": slug}
-                )
+                await connection.execute(text("SELECT id FROM public.workspaces WHERE slug = :s"), {"s": slug})
             ).scalar_one_or_none()
 
     async def create_workspace(self, *, slug: str, name: str, owner_email: str) -> ProvisionedWorkspace:

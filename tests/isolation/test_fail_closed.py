@@ -1,0 +1,100 @@
+"""DESIGN 3.3: with no tenant in context, zero rows are visible and every write is rejected."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tenantry.catalog.models import Product
+from tenantry.core.context import Principal, current_principal
+from tenantry.core.db import tenant_session_factory
+from tenantry.core.sqlstate import sqlstate_of
+from tenantry.settings import Settings
+from tests.conftest import Tenant, as_tenant
+
+INSERT = text(
+    "INSERT INTO public.products (tenant_id, id, name, price_cents, currency, sku) "
+    "VALUES (:t, :id, 'x', 1, 'EUR', :sku)"
+)
+
+
+async def _seed(app_engine: AsyncEngine, settings: Settings, tenant: Tenant) -> None:
+    async with app_engine.begin() as connection:
+        await as_tenant(connection, settings, tenant.id)
+        await connection.execute(INSERT, {"t": tenant.id, "id": uuid.uuid4(), "sku": uuid.uuid4().hex[:10]})
+
+
+async def test_no_tenant_sees_zero_rows(app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant) -> None:
+    await _seed(app_engine, settings, tenant_a)
+    async with app_engine.connect() as connection:
+        await as_tenant(connection, settings, None)
+        for table in ("products", "memberships", "personal_access_tokens"):
+            count = (await connection.execute(text(f"SELECT count(*) FROM public.{table}"))).scalar_one()
+            assert count == 0, table
+
+
+async def test_no_tenant_insert_is_rejected(app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant) -> None:
+    async with app_engine.connect() as connection:
+        await as_tenant(connection, settings, None)
+        with pytest.raises(DBAPIError) as raised:
+            await connection.execute(INSERT, {"t": tenant_a.id, "id": uuid.uuid4(), "sku": "no-tenant"})
+        assert sqlstate_of(raised.value) == "42501"
+
+
+async def test_setting_is_transaction_local(app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant) -> None:
+    """After COMMIT the setting reads as '' on the same connection; nullif turns that into no rows."""
+    await _seed(app_engine, settings, tenant_a)
+    async with app_engine.connect() as connection:
+        await as_tenant(connection, settings, tenant_a.id)
+        assert (await connection.execute(text("SELECT count(*) FROM public.products"))).scalar_one() >= 1
+        await connection.commit()
+        leftover = (await connection.execute(text("SELECT current_setting('app.tenant_id', true)"))).scalar_one()
+        assert leftover in ("", None)
+        role = (await connection.execute(text("SELECT current_user"))).scalar_one()
+        assert role == settings.app_role
+        await as_tenant(connection, settings, None)
+        assert (await connection.execute(text("SELECT count(*) FROM public.products"))).scalar_one() == 0
+
+
+async def test_app_role_without_tenant_role_reads_nothing(app_engine: AsyncEngine) -> None:
+    async with app_engine.connect() as connection:
+        with pytest.raises(DBAPIError) as raised:
+            await connection.execute(text("SELECT count(*) FROM public.products"))
+        assert sqlstate_of(raised.value) == "42501"
+
+
+async def test_session_hook_fires_and_rls_alone_isolates(
+    app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    """An unfiltered SELECT through the app's session class sees only the principal's workspace.
+
+    No WHERE tenant_id here: this is RLS doing the work, not the repository's filter.
+    """
+    await _seed(app_engine, settings, tenant_a)
+    await _seed(app_engine, settings, tenant_b)
+    factory = tenant_session_factory(app_engine, settings)
+    principal = Principal(
+        token_id=uuid.uuid4(),
+        tenant_id=tenant_a.id,
+        user_id=tenant_a.workspace.owner_user_id,
+        membership_id=tenant_a.workspace.owner_membership_id,
+        role="owner",
+        token_permissions={},
+    )
+    reset = current_principal.set(principal)
+    try:
+        async with factory() as session, session.begin():
+            role, tenant = (await session.execute(text("SELECT current_user, current_setting('app.tenant_id')"))).one()
+            tenants = set((await session.execute(select(Product.tenant_id))).scalars())
+    finally:
+        current_principal.reset(reset)
+    assert role == settings.tenant_role
+    assert tenant == str(tenant_a.id)
+    assert tenants == {tenant_a.id}
+
+    async with factory() as session, session.begin():  # no principal in context now
+        assert (await session.execute(select(Product))).first() is None
