@@ -50,6 +50,8 @@ def require_json_body(request: Request[Any, Any, Any]) -> None:
 
 
 def create_app(settings: Settings) -> Litestar:
+    settings.require_secrets()
+
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
         engine = create_engine(settings.app_url, settings)
@@ -63,7 +65,6 @@ def create_app(settings: Settings) -> Litestar:
     return TenantryApp(
         route_handlers=[live, ready, ProductController],
         lifespan=[database],
-        state=None,
         dependencies={
             "db_session": Provide(provide_db_session),
             "principal": Provide(provide_principal, sync_to_thread=False),

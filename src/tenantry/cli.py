@@ -45,7 +45,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     from tenantry.db.migrate import upgrade
 
-    settings = load_settings(**({"dev_mode": True} if args.skip_secret_check else {}))
+    settings = load_settings(require=("app_password",))
     asyncio.run(upgrade(settings, log=print))
     return 0
 

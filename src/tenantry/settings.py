@@ -66,15 +66,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("workers must be at least 1")
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes must be at least 1024")
-        if not self.dev_mode:
-            self.require_secrets()
 
-    def require_secrets(self) -> None:
-        """Refuse to run without real secrets; only dev mode generates its own."""
+    def require_secrets(self, secrets: tuple[str, ...] = ("token_pepper", "app_password")) -> None:
+        """Refuse to run without real secrets outside dev mode (dev mode generates its own)."""
+        if self.dev_mode:
+            return
         missing = []
-        if len(self.token_pepper) < MIN_PEPPER_LENGTH:
+        if "token_pepper" in secrets and len(self.token_pepper) < MIN_PEPPER_LENGTH:
             missing.append(f"TENANTRY_TOKEN_PEPPER (at least {MIN_PEPPER_LENGTH} characters)")
-        if not self.app_password:
+        if "app_password" in secrets and not self.app_password:
             missing.append("TENANTRY_APP_PASSWORD")
         if missing:
             raise SettingsError("missing secrets: " + ", ".join(missing))
@@ -136,8 +136,17 @@ def _parse(name: str, raw: str, kind: type) -> object:
     return raw
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Read settings from `environ` (default: the process environment); `overrides` win."""
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    require: tuple[str, ...] = ("token_pepper", "app_password"),
+    **overrides: object,
+) -> Settings:
+    """Read settings from `environ` (default: the process environment); `overrides` win.
+
+    Outside dev mode the secrets in `require` must be set: the API needs both, migrations only
+    the app role's password (the pepper never touches the schema).
+    """
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
     for variable, (field, kind) in ENVIRONMENT.items():
@@ -147,9 +156,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if not values.get("database_url"):
         raise SettingsError("DATABASE_URL is not set")
     try:
-        return Settings(**values)  # type: ignore[arg-type]
+        settings = Settings(**values)  # type: ignore[arg-type]
     except TypeError as exc:
         raise SettingsError(str(exc)) from None
+    settings.require_secrets(require)
+    return settings
 
 
 def to_asyncpg_url(url: str) -> URL:

@@ -75,13 +75,13 @@ async def test_body_naming_a_tenant_is_rejected_and_changes_nothing(
     before_a = await snapshot_rows(admin_engine, "products", tenant_a.id)
     body = {"name": "x", "price_cents": 1, "currency": "EUR", "sku": "T-1", "tenant_id": str(tenant_b.id)}
     response = await client.post("/v1/products", json=body, headers=tenant_a.headers)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "tenant_id" in response.text
     product_a = await create_product(client, tenant_a)
     patched = await client.patch(
         f"/v1/products/{product_a['id']}", json={"tenant_id": str(tenant_b.id)}, headers=tenant_a.headers
     )
-    assert patched.status_code == 400
+    assert patched.status_code == 422
     assert await snapshot_rows(admin_engine, "products", tenant_b.id) == before_b
     assert len(await snapshot_rows(admin_engine, "products", tenant_a.id)) == len(before_a) + 1
 

@@ -101,15 +101,18 @@ def problem_response(
     )
 
 
-def _validation_errors(exc: ValidationException) -> list[FieldError]:
-    errors = []
+def _validation_errors(exc: ValidationException) -> tuple[list[FieldError], bool]:
+    """Field-level errors, and whether they concern the body (422) rather than the URL (400)."""
+    errors, in_body = [], False
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if not isinstance(item, dict):
             continue
-        key = str(item.get("key") or item.get("source") or "body")
-        message = str(item.get("message", "is invalid"))
-        errors.append(FieldError(field=key, message=message))
-    return errors
+        key = str(item.get("key") or "")
+        if item.get("source") == "body":
+            in_body = True
+            key = "body" if key in ("", "data") else key
+        errors.append(FieldError(field=key or "request", message=str(item.get("message", "is invalid"))))
+    return errors, in_body
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -130,7 +133,9 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         errors = exc.extra.get("errors") if isinstance(exc.extra.get("errors"), list) else None
         return problem_response(exc.status, exc.detail, slug=exc.type, title=exc.title, errors=errors, headers=headers)
     if isinstance(exc, ValidationException):
-        errors = _validation_errors(exc)
+        errors, in_body = _validation_errors(exc)
+        if in_body:
+            return problem_response(422, "The body does not match the schema.", errors=errors)
         return problem_response(400, "The request is not valid.", errors=errors or None)
     if isinstance(exc, HTTPException) and isinstance(exc.__cause__, SerializationException):
         # Litestar wraps the decoder's message; msgspec's text names only the byte offset.
