@@ -5,15 +5,21 @@ ALTER TABLE public.personal_access_tokens FORCE ROW LEVEL SECURITY;
 
 DROP POLICY IF EXISTS tenant_isolation ON public.personal_access_tokens;
 CREATE POLICY tenant_isolation ON public.personal_access_tokens
-    AS PERMISSIVE FOR ALL TO {{tenant_role}}
+    AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
     USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
     WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
 
--- The token resolver (owned by the owner role) looks tokens up by digest, read-only.
+-- The resolver functions (owned by the owner role) look tokens up by digest before the tenant
+-- is known, stamp last_used_at, and revoke on a leak report or a reused rotated token.
 DROP POLICY IF EXISTS token_resolver_read ON public.personal_access_tokens;
 CREATE POLICY token_resolver_read ON public.personal_access_tokens
     AS PERMISSIVE FOR SELECT TO {{owner_role}}
     USING (true);
+DROP POLICY IF EXISTS token_resolver_update ON public.personal_access_tokens;
+CREATE POLICY token_resolver_update ON public.personal_access_tokens
+    AS PERMISSIVE FOR UPDATE TO {{owner_role}}
+    USING (true) WITH CHECK (true);
 
 REVOKE ALL ON public.personal_access_tokens FROM PUBLIC, {{tenant_role}}, {{platform_role}}, {{app_role}};
 GRANT SELECT, INSERT, UPDATE ON public.personal_access_tokens TO {{tenant_role}};
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.personal_access_tokens TO {{platform_role}};

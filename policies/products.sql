@@ -1,12 +1,14 @@
--- Tenant table: the product catalog. Deletion is soft (deleted_at), so the tenant role has no DELETE.
+-- Tenant table: the product catalog. Deletion is soft (deleted_at), so the tenant role has no
+-- DELETE; the platform role deletes only when purging a workspace (with that workspace set).
 ALTER TABLE public.products ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.products FORCE ROW LEVEL SECURITY;
 
 DROP POLICY IF EXISTS tenant_isolation ON public.products;
 CREATE POLICY tenant_isolation ON public.products
-    AS PERMISSIVE FOR ALL TO {{tenant_role}}
+    AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
     USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
     WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
 
 REVOKE ALL ON public.products FROM PUBLIC, {{tenant_role}}, {{platform_role}}, {{app_role}};
 GRANT SELECT, INSERT, UPDATE ON public.products TO {{tenant_role}};
+GRANT SELECT, DELETE ON public.products TO {{platform_role}};

@@ -26,6 +26,7 @@ from tenantry.core.db import SET_TRANSACTION_CONTEXT, create_engine, transaction
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import drop_database, ensure_database, start_embedded
 from tenantry.settings import Settings, load_settings
+from tenantry.tokens.admin_tokens import issue_admin_token
 from tenantry.workspaces.provisioning import ProvisionedWorkspace, ProvisioningService
 
 TEST_PEPPER = "test-pepper-" + "x" * 40
@@ -161,6 +162,13 @@ async def tenant_a(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
 @pytest.fixture
 async def tenant_b(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
     return await make_tenant("b")
+
+
+@pytest.fixture
+async def admin_headers(app_engine: AsyncEngine, settings: Settings) -> dict[str, str]:
+    """Authorization headers carrying a fresh platform admin token."""
+    issued, _ = await issue_admin_token(app_engine, settings, f"test admin {uuid.uuid4().hex[:6]}")
+    return {"Authorization": f"Bearer {issued.token}"}
 
 
 async def as_tenant(connection: AsyncConnection, settings: Settings, tenant_id: uuid.UUID | None) -> None:

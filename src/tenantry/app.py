@@ -18,12 +18,17 @@ from litestar.types import Receive, Scope, Send
 
 from tenantry import __version__
 from tenantry.auth.middleware import AuthenticationMiddleware
-from tenantry.catalog.controller import ProductController
-from tenantry.core.db import create_engine, tenant_session_factory
-from tenantry.core.dependencies import provide_db_session, provide_principal
+from tenantry.core.db import create_engine, platform_session_factory, tenant_session_factory
+from tenantry.core.dependencies import (
+    provide_admin,
+    provide_db_session,
+    provide_platform_session,
+    provide_principal,
+)
 from tenantry.core.problems import handle_exception
 from tenantry.core.requestlog import log_requests
 from tenantry.health import live, ready
+from tenantry.routes import ROUTES
 from tenantry.settings import Settings
 
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -57,17 +62,20 @@ def create_app(settings: Settings) -> Litestar:
         engine = create_engine(settings.app_url, settings)
         app.state.engine = engine
         app.state.session_factory = tenant_session_factory(engine, settings)
+        app.state.platform_session_factory = platform_session_factory(engine, settings)
         try:
             yield
         finally:
             await engine.dispose()
 
     return TenantryApp(
-        route_handlers=[live, ready, ProductController],
+        route_handlers=[live, ready, *ROUTES],
         lifespan=[database],
         dependencies={
             "db_session": Provide(provide_db_session),
+            "platform_session": Provide(provide_platform_session),
             "principal": Provide(provide_principal, sync_to_thread=False),
+            "admin": Provide(provide_admin, sync_to_thread=False),
         },
         middleware=[DefineMiddleware(AuthenticationMiddleware)],
         before_request=require_json_body,

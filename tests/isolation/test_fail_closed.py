@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.catalog.models import Product
-from tenantry.core.context import Principal, current_principal
+from tenantry.core.context import tenant_scope
 from tenantry.core.db import tenant_session_factory
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.settings import Settings
@@ -77,24 +77,13 @@ async def test_session_hook_fires_and_rls_alone_isolates(
     await _seed(app_engine, settings, tenant_a)
     await _seed(app_engine, settings, tenant_b)
     factory = tenant_session_factory(app_engine, settings)
-    principal = Principal(
-        token_id=uuid.uuid4(),
-        tenant_id=tenant_a.id,
-        user_id=tenant_a.workspace.owner_user_id,
-        membership_id=tenant_a.workspace.owner_membership_id,
-        role="owner",
-        token_permissions={},
-    )
-    reset = current_principal.set(principal)
-    try:
+    with tenant_scope(tenant_a.id, tenant_a.workspace.owner_user_id):
         async with factory() as session, session.begin():
             role, tenant = (await session.execute(text("SELECT current_user, current_setting('app.tenant_id')"))).one()
             tenants = set((await session.execute(select(Product.tenant_id))).scalars())
-    finally:
-        current_principal.reset(reset)
     assert role == settings.tenant_role
     assert tenant == str(tenant_a.id)
     assert tenants == {tenant_a.id}
 
-    async with factory() as session, session.begin():  # no principal in context now
+    async with factory() as session, session.begin():  # no tenant scope in context now
         assert (await session.execute(select(Product))).first() is None

@@ -6,17 +6,25 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
-from tenantry.core.context import Principal
+from tenantry.core.context import AdminPrincipal, Principal
 from tenantry.core.errors import PermissionDenied, Unauthenticated
+
+_REFUSED = "A valid bearer token is required."
 
 
 def requires_permission(resource: str, permission: str) -> Guard:
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
         principal = connection.scope.get("user")
         if not isinstance(principal, Principal):
-            raise Unauthenticated("A valid bearer token is required.")
+            raise Unauthenticated(_REFUSED)
         if not principal.allows(resource, permission):
             raise PermissionDenied(resource, permission)
 
     guard.__name__ = f"requires_{resource}_{permission}"
     return guard
+
+
+def requires_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    """Admin routes: a platform admin token, never a tenant token (the middleware already checks)."""
+    if not isinstance(connection.scope.get("user"), AdminPrincipal):
+        raise Unauthenticated(_REFUSED)

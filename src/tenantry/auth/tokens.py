@@ -1,27 +1,32 @@
-"""The personal access token format.
+"""Token formats: tenant tokens, platform admin tokens and invitation tokens.
 
-`tnt_` + 43 base62 characters (256 random bits) + 6 base62 characters of CRC32 over the random
-part, the scheme GitHub uses. The checksum lets a typo or a forged token be refused without a
-database call, and the prefix lets secret scanners recognise a leaked token. Only
+`<type>_` + 43 base62 characters (256 random bits) + 6 base62 characters of CRC32 over the
+random part, the scheme GitHub uses. The checksum lets a typo or a forged token be refused
+without a database call, and the prefix lets secret scanners recognise a leaked token and tells
+the three types apart, so a token of one type can never be accepted as another. Only
 HMAC-SHA-256(pepper, token) is stored: a fast keyed hash is right for 256-bit random secrets,
 where a slow password hash (argon2id) would only add latency to every request.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
 import zlib
 from dataclasses import dataclass
 
-TENANT_TOKEN_PREFIX = "tnt_"  # noqa: S105 - a public type prefix, not a secret
+TENANT_TOKEN_PREFIX = "tnt_"  # noqa: S105 - public type prefixes, not secrets
+ADMIN_TOKEN_PREFIX = "tna_"  # noqa: S105
+INVITATION_TOKEN_PREFIX = "tni_"  # noqa: S105
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _SECRET_CHARS = 43  # 62**43 > 2**256
 _CHECKSUM_CHARS = 6  # 62**6 > 2**32
-TOKEN_LENGTH = len(TENANT_TOKEN_PREFIX) + _SECRET_CHARS + _CHECKSUM_CHARS
-DISPLAY_PREFIX_LENGTH = len(TENANT_TOKEN_PREFIX) + 4
+_PREFIX_LENGTH = 4
+TOKEN_LENGTH = _PREFIX_LENGTH + _SECRET_CHARS + _CHECKSUM_CHARS
+DISPLAY_PREFIX_LENGTH = _PREFIX_LENGTH + 4
 
 
 def _base62(value: int, width: int) -> str:
@@ -48,9 +53,9 @@ class IssuedToken:
     last_four: str
 
 
-def generate_token(pepper: str) -> IssuedToken:
+def generate_token(pepper: str, prefix: str = TENANT_TOKEN_PREFIX) -> IssuedToken:
     body = _base62(secrets.randbits(256), _SECRET_CHARS)
-    token = f"{TENANT_TOKEN_PREFIX}{body}{_checksum(body)}"
+    token = f"{prefix}{body}{_checksum(body)}"
     return IssuedToken(
         token=token,
         digest=token_digest(token, pepper),
@@ -59,11 +64,11 @@ def generate_token(pepper: str) -> IssuedToken:
     )
 
 
-def is_well_formed(token: str) -> bool:
+def is_well_formed(token: str, prefix: str = TENANT_TOKEN_PREFIX) -> bool:
     """Prefix, length, alphabet and checksum; constant work, no database."""
-    if len(token) != TOKEN_LENGTH or not token.startswith(TENANT_TOKEN_PREFIX):
+    if len(token) != TOKEN_LENGTH or not token.startswith(prefix):
         return False
-    rest = token[len(TENANT_TOKEN_PREFIX) :]
+    rest = token[_PREFIX_LENGTH:]
     if any(c not in _INDEX for c in rest):
         return False
     body, check = rest[:_SECRET_CHARS], rest[_SECRET_CHARS:]
@@ -72,3 +77,8 @@ def is_well_formed(token: str) -> bool:
 
 def token_digest(token: str, pepper: str) -> bytes:
     return hmac.new(pepper.encode(), token.encode(), hashlib.sha256).digest()
+
+
+def token_fingerprint(token: str) -> str:
+    """base64(SHA-256(token)): the form GitHub exposes, so a leaked token can be matched to audit events."""
+    return base64.b64encode(hashlib.sha256(token.encode()).digest()).decode()

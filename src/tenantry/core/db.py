@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, SessionTransaction
 
-from tenantry.core.context import current_principal
+from tenantry.core.context import current_scope
 from tenantry.settings import Settings
 
 # `role` is a GUC: set_config('role', r, true) is SET LOCAL ROLE, and it rides in the same
@@ -43,14 +43,14 @@ def set_tenant_context(session: Session, transaction: SessionTransaction, connec
     if not role:
         # Fail closed: a session that does not say which role it serves runs nothing.
         raise RuntimeError("TenantSession used without a database role")
-    principal = current_principal.get()
-    # No principal means an empty tenant: the policies then match no row and reject writes.
+    scope = current_scope.get()
+    # No scope means an empty tenant: the policies then match no row and reject writes.
     connection.execute(
         SET_TRANSACTION_CONTEXT,
         transaction_context(
             role,
-            principal.tenant_id if principal else None,
-            principal.user_id if principal else None,
+            scope.tenant_id if scope else None,
+            scope.user_id if scope else None,
             session.info.get(STATEMENT_TIMEOUT_KEY, "5000"),
         ),
     )
@@ -88,18 +88,28 @@ def create_engine(url: URL, settings: Settings, *, pool_size: int | None = None)
     )
 
 
-def tenant_session_factory(engine: AsyncEngine, settings: Settings) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose every transaction runs as the tenant role with the request's tenant."""
+def _session_factory(engine: AsyncEngine, settings: Settings, role: str) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(
         engine,
         sync_session_class=TenantSession,
         expire_on_commit=False,
         autoflush=False,
-        info={
-            SESSION_ROLE_KEY: settings.tenant_role,
-            STATEMENT_TIMEOUT_KEY: str(settings.db_statement_timeout_ms),
-        },
+        info={SESSION_ROLE_KEY: role, STATEMENT_TIMEOUT_KEY: str(settings.db_statement_timeout_ms)},
     )
+
+
+def tenant_session_factory(engine: AsyncEngine, settings: Settings) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose every transaction runs as the tenant role with the request's tenant."""
+    return _session_factory(engine, settings, settings.tenant_role)
+
+
+def platform_session_factory(engine: AsyncEngine, settings: Settings) -> async_sessionmaker[AsyncSession]:
+    """Sessions for the control plane: the platform role, and the tenant of `tenant_scope()` if any.
+
+    Tenant tables stay bound by their tenant policy for this role too, so an admin operation on a
+    workspace's data sees that workspace only.
+    """
+    return _session_factory(engine, settings, settings.platform_role)
 
 
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:

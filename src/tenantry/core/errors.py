@@ -53,10 +53,37 @@ class PermissionDenied(DomainError):
         self.permission = permission
 
 
-class WorkspaceSuspended(DomainError):
+class WorkspaceUnavailable(DomainError):
+    """The token is valid but its workspace is suspended or scheduled for deletion."""
+
     status = 403
-    type = "workspace-suspended"
-    title = "Workspace suspended"
+    title = "Workspace unavailable"
+
+    def __init__(self, workspace_status: str) -> None:
+        if workspace_status == "suspended":
+            super().__init__("This workspace is suspended.")
+            self.type = "workspace-suspended"
+            self.title = "Workspace suspended"
+        else:
+            super().__init__("This workspace is scheduled for deletion.")
+            self.type = "workspace-pending-deletion"
+            self.title = "Workspace scheduled for deletion"
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    type = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    type = "precondition-failed"
+    title = "Precondition failed"
 
 
 class ServiceUnavailable(DomainError):

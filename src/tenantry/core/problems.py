@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from tenantry.core.context import current_request_id
-from tenantry.core.errors import DomainError, PermissionDenied
+from tenantry.core.errors import DomainError, PermissionDenied, TooManyRequests
 from tenantry.core.sqlstate import sqlstate_of
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -130,6 +130,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         headers = {}
         if isinstance(exc, PermissionDenied):
             headers["X-Accepted-Permissions"] = f"{exc.resource}={exc.permission}"
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
         errors = exc.extra.get("errors") if isinstance(exc.extra.get("errors"), list) else None
         return problem_response(exc.status, exc.detail, slug=exc.type, title=exc.title, errors=errors, headers=headers)
     if isinstance(exc, ValidationException):

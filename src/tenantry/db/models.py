@@ -1,9 +1,27 @@
 """Imports every domain's models so `metadata` describes the whole schema (for Alembic's compare)."""
 
+from tenantry.admin.models import AdminIdempotencyKey
+from tenantry.audit.models import AuditEvent, PlatformAuditEvent
 from tenantry.catalog.models import Product
 from tenantry.db.base import Base
-from tenantry.workspaces.models import Membership, PersonalAccessToken, User, Workspace
+from tenantry.members.models import Invitation, Membership
+from tenantry.tokens.models import AdminToken, PersonalAccessToken
+from tenantry.users.models import AuthThrottle, User
+from tenantry.workspaces.models import Workspace
 
 metadata = Base.metadata
 
-__all__ = ["Membership", "PersonalAccessToken", "Product", "User", "Workspace", "metadata"]
+__all__ = [
+    "AdminIdempotencyKey",
+    "AdminToken",
+    "AuditEvent",
+    "AuthThrottle",
+    "Invitation",
+    "Membership",
+    "PersonalAccessToken",
+    "PlatformAuditEvent",
+    "Product",
+    "User",
+    "Workspace",
+    "metadata",
+]

@@ -16,14 +16,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tenantry.auth.tokens import IssuedToken, generate_token
-from tenantry.core.context import RESOURCES
 from tenantry.core.db import SET_TRANSACTION_CONTEXT, transaction_context
 from tenantry.core.errors import Conflict, NotFound
 from tenantry.core.ids import uuid7
+from tenantry.core.permissions import role_permissions
 from tenantry.settings import Settings
 
 DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
-FULL_ACCESS = dict.fromkeys(RESOURCES, "write")
+OWNER_ACCESS = role_permissions("owner")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class ProvisioningService:
                 workspace_id,
                 membership_id,
                 "first owner token",
-                FULL_ACCESS,
+                OWNER_ACCESS,
                 DEFAULT_TOKEN_LIFETIME,
             )
         return ProvisionedWorkspace(workspace_id, slug, user_id, membership_id, token, token_id)
@@ -103,7 +103,7 @@ class ProvisioningService:
         async with self.engine.begin() as connection:
             await self._as(connection, self.settings.tenant_role, workspace_id)
             return await self._insert_token(
-                connection, workspace_id, membership_id, name, permissions or FULL_ACCESS, lifetime
+                connection, workspace_id, membership_id, name, permissions or OWNER_ACCESS, lifetime
             )
 
     async def owner_membership(self, workspace_id: uuid.UUID) -> uuid.UUID:

@@ -1,0 +1,130 @@
+-- The narrow SECURITY DEFINER functions that run before a tenant is known. Each pins
+-- search_path, qualifies every name, and may be executed only by the app login role. They are
+-- owned by the owner role, which reads the token directory through the owner-only policies in
+-- personal_access_tokens.sql, memberships.sql and invitations.sql (FORCE RLS binds the owner).
+
+-- Tenant tokens: the principal behind a digest. Stamps last_used_at at most once a minute, and
+-- treats a rotated token presented after its grace period as stolen: its whole chain of
+-- replacements is revoked (reuse detection, as GitLab does).
+DROP FUNCTION IF EXISTS public.resolve_token(bytea);
+CREATE FUNCTION public.resolve_token(p_digest bytea)
+RETURNS TABLE (
+    token_id uuid,
+    tenant_id uuid,
+    user_id uuid,
+    membership_id uuid,
+    member_role text,
+    permissions jsonb,
+    expired boolean,
+    revoked boolean,
+    member_active boolean,
+    workspace_status text,
+    max_token_lifetime_days integer
+)
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok public.personal_access_tokens%ROWTYPE;
+BEGIN
+    SELECT * INTO tok FROM public.personal_access_tokens AS t WHERE t.token_digest = p_digest;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF tok.replaced_by_id IS NOT NULL AND tok.expires_at <= pg_catalog.now() THEN
+        WITH RECURSIVE chain AS (
+            SELECT t.tenant_id, t.id, t.replaced_by_id FROM public.personal_access_tokens AS t
+             WHERE t.tenant_id = tok.tenant_id AND t.id = tok.replaced_by_id
+            UNION
+            SELECT t.tenant_id, t.id, t.replaced_by_id FROM public.personal_access_tokens AS t
+              JOIN chain AS c ON t.tenant_id = c.tenant_id AND t.id = c.replaced_by_id
+        )
+        UPDATE public.personal_access_tokens AS t SET revoked_at = pg_catalog.now()
+          FROM chain AS c
+         WHERE t.tenant_id = c.tenant_id AND t.id = c.id AND t.revoked_at IS NULL;
+    ELSIF tok.revoked_at IS NULL AND tok.expires_at > pg_catalog.now()
+          AND (tok.last_used_at IS NULL OR tok.last_used_at < pg_catalog.now() - interval '1 minute') THEN
+        UPDATE public.personal_access_tokens AS t SET last_used_at = pg_catalog.now()
+         WHERE t.tenant_id = tok.tenant_id AND t.id = tok.id;
+    END IF;
+    RETURN QUERY
+    SELECT tok.id, tok.tenant_id, m.user_id, m.id, m.role::text, tok.permissions,
+           tok.expires_at <= pg_catalog.now(), tok.revoked_at IS NOT NULL, m.is_active,
+           w.status::text, w.max_token_lifetime_days
+      FROM public.memberships AS m
+      JOIN public.workspaces AS w ON w.id = m.tenant_id
+     WHERE m.tenant_id = tok.tenant_id AND m.id = tok.membership_id;
+END
+$$;
+REVOKE ALL ON FUNCTION public.resolve_token(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.resolve_token(bytea) TO {{app_role}};
+
+-- Platform admin tokens: their own type and table; a tenant token never matches here.
+DROP FUNCTION IF EXISTS public.resolve_admin_token(bytea);
+CREATE FUNCTION public.resolve_admin_token(p_digest bytea)
+RETURNS TABLE (token_id uuid, name text, valid boolean)
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE public.admin_tokens AS a SET last_used_at = pg_catalog.now()
+     WHERE a.token_digest = p_digest AND a.revoked_at IS NULL AND a.expires_at > pg_catalog.now()
+       AND (a.last_used_at IS NULL OR a.last_used_at < pg_catalog.now() - interval '1 minute');
+    RETURN QUERY
+    SELECT a.id, a.name::text, (a.revoked_at IS NULL AND a.expires_at > pg_catalog.now())
+      FROM public.admin_tokens AS a WHERE a.token_digest = p_digest;
+END
+$$;
+REVOKE ALL ON FUNCTION public.resolve_admin_token(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.resolve_admin_token(bytea) TO {{app_role}};
+
+-- Leak reports: anyone holding a token may have it revoked. Returns whether a live token was hit.
+DROP FUNCTION IF EXISTS public.revoke_leaked_token(bytea);
+CREATE FUNCTION public.revoke_leaked_token(p_digest bytea)
+RETURNS TABLE (tenant_id uuid, token_id uuid)
+LANGUAGE sql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE public.personal_access_tokens AS t SET revoked_at = pg_catalog.now()
+     WHERE t.token_digest = p_digest AND t.revoked_at IS NULL AND t.expires_at > pg_catalog.now()
+    RETURNING t.tenant_id, t.id
+$$;
+REVOKE ALL ON FUNCTION public.revoke_leaked_token(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.revoke_leaked_token(bytea) TO {{app_role}};
+
+-- Invitations: which workspace an invitation token belongs to, before the tenant is known.
+DROP FUNCTION IF EXISTS public.resolve_invitation(bytea);
+CREATE FUNCTION public.resolve_invitation(p_digest bytea)
+RETURNS TABLE (tenant_id uuid, invitation_id uuid)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT i.tenant_id, i.id FROM public.invitations AS i WHERE i.token_digest = p_digest
+$$;
+REVOKE ALL ON FUNCTION public.resolve_invitation(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.resolve_invitation(bytea) TO {{app_role}};
+
+-- Member emails: users are global, so a tenant cannot read them; this returns the emails of the
+-- members of the tenant set on the current transaction, and nothing when none is set.
+DROP FUNCTION IF EXISTS public.member_emails();
+CREATE FUNCTION public.member_emails()
+RETURNS TABLE (membership_id uuid, email text)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT m.id, u.email::text
+      FROM public.memberships AS m JOIN public.users AS u ON u.id = m.user_id
+     WHERE m.tenant_id = (SELECT nullif(pg_catalog.current_setting('app.tenant_id', true), '')::uuid)
+$$;
+REVOKE ALL ON FUNCTION public.member_emails() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.member_emails() TO {{tenant_role}}, {{platform_role}};

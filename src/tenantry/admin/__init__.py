@@ -1,0 +1,1 @@
+"""The platform admin surface: /admin/v1 and `tenantry admin`."""

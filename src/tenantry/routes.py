@@ -1,0 +1,23 @@
+"""Every controller the API serves, in one list (the prober and the OpenAPI document read it too)."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from tenantry.admin.controller import AdminAuditController, AdminWorkspaceController
+from tenantry.audit.controller import AuditEventController
+from tenantry.catalog.controller import ProductController
+from tenantry.members.controller import InvitationController, MemberController
+from tenantry.tokens.controller import TokenController
+from tenantry.users.controller import AuthController
+
+ROUTES: list[ControllerRouterHandler] = [
+    ProductController,
+    MemberController,
+    InvitationController,
+    TokenController,
+    AuditEventController,
+    AuthController,
+    AdminWorkspaceController,
+    AdminAuditController,
+]

@@ -1,0 +1,1 @@
+"""Personal access tokens (tenant side) and platform admin tokens."""

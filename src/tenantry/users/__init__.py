@@ -1,0 +1,1 @@
+"""Users: the global authentication identity (email, argon2id password hash) and password login."""
