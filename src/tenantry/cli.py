@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from tenantry.admin.cli import add_admin_commands
 from tenantry.settings import SettingsError, load_settings
 
 
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not require the token pepper (it is not used here)",
     )
     db_upgrade.set_defaults(func=_cmd_db_upgrade)
+
+    add_admin_commands(commands)
     return parser
 
 

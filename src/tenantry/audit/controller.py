@@ -1,7 +1,76 @@
-"""Placeholder while the controller is being written; replaced before commit."""
+"""/v1/audit-events: the workspace's own audit log, read-only."""
 
-from litestar import Controller
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.audit.schemas import AuditEventOut, AuditFilters
+from tenantry.audit.service import AuditEventService
+from tenantry.auth.guards import requires_permission
+from tenantry.core.context import Principal
+from tenantry.core.pagination import MAX_LIMIT
+from tenantry.core.schemas import Page
+
+
+def provide_audit_event_service(
+    db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal], state: State
+) -> AuditEventService:
+    return AuditEventService(db_session, principal, state.cursor_key)
+
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
+Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
+Action = Annotated[str | None, Parameter(max_length=64, description="Only this action, e.g. token.created.")]
+TargetType = Annotated[str | None, Parameter(max_length=64, description="Only events on this kind of target.")]
+TargetId = Annotated[str | None, Parameter(max_length=64, description="Only events on this target.")]
+ActorMemberId = Annotated[uuid.UUID | None, Parameter(description="Only events by this member.")]
+Since = Annotated[datetime | None, Parameter(description="ISO 8601; events at or after it (UTC if no offset).")]
+Until = Annotated[datetime | None, Parameter(description="ISO 8601; events before it (UTC if no offset).")]
+
+read = requires_permission("audit_events", "read")
 
 
 class AuditEventController(Controller):
     path = "/v1/audit-events"
+    tags = ["Audit log"]
+    dependencies = {"audit_event_service": Provide(provide_audit_event_service, sync_to_thread=False)}
+
+    @get("/", operation_id="listAuditEvents", guards=[read])
+    async def list_audit_events(
+        self,
+        audit_event_service: NamedDependency[AuditEventService],
+        limit: Limit = 20,
+        cursor: Cursor = None,
+        action: Action = None,
+        actor_member_id: ActorMemberId = None,
+        target_type: TargetType = None,
+        target_id: TargetId = None,
+        since: Since = None,
+        until: Until = None,
+    ) -> Page[AuditEventOut]:
+        """The workspace's audit log, newest first, with keyset pagination and filters.
+
+        Each event names its actor, the fingerprint of the token used (base64 of its SHA-256),
+        the request id (the `Request-Id` response header of the call that caused it), the action
+        and its target. A cursor is valid only with the filters that produced it.
+        """
+        filters = AuditFilters(
+            action=action,
+            actor_member_id=actor_member_id,
+            target_type=target_type,
+            target_id=target_id,
+            since=since,
+            until=until,
+        )
+        return await audit_event_service.list(limit=limit, cursor=cursor, filters=filters)
+
+
+__all__ = ["AuditEventController"]

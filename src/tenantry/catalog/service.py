@@ -9,6 +9,7 @@ import msgspec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.audit.recorder import record_event
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
@@ -55,6 +56,7 @@ class ProductService:
         try:
             async with self.session.begin():
                 product = await self.products.add(Product(**msgspec.structs.asdict(data)))
+                await record_event(self.session, "product.created", "product", product.id)
         except IntegrityError as exc:
             if sqlstate_of(exc) == UNIQUE_VIOLATION:
                 raise Conflict(_SKU_TAKEN) from None
@@ -84,6 +86,9 @@ class ProductService:
                     setattr(product, field, value)
                 if changes:
                     product.updated_at = datetime.now(UTC)
+                    await record_event(
+                        self.session, "product.updated", "product", product_id, details={"fields": sorted(changes)}
+                    )
                 product = await self.products.save(product)
         except IntegrityError as exc:
             if sqlstate_of(exc) == UNIQUE_VIOLATION:
@@ -98,6 +103,7 @@ class ProductService:
             product.deleted_at = datetime.now(UTC)
             product.updated_at = product.deleted_at
             await self.products.save(product)
+            await record_event(self.session, "product.deleted", "product", product_id)
 
     async def restore(self, product_id: uuid.UUID) -> ProductOut:
         try:
@@ -108,6 +114,7 @@ class ProductService:
                 product.deleted_at = None
                 product.updated_at = datetime.now(UTC)
                 product = await self.products.save(product)
+                await record_event(self.session, "product.restored", "product", product_id)
         except IntegrityError as exc:
             if sqlstate_of(exc) == UNIQUE_VIOLATION:
                 raise Conflict("Another live product now uses this SKU; change it before restoring.") from None

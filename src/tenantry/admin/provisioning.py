@@ -1,0 +1,137 @@
+"""Creating a workspace with its owner, for the admin service (HTTP and CLI alike).
+
+`workspaces/provisioning.py` does the same for tests and bootstrap on a raw connection; this one
+works on the platform session, takes external_id, metadata and the owner's display name, and
+audits in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from sqlalchemy import or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.admin.schemas import OwnerOut, WorkspaceCreate, WorkspaceCreated, WorkspaceOut
+from tenantry.audit.recorder import record_event
+from tenantry.auth.tokens import generate_token
+from tenantry.core.errors import Conflict, InvalidInput
+from tenantry.core.ids import uuid7
+from tenantry.core.permissions import role_permissions
+from tenantry.members.models import Membership
+from tenantry.settings import Settings
+from tenantry.tokens.models import PersonalAccessToken
+from tenantry.workspaces.models import Workspace
+from tenantry.workspaces.provisioning import DEFAULT_TOKEN_LIFETIME
+
+MAX_METADATA_BYTES = 16 * 1024
+OWNER_TOKEN_NAME = "first owner token"  # noqa: S105 - a display name, not a secret
+TAKEN = "A workspace with this {} already exists."
+
+_UPSERT_USER = text(
+    "INSERT INTO public.users (id, email) VALUES (:id, :email) "
+    "ON CONFLICT ((lower(email))) DO UPDATE SET email = public.users.email "
+    "RETURNING id, email, (xmax = 0) AS created"
+)
+
+
+def workspace_out(workspace: Workspace) -> WorkspaceOut:
+    return WorkspaceOut(
+        id=workspace.id,
+        slug=workspace.slug,
+        name=workspace.name,
+        status=workspace.status,
+        external_id=workspace.external_id,
+        metadata=dict(workspace.metadata_ or {}),
+        max_token_lifetime_days=workspace.max_token_lifetime_days,
+        created_at=workspace.created_at,
+        updated_at=workspace.updated_at,
+        suspended_at=workspace.suspended_at,
+        purge_after=workspace.purge_after,
+        purged_at=workspace.purged_at,
+        purge_report=workspace.purge_report,
+    )
+
+
+def check_metadata(metadata: dict[str, object]) -> None:
+    encoded = msgspec.json.encode(metadata)
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise InvalidInput(
+            "The body does not match the schema.",
+            errors=[{"field": "metadata", "message": f"Expected at most {MAX_METADATA_BYTES} bytes of JSON"}],
+        )
+    if b"\\u0000" in encoded:  # PostgreSQL's jsonb cannot hold NUL in a string
+        raise InvalidInput(
+            "The body does not match the schema.",
+            errors=[{"field": "metadata", "message": "NUL characters are not allowed"}],
+        )
+
+
+async def provision_workspace(
+    session: AsyncSession, settings: Settings, workspace_id: uuid.UUID, data: WorkspaceCreate
+) -> WorkspaceCreated:
+    """Workspace, owner user (created if new), owner membership, first token and the audit event.
+
+    Runs in the caller's transaction, begun inside `tenant_scope(workspace_id)`: the tenant rows
+    go through the same tenant policy as any request of the new workspace.
+    """
+    taken = Workspace.slug == data.slug
+    if data.external_id is not None:  # `== None` would be IS NULL and match every workspace
+        taken = or_(taken, Workspace.external_id == data.external_id)
+    existing = (await session.execute(select(Workspace.slug).where(taken).limit(1))).scalar_one_or_none()
+    if existing is not None:
+        raise Conflict(TAKEN.format("slug" if existing == data.slug else "external_id"))
+    workspace = Workspace(
+        id=workspace_id,
+        slug=data.slug,
+        name=data.name,
+        external_id=data.external_id,
+        metadata_=data.metadata,
+    )
+    session.add(workspace)
+    await session.flush()
+    await session.refresh(workspace)
+    user = (await session.execute(_UPSERT_USER, {"id": uuid7(), "email": data.owner_email})).one()
+    membership = Membership(
+        tenant_id=workspace_id, id=uuid7(), user_id=user.id, role="owner", display_name=data.owner_display_name
+    )
+    session.add(membership)
+    await session.flush()
+    issued = generate_token(settings.token_pepper)
+    lifetime = min(DEFAULT_TOKEN_LIFETIME, timedelta(days=workspace.max_token_lifetime_days))
+    token = PersonalAccessToken(
+        tenant_id=workspace_id,
+        id=uuid7(),
+        membership_id=membership.id,
+        name=OWNER_TOKEN_NAME,
+        token_digest=issued.digest,
+        display_prefix=issued.display_prefix,
+        last_four=issued.last_four,
+        permissions=role_permissions("owner"),
+        expires_at=datetime.now(UTC) + lifetime,
+    )
+    session.add(token)
+    await session.flush()
+    await record_event(
+        session,
+        "workspace.created",
+        "workspace",
+        workspace_id,
+        tenant_id=workspace_id,
+        details={
+            "slug": data.slug,
+            "owner_user_id": str(user.id),
+            "owner_membership_id": str(membership.id),
+            "owner_token_id": str(token.id),
+            "user_created": bool(user.created),
+        },
+    )
+    return WorkspaceCreated(
+        workspace=workspace_out(workspace),
+        owner=OwnerOut(user_id=user.id, membership_id=membership.id, email=user.email, user_created=user.created),
+        owner_token_id=token.id,
+        owner_token_expires_at=token.expires_at,
+        owner_token=issued.token,
+    )

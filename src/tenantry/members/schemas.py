@@ -1,0 +1,109 @@
+"""Member and invitation wire types. Unknown fields (tenant_id among them) are rejected."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from tenantry.users.passwords import MAX_PASSWORD_LENGTH
+from tenantry.users.schemas import IssuedTokenOut
+
+DEFAULT_INVITATION_DAYS = 7
+MAX_INVITATION_DAYS = 30
+
+Role = Literal["owner", "admin", "member", "viewer"]
+InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
+# Names are shown to people: no control characters at all (NUL included, which PostgreSQL refuses).
+DisplayName = Annotated[
+    str, msgspec.Meta(max_length=200, pattern=r"^[^\u0000-\u001f\u007f]*$", examples=["Ada Lovelace"])
+]
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^@\s\u0000-\u001f\u007f]+@[^@\s\u0000-\u001f\u007f]+\.[^@\s\u0000-\u001f\u007f]+$",
+        examples=["ada@example.com"],
+    ),
+]
+InvitationDays = Annotated[
+    int,
+    msgspec.Meta(
+        ge=1,
+        le=MAX_INVITATION_DAYS,
+        description="How long the invitation can be accepted, 1 to 30 days; 7 by default.",
+    ),
+]
+
+
+class MemberOut(msgspec.Struct, kw_only=True):
+    """A member: the membership id, the user behind it, the role and the per-workspace profile."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """PATCH body: only the fields present change."""
+
+    role: Role | UnsetType = UNSET
+    display_name: DisplayName | UnsetType = UNSET
+
+
+class ProfileUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What every member may change about themselves."""
+
+    display_name: DisplayName
+
+
+class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    email: Email
+    role: Role
+    expires_in_days: InvitationDays = DEFAULT_INVITATION_DAYS
+
+
+class InvitationOut(msgspec.Struct, kw_only=True):
+    """An invitation; `status` is 'expired' for a pending one past `expires_at`. Never the token."""
+
+    id: uuid.UUID
+    email: str
+    role: str
+    status: str
+    invited_by_member_id: uuid.UUID | None
+    accepted_member_id: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+
+
+class InvitationCreated(InvitationOut, kw_only=True):
+    """The answer to create: the invitation plus its clear token, shown this once."""
+
+    token: str
+
+
+class InvitationAccept(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Accept an invitation. A new account needs a password (at least 12 characters); an existing
+    account with a password must give it."""
+
+    token: Annotated[str, msgspec.Meta(max_length=200)]
+    password: Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_LENGTH)] | None = None
+    display_name: DisplayName = ""
+
+
+class AcceptedInvitation(msgspec.Struct, kw_only=True):
+    """The new membership and a first token for it (shown this once)."""
+
+    member: MemberOut
+    token: IssuedTokenOut

@@ -1,0 +1,230 @@
+"""Member use cases: list, profiles, role changes, deactivation, removal.
+
+Two invariants are kept here, inside the transaction of each change:
+- only an active owner may make, unmake, change, deactivate, reactivate or remove an owner;
+- the workspace always keeps at least one active owner.
+Both read the set of active owners locked with SELECT ... FOR UPDATE, always before the target
+row (one lock order for every change, so two changes never deadlock), and a concurrent change of
+any owner waits for it. Two owners demoting each other at once: the second sees the first's
+commit and is refused.
+
+Role and activity are read by the token resolver on every request, so a demotion narrows the
+member's tokens, and a deactivation stops them, on the very next request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from msgspec import UNSET
+from sqlalchemy import Select, String, Uuid, column, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.audit.recorder import record_event
+from tenantry.core.context import Principal
+from tenantry.core.errors import Conflict, NotFound
+from tenantry.core.pagination import decode_cursor, encode_cursor
+from tenantry.core.schemas import Page
+from tenantry.members.errors import OwnerRequired
+from tenantry.members.models import Membership
+from tenantry.members.schemas import MemberOut, MemberUpdate, ProfileUpdate
+
+NOT_FOUND = "The resource was not found."
+LAST_OWNER = "The workspace must keep at least one active owner; make another member an owner first."
+OWNER_ONLY = "Only an owner may grant or remove the owner role, or change, deactivate or remove an owner."
+
+
+def member_emails() -> Any:
+    """The SECURITY DEFINER function member_emails() as a table: emails of the current tenant only."""
+    return func.member_emails().table_valued(column("membership_id", Uuid), column("email", String)).alias("emails")
+
+
+def member_out(member: Membership, email: str | None) -> MemberOut:
+    return MemberOut(
+        id=member.id,
+        user_id=member.user_id,
+        email=email or "",
+        display_name=member.display_name,
+        role=member.role,
+        is_active=member.is_active,
+        created_at=member.created_at,
+        updated_at=member.updated_at,
+    )
+
+
+class MemberService:
+    def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes) -> None:
+        self.session = session
+        self.principal = principal
+        self.tenant_id = principal.tenant_id
+        self.cursor_key = cursor_key
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _with_emails(self) -> Select[Any]:
+        emails = member_emails()
+        return (
+            select(Membership, emails.c.email)
+            .outerjoin(emails, emails.c.membership_id == Membership.id)
+            .where(Membership.tenant_id == self.tenant_id)
+        )
+
+    async def _read(self, member_id: uuid.UUID) -> MemberOut:
+        row = (await self.session.execute(self._with_emails().where(Membership.id == member_id))).first()
+        if row is None:
+            raise NotFound(NOT_FOUND)
+        return member_out(row[0], row[1])
+
+    async def list(
+        self, *, limit: int, cursor: str | None, role: str | None, is_active: bool | None
+    ) -> Page[MemberOut]:
+        binding = f"members:{self.tenant_id}:{role or ''}:{'' if is_active is None else int(is_active)}"
+        after = decode_cursor(cursor, key=self.cursor_key, binding=binding) if cursor else None
+        query = self._with_emails()
+        if role is not None:
+            query = query.where(Membership.role == role)
+        if is_active is not None:
+            query = query.where(Membership.is_active.is_(is_active))
+        if after is not None:
+            query = query.where(Membership.id > after)
+        async with self.session.begin():
+            rows = list((await self.session.execute(query.order_by(Membership.id).limit(limit + 1))).all())
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1][0].id, key=self.cursor_key, binding=binding) if has_more else None
+        return Page(data=[member_out(m, e) for m, e in rows], has_more=has_more, next_cursor=next_cursor)
+
+    async def get(self, member_id: uuid.UUID) -> MemberOut:
+        async with self.session.begin():
+            return await self._read(member_id)
+
+    async def me(self) -> MemberOut:
+        return await self.get(self.principal.membership_id)
+
+    # -- changes -------------------------------------------------------------------------------
+
+    async def _lock_active_owners(self) -> Sequence[uuid.UUID]:
+        query = (
+            select(Membership.id)
+            .where(Membership.tenant_id == self.tenant_id, Membership.role == "owner", Membership.is_active.is_(True))
+            .order_by(Membership.id)
+            .with_for_update()
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def _lock(self, member_id: uuid.UUID) -> Membership:
+        query = (
+            select(Membership)
+            .where(Membership.tenant_id == self.tenant_id, Membership.id == member_id)
+            .with_for_update()
+        )
+        member = (await self.session.execute(query)).scalar_one_or_none()
+        if member is None:
+            raise NotFound(NOT_FOUND)
+        return member
+
+    async def _lock_for_change(self, member_id: uuid.UUID) -> tuple[Membership, Sequence[uuid.UUID]]:
+        owners = await self._lock_active_owners()  # always first: one lock order for every change
+        return await self._lock(member_id), owners
+
+    def _require_owner(self, owners: Sequence[uuid.UUID]) -> None:
+        # The locked owner set, not the role the token resolved with: it is current and cannot
+        # change under us until this transaction ends.
+        if self.principal.membership_id not in owners:
+            raise OwnerRequired(OWNER_ONLY)
+
+    @staticmethod
+    def _keep_an_owner(member: Membership, owners: Sequence[uuid.UUID]) -> None:
+        """Refuse when `member` is the only active owner and is about to stop being one."""
+        if member.role == "owner" and member.is_active and not any(o != member.id for o in owners):
+            raise Conflict(LAST_OWNER)
+
+    async def _save(self, member: Membership) -> MemberOut:
+        member.updated_at = datetime.now(UTC)
+        await self.session.flush()
+        await self.session.refresh(member)
+        return await self._read(member.id)
+
+    async def update(self, member_id: uuid.UUID, data: MemberUpdate) -> MemberOut:
+        async with self.session.begin():
+            member, owners = await self._lock_for_change(member_id)
+            if member.role == "owner" or data.role == "owner":
+                self._require_owner(owners)
+            changed = False
+            if data.role is not UNSET and data.role != member.role:
+                if data.role != "owner":
+                    self._keep_an_owner(member, owners)
+                previous, member.role = member.role, data.role
+                await record_event(
+                    self.session,
+                    "member.role_changed",
+                    "member",
+                    member.id,
+                    details={"from": previous, "to": data.role},
+                )
+                changed = True
+            if data.display_name is not UNSET and data.display_name != member.display_name:
+                member.display_name = data.display_name
+                await record_event(
+                    self.session, "member.profile_updated", "member", member.id, details={"fields": ["display_name"]}
+                )
+                changed = True
+            return await self._save(member) if changed else await self._read(member.id)
+
+    async def update_profile(self, data: ProfileUpdate) -> MemberOut:
+        """A member's own profile: no role needed beyond holding a valid token."""
+        async with self.session.begin():
+            member = await self._lock(self.principal.membership_id)
+            if data.display_name == member.display_name:
+                return await self._read(member.id)
+            member.display_name = data.display_name
+            await record_event(
+                self.session, "member.profile_updated", "member", member.id, details={"fields": ["display_name"]}
+            )
+            return await self._save(member)
+
+    async def deactivate(self, member_id: uuid.UUID) -> MemberOut:
+        """All the member's tokens in this workspace fail from the next request on."""
+        async with self.session.begin():
+            member, owners = await self._lock_for_change(member_id)
+            if member.role == "owner":
+                self._require_owner(owners)
+            if not member.is_active:
+                return await self._read(member.id)
+            self._keep_an_owner(member, owners)
+            member.is_active = False
+            await record_event(self.session, "member.deactivated", "member", member.id)
+            return await self._save(member)
+
+    async def reactivate(self, member_id: uuid.UUID) -> MemberOut:
+        """The member's tokens that are neither expired nor revoked work again."""
+        async with self.session.begin():
+            member, owners = await self._lock_for_change(member_id)
+            if member.role == "owner":
+                self._require_owner(owners)
+            if member.is_active:
+                return await self._read(member.id)
+            member.is_active = True
+            await record_event(self.session, "member.reactivated", "member", member.id)
+            return await self._save(member)
+
+    async def remove(self, member_id: uuid.UUID) -> None:
+        """Remove the membership; its tokens go with it (ON DELETE CASCADE). The user stays."""
+        async with self.session.begin():
+            member, owners = await self._lock_for_change(member_id)
+            if member.role == "owner":
+                self._require_owner(owners)
+            self._keep_an_owner(member, owners)
+            await self.session.execute(
+                delete(Membership).where(Membership.tenant_id == self.tenant_id, Membership.id == member.id)
+            )
+            await record_event(
+                self.session,
+                "member.removed",
+                "member",
+                member.id,
+                details={"user_id": str(member.user_id), "role": member.role},
+            )

@@ -1,0 +1,296 @@
+"""Personal access token use cases, and the public leak report.
+
+Each public method is one explicit transaction. A member manages their own tokens; a caller whose
+effective level on "members" is write (owner, admin) may also list and revoke any token of the
+workspace. Rotation stays with the token's member: it mints a secret that acts as that member.
+A new token never carries more than the calling token can do right now.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from msgspec import UNSET, UnsetType
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tenantry.audit.recorder import record_event
+from tenantry.auth.tokens import TENANT_TOKEN_PREFIX, generate_token, is_well_formed, token_digest
+from tenantry.core.context import Principal
+from tenantry.core.db import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from tenantry.core.ids import uuid7
+from tenantry.core.pagination import decode_cursor, encode_cursor
+from tenantry.core.permissions import LEVELS, RESOURCES, effective_level
+from tenantry.core.problems import FieldError
+from tenantry.core.schemas import Page
+from tenantry.settings import Settings
+from tenantry.tokens.models import PersonalAccessToken
+from tenantry.tokens.schemas import (
+    DEFAULT_TOKEN_LIFETIME_DAYS,
+    MAX_TOKEN_LIFETIME_DAYS,
+    LeakReportReceived,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+    TokenRotate,
+)
+
+_NOT_FOUND = "The resource was not found."
+
+
+def _out(token: PersonalAccessToken) -> TokenOut:
+    return TokenOut(
+        id=token.id,
+        name=token.name,
+        display_prefix=token.display_prefix,
+        last_four=token.last_four,
+        permissions=dict(token.permissions),
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+        revoked_at=token.revoked_at,
+        rotated_at=token.rotated_at,
+        replaced_by_id=token.replaced_by_id,
+    )
+
+
+def _created(token: PersonalAccessToken, clear: str) -> TokenCreated:
+    view = _out(token)
+    return TokenCreated(**{f: getattr(view, f) for f in view.__struct_fields__}, token=clear)
+
+
+class TokenService:
+    def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes, pepper: str) -> None:
+        self.session = session
+        self.principal = principal
+        self.cursor_key = cursor_key
+        self.pepper = pepper
+
+    @property
+    def _manages_members(self) -> bool:
+        return self.principal.allows("members", "write")
+
+    @property
+    def _max_days(self) -> int:
+        return min(self.principal.max_token_lifetime_days, MAX_TOKEN_LIFETIME_DAYS)
+
+    async def create(self, data: TokenCreate) -> TokenCreated:
+        days = self._lifetime_days(data.expires_in_days)
+        permissions = self._grant(data.permissions)
+        issued = generate_token(self.pepper)
+        async with self.session.begin():
+            token = PersonalAccessToken(
+                tenant_id=self.principal.tenant_id,
+                id=uuid7(),
+                membership_id=self.principal.membership_id,
+                name=data.name,
+                token_digest=issued.digest,
+                display_prefix=issued.display_prefix,
+                last_four=issued.last_four,
+                permissions=permissions,
+                # The database clock, like the resolver that compares against it.
+                expires_at=func.now() + timedelta(days=days),
+            )
+            await self._insert(token)
+            await record_event(
+                self.session,
+                "token.created",
+                "token",
+                token.id,
+                details={"name": token.name, "permissions": permissions, "expires_at": token.expires_at.isoformat()},
+            )
+        return _created(token, issued.token)
+
+    async def list(
+        self, *, limit: int, cursor: str | None, include_revoked: bool, member_id: uuid.UUID | None
+    ) -> Page[TokenOut]:
+        owner = self._listable_member(member_id)
+        binding = f"tokens:{self.principal.tenant_id}:{owner}:{int(include_revoked)}"
+        after = decode_cursor(cursor, key=self.cursor_key, binding=binding) if cursor else None
+        query = select(PersonalAccessToken).where(
+            PersonalAccessToken.tenant_id == self.principal.tenant_id, PersonalAccessToken.membership_id == owner
+        )
+        if not include_revoked:
+            query = query.where(PersonalAccessToken.revoked_at.is_(None))
+        if after is not None:
+            query = query.where(PersonalAccessToken.id < after)
+        # Newest first: ids are UUIDv7, so their order is creation order.
+        query = query.order_by(PersonalAccessToken.id.desc()).limit(limit + 1)
+        async with self.session.begin():
+            rows = list((await self.session.execute(query)).scalars())
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].id, key=self.cursor_key, binding=binding) if has_more else None
+        return Page(data=[_out(t) for t in rows], has_more=has_more, next_cursor=next_cursor)
+
+    async def get(self, token_id: uuid.UUID) -> TokenOut:
+        async with self.session.begin():
+            return _out(await self._find(token_id, own_only=not self._manages_members))
+
+    async def revoke(self, token_id: uuid.UUID) -> None:
+        """Idempotent: revoking a revoked token changes nothing and records nothing."""
+        async with self.session.begin():
+            token = await self._find(token_id, own_only=not self._manages_members, lock=True)
+            if token.revoked_at is not None:
+                return
+            token.revoked_at = func.now()
+            await self._save(token)
+            await record_event(
+                self.session, "token.revoked", "token", token.id, details={"member_id": str(token.membership_id)}
+            )
+
+    async def rotate(self, token_id: uuid.UUID, data: TokenRotate) -> TokenCreated:
+        issued = generate_token(self.pepper)
+        async with self.session.begin():
+            old = await self._find(token_id, own_only=True, lock=True)
+            now: datetime = (await self.session.execute(select(func.now()))).scalar_one()
+            if old.revoked_at is not None:
+                raise Conflict("A revoked token cannot be rotated.")
+            if old.replaced_by_id is not None:
+                raise Conflict("This token was already rotated; rotate its replacement.")
+            if old.expires_at <= now:
+                raise Conflict("An expired token cannot be rotated.")
+            # Rotating hands out a new secret: refused if it could do more than the calling token.
+            self._refuse_escalation({r: effective_level(self.principal.role, old.permissions, r) for r in RESOURCES})
+            lifetime = min(old.expires_at - old.created_at, timedelta(days=self._max_days))
+            new = PersonalAccessToken(
+                tenant_id=old.tenant_id,
+                id=uuid7(),
+                membership_id=old.membership_id,
+                name=old.name,
+                token_digest=issued.digest,
+                display_prefix=issued.display_prefix,
+                last_four=issued.last_four,
+                permissions=dict(old.permissions),
+                expires_at=now + lifetime,
+            )
+            await self._insert(new)  # first: the old row's replaced_by_id references it
+            old.replaced_by_id = new.id
+            old.rotated_at = now
+            old.expires_at = min(old.expires_at, now + timedelta(seconds=data.grace_period_seconds))
+            await self._save(old)
+            await record_event(
+                self.session,
+                "token.rotated",
+                "token",
+                old.id,
+                details={
+                    "replaced_by_id": str(new.id),
+                    "grace_period_seconds": data.grace_period_seconds,
+                    "old_expires_at": old.expires_at.isoformat(),
+                },
+            )
+        return _created(new, issued.token)
+
+    def _lifetime_days(self, requested: int | UnsetType) -> int:
+        if requested is UNSET:
+            return min(DEFAULT_TOKEN_LIFETIME_DAYS, self._max_days)
+        if requested > self._max_days:
+            raise InvalidInput(
+                f"Tokens of this workspace live at most {self._max_days} days.",
+                errors=[FieldError(field="expires_in_days", message=f"must be at most {self._max_days}")],
+            )
+        return requested
+
+    def _grant(self, requested: dict[str, str] | UnsetType) -> dict[str, str]:
+        """The permissions to store: every resource named, none above the calling token's level."""
+        if requested is UNSET:
+            return {r: self.principal.level(r) for r in RESOURCES}
+        errors = []
+        for resource, level in requested.items():
+            field = f"permissions.{resource[:64]}"
+            if resource not in RESOURCES:
+                errors.append(
+                    FieldError(field=field, message=f"unknown resource; expected one of {', '.join(RESOURCES)}")
+                )
+            elif level not in LEVELS:
+                errors.append(FieldError(field=field, message="must be one of none, read, write"))
+        if errors:
+            raise InvalidInput("The permissions name an unknown resource or level.", errors=errors)
+        grant = {r: requested.get(r, "none") for r in RESOURCES}
+        self._refuse_escalation(grant)
+        return grant
+
+    def _refuse_escalation(self, levels: dict[str, str]) -> None:
+        for resource in RESOURCES:
+            wanted = levels.get(resource, "none")
+            if LEVELS[wanted] > LEVELS[self.principal.level(resource)]:
+                raise PermissionDenied(resource, wanted)
+
+    def _listable_member(self, member_id: uuid.UUID | None) -> uuid.UUID:
+        if member_id is None or member_id == self.principal.membership_id:
+            return self.principal.membership_id
+        if not self._manages_members:
+            raise PermissionDenied("members", "write")
+        # Another workspace's member id simply matches no row: an empty page, like a random id.
+        return member_id
+
+    async def _find(self, token_id: uuid.UUID, *, own_only: bool, lock: bool = False) -> PersonalAccessToken:
+        query = select(PersonalAccessToken).where(
+            PersonalAccessToken.tenant_id == self.principal.tenant_id, PersonalAccessToken.id == token_id
+        )
+        if own_only:
+            # Someone else's token answers exactly like a token that does not exist.
+            query = query.where(PersonalAccessToken.membership_id == self.principal.membership_id)
+        if lock:
+            query = query.with_for_update()
+        token = (await self.session.execute(query)).scalar_one_or_none()
+        if token is None:
+            raise NotFound(_NOT_FOUND)
+        return token
+
+    async def _insert(self, token: PersonalAccessToken) -> None:
+        self.session.add(token)
+        await self._save(token)
+
+    async def _save(self, token: PersonalAccessToken) -> None:
+        await self.session.flush()
+        await self.session.refresh(token)
+
+
+# One statement for the whole report: each digest goes through the SECURITY DEFINER function,
+# which revokes a live token and says which workspace it belonged to.
+_REVOKE_LEAKED = text(
+    "SELECT r.tenant_id, r.token_id "
+    "FROM unnest(CAST(:digests AS bytea[])) AS d(digest) "
+    "CROSS JOIN LATERAL public.revoke_leaked_token(d.digest) AS r"
+)
+
+
+class LeakReportService:
+    """Revokes every live token reported as leaked. Anyone may report; nobody learns anything."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    async def report(self, tokens: list[str]) -> LeakReportReceived:
+        # Junk never reaches the database: only well-formed tenant tokens are looked up.
+        digests = sorted(
+            {token_digest(t, self.settings.token_pepper) for t in set(tokens) if is_well_formed(t, TENANT_TOKEN_PREFIX)}
+        )
+        if digests:
+            await self._revoke(digests)
+        return LeakReportReceived(received=len(tokens))
+
+    async def _revoke(self, digests: list[bytes]) -> None:
+        """One transaction: the revocations and their audit events commit or fail together.
+
+        The function is executable by the app login role only, so it runs before the transaction
+        switches to the platform role; each workspace's events are then written with that
+        workspace as the tenant, through the same RLS policy as any other audit row.
+        """
+        async with AsyncSession(self.engine, expire_on_commit=False) as session, session.begin():
+            revoked: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+            for tenant_id, token_id in (await session.execute(_REVOKE_LEAKED, {"digests": digests})).all():
+                revoked[tenant_id].append(token_id)
+            for tenant_id in sorted(revoked):
+                await session.execute(
+                    SET_TRANSACTION_CONTEXT, transaction_context(self.settings.platform_role, tenant_id)
+                )
+                for token_id in sorted(revoked[tenant_id]):
+                    await record_event(session, "token.leak_reported", "token", token_id, tenant_id=tenant_id)
+                await session.flush()

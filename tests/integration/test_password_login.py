@@ -1,0 +1,351 @@
+"""Password login: one 401 for every wrong credential, throttling per account and address, rehashing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from litestar.testing import transport as litestar_transport
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tenantry.core.permissions import role_permissions
+from tenantry.users import passwords, throttle
+from tenantry.users.passwords import HASHER
+from tests.conftest import Tenant
+from tests.integration.test_invitations import PASSWORD, Joined, audit_actions, join, new_email
+
+Client = AsyncTestClient[Litestar]
+Http = httpx.AsyncClient
+LOGIN = "/v1/auth/token"
+FromAddress = Callable[..., AbstractAsyncContextManager[Http]]
+
+
+class _TransportFrom(litestar_transport.TestClientTransport, httpx.AsyncBaseTransport):  # type: ignore[type-arg]
+    """The test client's own transport (the app runs on its portal loop), from another address."""
+
+    def __init__(self, client: Client, address: str) -> None:
+        super().__init__(client=client, raise_server_exceptions=False)
+        self.address = address
+
+    def parse_request(self, request: httpx.Request) -> dict[str, Any]:
+        scope = super().parse_request(request)
+        scope["client"] = (self.address, 50000)
+        return scope
+
+
+@pytest.fixture
+def from_address(client: Client) -> FromAddress:
+    """Clients that reach the app from an address of their own, so throttle counters never mix."""
+
+    @asynccontextmanager
+    async def open_client(address: str | None = None) -> AsyncIterator[Http]:
+        transport = _TransportFrom(client, address or f"192.0.2.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:8]}")
+        async with httpx.AsyncClient(transport=transport, base_url=str(client.base_url)) as http:  # type: ignore[arg-type]
+            yield http
+
+    return open_client
+
+
+def credentials(member: Joined, tenant: Tenant, **overrides: object) -> dict[str, object]:
+    return {"email": member.email, "password": member.password, "workspace": tenant.workspace.slug, **overrides}
+
+
+async def stored_hash(admin_engine: AsyncEngine, email: str) -> str | None:
+    async with admin_engine.connect() as connection:
+        return (
+            await connection.execute(
+                text("SELECT password_hash FROM public.users WHERE lower(email) = lower(:e)"), {"e": email}
+            )
+        ).scalar_one()
+
+
+async def throttle_row(admin_engine: AsyncEngine, key: str) -> dict[str, object] | None:
+    async with admin_engine.connect() as connection:
+        row = (await connection.execute(text("SELECT * FROM public.auth_throttle WHERE key = :k"), {"k": key})).first()
+    return dict(row._mapping) if row else None
+
+
+# -- success ----------------------------------------------------------------------------------
+
+
+async def test_password_login_issues_a_short_lived_token_with_the_role_permissions(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
+) -> None:
+    member = await join(client, tenant_a, "admin")
+    async with from_address() as http:
+        response = await http.post(LOGIN, json=credentials(member, tenant_a, email=member.email.upper()))
+    assert response.status_code == 201, response.text
+    issued = response.json()
+    assert set(issued) == {"token", "token_id", "expires_at", "permissions"}
+    assert issued["token"].startswith("tnt_")
+    assert issued["permissions"] == role_permissions("admin")
+    lifetime = datetime.fromisoformat(issued["expires_at"]) - datetime.now(UTC)
+    assert timedelta(hours=7, minutes=59) < lifetime <= timedelta(hours=8)
+
+    me = await client.get("/v1/members/me", headers={"Authorization": f"Bearer {issued['token']}"})
+    assert me.status_code == 200
+    assert me.json()["id"] == member.id
+
+    events = [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "auth.token_issued"]
+    assert len(events) == 1
+    assert events[0]["target_id"] == issued["token_id"]
+    assert str(events[0]["actor_member_id"]) == member.id
+    assert events[0]["actor_type"] == "member"
+    assert events[0]["details"]["method"] == "password"
+
+
+async def test_login_token_name_and_lifetime_can_be_chosen_within_bounds(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
+) -> None:
+    member = await join(client, tenant_a)
+    async with from_address() as http:
+        for seconds in (59, 86401, 0):
+            refused = await http.post(LOGIN, json=credentials(member, tenant_a, expires_in_seconds=seconds))
+            assert refused.status_code == 422, seconds
+        ok = await http.post(LOGIN, json=credentials(member, tenant_a, expires_in_seconds=60, name="ci job"))
+    assert ok.status_code == 201
+    lifetime = datetime.fromisoformat(ok.json()["expires_at"]) - datetime.now(UTC)
+    assert timedelta(seconds=50) < lifetime <= timedelta(seconds=60)
+    async with admin_engine.connect() as connection:
+        name = (
+            await connection.execute(
+                text("SELECT name FROM public.personal_access_tokens WHERE id = :id"),
+                {"id": uuid.UUID(ok.json()["token_id"])},
+            )
+        ).scalar_one()
+    assert name == "ci job"
+
+
+# -- every wrong credential looks the same ----------------------------------------------------
+
+
+async def wrong_credentials(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
+) -> dict[str, dict[str, object]]:
+    """One login body per kind of wrong credential, all for workspace A's slug or members."""
+    member = await join(client, tenant_a)
+    inactive = await join(client, tenant_a)
+    await client.post(f"/v1/members/{inactive.id}/deactivate", headers=tenant_a.headers)
+    async with admin_engine.connect() as connection:
+        passwordless = (  # provisioned owners authenticate with tokens only
+            await connection.execute(
+                text("SELECT email FROM public.users WHERE id = :id"), {"id": tenant_a.workspace.owner_user_id}
+            )
+        ).scalar_one()
+    return {
+        "unknown email": credentials(member, tenant_a, email=new_email("nobody")),
+        "wrong password": credentials(member, tenant_a, password="not the password at all"),
+        "no password set": credentials(member, tenant_a, email=passwordless, password=PASSWORD),
+        "not a member": credentials(member, tenant_b),
+        "inactive member": credentials(inactive, tenant_a),
+        "unknown workspace": credentials(member, tenant_a, workspace="no-such-workspace"),
+    }
+
+
+async def test_every_kind_of_wrong_credential_gets_the_same_401(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant, from_address: FromAddress
+) -> None:
+    attempts = await wrong_credentials(client, admin_engine, tenant_a, tenant_b)
+    answers = {}
+    async with from_address() as http:
+        for kind, body in attempts.items():
+            response = await http.post(LOGIN, json=body)
+            answers[kind] = (response.status_code, response.content, response.headers.get("www-authenticate"))
+
+    first = answers["unknown email"]
+    assert first[0] == 401
+    assert b"/invalid-credentials" in first[1]
+    assert all(answer == first for answer in answers.values()), answers
+    assert not [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "auth.token_issued"]
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every argon2id verification the app runs, counted; each still runs, with the same parameters."""
+    calls: list[str] = []
+
+    class CountingHasher(PasswordHasher):
+        def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+            calls.append("verify")
+            return super().verify(hash, password)
+
+    counting = CountingHasher.from_parameters(HASHER._parameters)
+    monkeypatch.setattr(passwords, "HASHER", counting)
+    return calls
+
+
+async def test_every_kind_of_wrong_credential_costs_exactly_one_verification(
+    client: Client,
+    admin_engine: AsyncEngine,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    from_address: FromAddress,
+    verifications: list[str],
+) -> None:
+    """The same work whatever is missing, so the answer time does not tell which it was."""
+    attempts = await wrong_credentials(client, admin_engine, tenant_a, tenant_b)
+    counts = {}
+    async with from_address() as http:
+        for kind, body in attempts.items():
+            verifications.clear()
+            assert (await http.post(LOGIN, json=body)).status_code == 401
+            counts[kind] = len(verifications)
+    assert counts == dict.fromkeys(attempts, 1)
+
+
+async def test_suspended_workspace_with_right_credentials_answers_like_the_middleware(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
+) -> None:
+    member = await join(client, tenant_a)
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE public.workspaces SET status = 'suspended' WHERE id = :id"), {"id": tenant_a.id}
+        )
+    middleware = await client.get("/v1/products", headers=member.headers)
+    async with from_address() as http:
+        right = await http.post(LOGIN, json=credentials(member, tenant_a))
+        wrong = await http.post(LOGIN, json=credentials(member, tenant_a, password="wrong password here"))
+    assert middleware.status_code == 403
+    assert (right.status_code, right.content) == (middleware.status_code, middleware.content)
+    assert wrong.status_code == 401
+    async with admin_engine.connect() as connection:
+        tokens = (
+            await connection.execute(
+                text("SELECT count(*) FROM public.personal_access_tokens WHERE membership_id = :m"),
+                {"m": uuid.UUID(member.id)},
+            )
+        ).scalar_one()
+    assert tokens == 1  # only the invitation's token: none was issued
+
+
+# -- throttling -------------------------------------------------------------------------------
+
+
+async def test_account_is_throttled_after_5_failures_even_with_the_right_password(
+    client: Client,
+    admin_engine: AsyncEngine,
+    tenant_a: Tenant,
+    from_address: FromAddress,
+    verifications: list[str],
+) -> None:
+    member = await join(client, tenant_a)
+    async with from_address() as http:
+        for _ in range(5):
+            failed = await http.post(LOGIN, json=credentials(member, tenant_a, password="wrong password here"))
+            assert failed.status_code == 401
+        verifications.clear()
+        refused = await http.post(LOGIN, json=credentials(member, tenant_a))
+        assert verifications == []  # refused before any password work
+    # Another address changes nothing: the account is what is throttled.
+    async with from_address() as elsewhere:
+        refused_elsewhere = await elsewhere.post(LOGIN, json=credentials(member, tenant_a))
+
+    assert refused.status_code == 429
+    assert refused.json()["type"].endswith("/too-many-requests")
+    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
+    assert refused_elsewhere.status_code == 429
+    row = await throttle_row(admin_engine, f"account:{member.email.lower()}")
+    assert row is not None
+    assert row["blocked_until"] is not None
+
+    # When the window has run out, the right password works again and resets the count.
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE public.auth_throttle SET window_start = now() - interval '16 minutes' WHERE key = :k"),
+            {"k": f"account:{member.email.lower()}"},
+        )
+    async with from_address() as http:
+        assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+    assert await throttle_row(admin_engine, f"account:{member.email.lower()}") is None
+
+
+async def test_unknown_emails_are_throttled_exactly_like_known_ones(client: Client, from_address: FromAddress) -> None:
+    body = {"email": new_email("ghost"), "password": "whatever it is", "workspace": "no-such-workspace"}
+    async with from_address() as http:
+        answers = [(await http.post(LOGIN, json=body)).status_code for _ in range(6)]
+    assert answers == [401] * 5 + [429]
+
+
+async def test_a_success_resets_the_account_count(client: Client, tenant_a: Tenant, from_address: FromAddress) -> None:
+    member = await join(client, tenant_a)
+    wrong = credentials(member, tenant_a, password="wrong password here")
+    async with from_address() as http:
+        for _ in range(2):
+            assert [(await http.post(LOGIN, json=wrong)).status_code for _ in range(4)] == [401] * 4
+            assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+
+
+async def test_address_is_throttled_after_50_failures(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
+) -> None:
+    member = await join(client, tenant_a)
+    address = f"203.0.113.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:6]}"
+    async with from_address(address) as http:
+        for _ in range(throttle.ADDRESS_LIMIT):
+            body = {"email": new_email("spray"), "password": "password123456", "workspace": tenant_a.workspace.slug}
+            assert (await http.post(LOGIN, json=body)).status_code == 401
+        refused = await http.post(LOGIN, json=credentials(member, tenant_a))
+    assert throttle.ADDRESS_LIMIT == 50
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
+    async with from_address() as elsewhere:
+        assert (await elsewhere.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+    row = await throttle_row(admin_engine, f"address:{address}")
+    assert row is not None
+    assert row["failures"] >= throttle.ADDRESS_LIMIT
+
+
+async def test_failed_accept_passwords_count_against_the_account(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, from_address: FromAddress
+) -> None:
+    """An inviter holds the invitation token: accepting must not be a way around the login throttle."""
+    member = await join(client, tenant_a)
+    invitation = (
+        await client.post("/v1/invitations", json={"email": member.email, "role": "viewer"}, headers=tenant_b.headers)
+    ).json()
+    async with from_address() as http:
+        for _ in range(5):
+            guess = await http.post(
+                "/v1/invitations/accept", json={"token": invitation["token"], "password": "a wrong guess here"}
+            )
+            assert guess.status_code == 401
+        assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 429
+        blocked = await http.post("/v1/invitations/accept", json={"token": invitation["token"], "password": PASSWORD})
+    assert blocked.status_code == 429
+
+
+# -- rehashing --------------------------------------------------------------------------------
+
+
+async def test_a_hash_with_old_parameters_is_replaced_on_login(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
+) -> None:
+    member = await join(client, tenant_a)
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE public.users SET password_hash = :h WHERE lower(email) = lower(:e)"),
+            {"h": weak, "e": member.email},
+        )
+    assert HASHER.check_needs_rehash(weak)
+
+    async with from_address() as http:
+        assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+
+    current = await stored_hash(admin_engine, member.email)
+    assert current is not None
+    assert current != weak
+    assert not HASHER.check_needs_rehash(current)
+    assert HASHER.verify(current, PASSWORD)
+    async with from_address() as http:
+        assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+    assert await stored_hash(admin_engine, member.email) == current  # no needless rehash
