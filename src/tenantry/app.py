@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -19,14 +18,13 @@ from litestar.types import Receive, Scope, Send
 from tenantry import __version__
 from tenantry.auth.middleware import AuthenticationMiddleware
 from tenantry.catalog.controller import ProductController
+from tenantry.core.body import validate_json_body
 from tenantry.core.db import create_engine, tenant_session_factory
 from tenantry.core.dependencies import provide_db_session, provide_principal
 from tenantry.core.problems import handle_exception
 from tenantry.core.requestlog import log_requests
 from tenantry.health import live, ready
 from tenantry.settings import Settings
-
-_JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
 class TenantryApp(Litestar):
@@ -37,16 +35,6 @@ class TenantryApp(Litestar):
             await log_requests(super().__call__, scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
-
-
-def require_json_body(request: Request[Any, Any, Any]) -> None:
-    """415 for a body that is not JSON, before anything tries to parse it."""
-    if request.method not in {"POST", "PUT", "PATCH"}:
-        return
-    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if has_body and content_type not in _JSON_TYPES:
-        raise HTTPException(status_code=415, detail="Send the body as application/json.")
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -70,7 +58,7 @@ def create_app(settings: Settings) -> Litestar:
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         middleware=[DefineMiddleware(AuthenticationMiddleware)],
-        before_request=require_json_body,
+        before_request=validate_json_body,
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

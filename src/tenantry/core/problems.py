@@ -130,7 +130,12 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         headers = {}
         if isinstance(exc, PermissionDenied):
             headers["X-Accepted-Permissions"] = f"{exc.resource}={exc.permission}"
-        errors = exc.extra.get("errors") if isinstance(exc.extra.get("errors"), list) else None
+        raw_errors = exc.extra.get("errors")
+        errors = (
+            [FieldError(field=str(e["field"]), message=str(e["message"])) for e in raw_errors]
+            if isinstance(raw_errors, list)
+            else None
+        )
         return problem_response(exc.status, exc.detail, slug=exc.type, title=exc.title, errors=errors, headers=headers)
     if isinstance(exc, ValidationException):
         errors, in_body = _validation_errors(exc)
