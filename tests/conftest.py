@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from litestar import Litestar
@@ -24,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from tenantry.app import create_app
 from tenantry.core.db import SET_TRANSACTION_CONTEXT, create_engine, transaction_context
 from tenantry.db.migrate import upgrade
-from tenantry.db.server import drop_database, ensure_database, start_embedded
+from tenantry.db.server import drop_database, embedded_server, ensure_database
 from tenantry.settings import Settings, load_settings
 from tenantry.tokens.admin_tokens import issue_admin_token
 from tenantry.workspaces.provisioning import ProvisionedWorkspace, ProvisioningService
@@ -45,7 +48,7 @@ def _docker_engine_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """A privileged URL on a real PostgreSQL server."""
     if url := os.environ.get("TEST_DATABASE_URL"):
         yield url
@@ -56,8 +59,15 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with PostgresContainer("postgres:18-alpine", driver=None) as container:
             yield container.get_connection_url()
         return
-    pgdata = tmp_path_factory.mktemp("embedded-postgres") / "data"
-    yield start_embedded(pgdata, cleanup="delete")
+    # Not under pytest's basetemp: another pytest run on the machine resets that folder to 0700,
+    # which locks out the unprivileged user the embedded server runs as when we are root.
+    parent = Path(tempfile.mkdtemp(prefix="tenantry-test-pg-"))
+    server = embedded_server(parent / "data", cleanup="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()  # stops the server, then removes its data
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

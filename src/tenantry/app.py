@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -18,6 +17,7 @@ from litestar.types import Receive, Scope, Send
 
 from tenantry import __version__
 from tenantry.auth.middleware import AuthenticationMiddleware
+from tenantry.core.body import validate_json_body
 from tenantry.core.db import create_engine, platform_session_factory, tenant_session_factory
 from tenantry.core.dependencies import (
     provide_admin,
@@ -31,8 +31,6 @@ from tenantry.health import live, ready
 from tenantry.routes import ROUTES
 from tenantry.settings import Settings
 
-_JSON_TYPES = ("application/json", "application/merge-patch+json")
-
 
 class TenantryApp(Litestar):
     """Litestar with the request log wrapped around everything, router 404s and 405s included."""
@@ -42,16 +40,6 @@ class TenantryApp(Litestar):
             await log_requests(super().__call__, scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
-
-
-def require_json_body(request: Request[Any, Any, Any]) -> None:
-    """415 for a body that is not JSON, before anything tries to parse it."""
-    if request.method not in {"POST", "PUT", "PATCH"}:
-        return
-    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if has_body and content_type not in _JSON_TYPES:
-        raise HTTPException(status_code=415, detail="Send the body as application/json.")
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -78,7 +66,7 @@ def create_app(settings: Settings) -> Litestar:
             "admin": Provide(provide_admin, sync_to_thread=False),
         },
         middleware=[DefineMiddleware(AuthenticationMiddleware)],
-        before_request=require_json_body,
+        before_request=validate_json_body,
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -28,6 +28,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.workers:
         overrides["workers"] = args.workers
     settings = load_settings(**overrides)  # refuses to start without secrets outside dev mode
+    if settings.dev_mode:
+        raise SettingsError("`tenantry serve` is for production: unset TENANTRY_DEV (use `tenantry dev` instead)")
     configure_logging(settings.log_level)
     uvicorn.run(
         "tenantry.app:create_app_from_env",
@@ -70,11 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="apply roles, migrations and policies (idempotent)")
-    db_upgrade.add_argument(
-        "--skip-secret-check",
-        action="store_true",
-        help="do not require the token pepper (it is not used here)",
-    )
     db_upgrade.set_defaults(func=_cmd_db_upgrade)
 
     add_admin_commands(commands)

@@ -12,6 +12,8 @@ import asyncio
 import json
 import os
 import secrets
+import signal
+import sys
 from pathlib import Path
 
 from sqlalchemy import text
@@ -130,4 +132,7 @@ def run_dev(data_dir: Path, host: str, port: int) -> None:
         flush=True,
     )
     configure_logging(settings.log_level)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+    # embedded PostgreSQL's atexit hook stop the server instead of leaving it running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

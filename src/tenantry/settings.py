@@ -66,6 +66,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("workers must be at least 1")
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes must be at least 1024")
+        if not 1 <= self.port <= 65535:
+            raise SettingsError("TENANTRY_PORT must be between 1 and 65535")
+        if not 1 <= self.db_statement_timeout_ms <= 3_600_000:
+            raise SettingsError("TENANTRY_DB_STATEMENT_TIMEOUT_MS must be between 1 and 3600000")
+        if not 0 < self.db_pool_timeout_s <= 600:  # also false for NaN
+            raise SettingsError("TENANTRY_DB_POOL_TIMEOUT_S must be more than 0 and at most 600")
+        # Refuse a URL that is not PostgreSQL now, with a clear message, not at first connection.
+        to_asyncpg_url(self.database_url)
+        if self.app_database_url:
+            to_asyncpg_url(self.app_database_url)
 
     def require_secrets(self, secrets: tuple[str, ...] = ("token_pepper", "app_password")) -> None:
         """Refuse to run without real secrets outside dev mode (dev mode generates its own)."""

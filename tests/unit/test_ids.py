@@ -15,3 +15,9 @@ def test_uuid7_orders_by_time() -> None:
     second = uuid7()
     assert first < second
     assert abs((first.int >> 80) - time.time_ns() // 1_000_000) < 5_000
+
+
+def test_uuid7_is_monotonic_within_a_millisecond() -> None:
+    ids = [uuid7() for _ in range(10_000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)

@@ -70,13 +70,17 @@ def transaction_context(
 
 def create_engine(url: URL, settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
     """An asyncpg engine; with the statement cache off it also works behind PgBouncer < 1.21."""
-    connect_args: dict[str, Any] = {"server_settings": {"application_name": "tenantry"}}
-    engine_args: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {
+        "server_settings": {"application_name": "tenantry"},
+        # A client-side bound on every statement, including the token lookup that runs before the
+        # transaction-local statement_timeout is set: a stuck server gives a 503, not a hang.
+        "command_timeout": settings.db_statement_timeout_ms / 1000 + 1,
+    }
     if not settings.db_statement_cache:
         connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0  # SQLAlchemy's own cache of prepared statements
         # Unique names, so a statement prepared on one server connection never collides on another.
         connect_args["prepared_statement_name_func"] = lambda: f"__tenantry_{uuid.uuid4().hex}__"
-        engine_args["prepared_statement_cache_size"] = 0
     return create_async_engine(
         url,
         pool_size=pool_size or settings.db_pool_size,
@@ -84,7 +88,6 @@ def create_engine(url: URL, settings: Settings, *, pool_size: int | None = None)
         pool_timeout=settings.db_pool_timeout_s,
         pool_recycle=1800,
         connect_args=connect_args,
-        **engine_args,
     )
 
 

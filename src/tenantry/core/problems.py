@@ -101,6 +101,14 @@ def problem_response(
     )
 
 
+def _field_error(error: object) -> FieldError:
+    if isinstance(error, FieldError):
+        return error
+    if isinstance(error, dict):
+        return FieldError(field=str(error.get("field", "body")), message=str(error.get("message", "is invalid")))
+    return FieldError(field="body", message=str(error))
+
+
 def _validation_errors(exc: ValidationException) -> tuple[list[FieldError], bool]:
     """Field-level errors, and whether they concern the body (422) rather than the URL (400)."""
     errors, in_body = [], False
@@ -132,7 +140,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             headers["X-Accepted-Permissions"] = f"{exc.resource}={exc.permission}"
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
-        errors = exc.extra.get("errors") if isinstance(exc.extra.get("errors"), list) else None
+        raw_errors = exc.extra.get("errors")
+        errors = [_field_error(e) for e in raw_errors] if isinstance(raw_errors, list) else None
         return problem_response(exc.status, exc.detail, slug=exc.type, title=exc.title, errors=errors, headers=headers)
     if isinstance(exc, ValidationException):
         errors, in_body = _validation_errors(exc)

@@ -34,7 +34,7 @@ def _request_id(scope: Scope) -> str:
 
 
 def _route(scope: Scope) -> str:
-    # The template ("/v1/products/{product_id:uuid}"), not the path: ids stay out of route metrics.
+    # The template ("/v1/products/{product_id}"), not the path: ids stay out of route metrics.
     return scope.get("path_template") or "<unmatched>"
 
 

@@ -6,9 +6,9 @@ from typing import Annotated, Generic, TypeVar
 
 import msgspec
 
-# No NUL and no other C0 control except tab and newline: PostgreSQL text cannot hold NUL, and
-# controls in names only ever hide things from the people reading them.
-_PRINTABLE = r"^[^\u0000-\u0008\u000b-\u001f\u007f]*$"
+# No NUL, no C0 control except tab and newline, no DEL and no C1 control: PostgreSQL text cannot
+# hold NUL, and controls (C1 includes 8-bit terminal escapes) only ever hide things from readers.
+_PRINTABLE = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$"
 
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_PRINTABLE)]
 LongText = Annotated[str, msgspec.Meta(max_length=5000, pattern=_PRINTABLE)]

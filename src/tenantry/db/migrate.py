@@ -24,7 +24,9 @@ from tenantry.db.paths import migrations_dir, policies_dir
 from tenantry.db.roles import ensure_roles
 from tenantry.settings import Settings
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+# Any {{name}} without braces or spaces inside; SQL array literals like '{{1,2},{3,4}}' contain
+# braces and commas and so never match.
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s,]+)\s*\}\}")
 
 CHECKSUM_TABLE = """
 CREATE TABLE IF NOT EXISTS public.tenantry_policy_checksums (

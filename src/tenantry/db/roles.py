@@ -13,16 +13,41 @@ from sqlalchemy import Connection, text
 
 from tenantry.settings import Settings
 
-# Attributes are re-asserted on every run, so drift (someone granting BYPASSRLS by hand) is undone.
 _SAFE = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+_ATTRIBUTES = {
+    "rolsuper": "SUPERUSER",
+    "rolcreatedb": "CREATEDB",
+    "rolcreaterole": "CREATEROLE",
+    "rolreplication": "REPLICATION",
+    "rolbypassrls": "BYPASSRLS",
+    "rolinherit": "INHERIT",
+    "rolcanlogin": "LOGIN",
+}
 
 
 def _ensure_role(connection: Connection, name: str, attributes: str) -> None:
-    exists = connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name}).first()
-    if not exists:
+    """Create the role, or correct only the attributes that drifted.
+
+    Correcting only what differs keeps re-runs possible for a CREATEROLE (non-superuser) migrator,
+    which may not restate SUPERUSER, REPLICATION or BYPASSRLS even to turn them off; drift on those
+    (someone granting BYPASSRLS by hand) then fails loudly instead of being ignored.
+    """
+    row = (
+        connection.execute(text(f"SELECT {', '.join(_ATTRIBUTES)} FROM pg_roles WHERE rolname = :n"), {"n": name})
+        .mappings()
+        .first()
+    )
+    if row is None:
         connection.execute(text(f'CREATE ROLE "{name}" {attributes}'))
-    else:
-        connection.execute(text(f'ALTER ROLE "{name}" {attributes}'))
+        return
+    wanted = set(attributes.split())
+    drifted = [
+        keyword if keyword in wanted else f"NO{keyword}"
+        for column, keyword in _ATTRIBUTES.items()
+        if row[column] != (keyword in wanted)
+    ]
+    if drifted:
+        connection.execute(text(f'ALTER ROLE "{name}" {" ".join(drifted)}'))
 
 
 def ensure_roles(connection: Connection, settings: Settings) -> None:

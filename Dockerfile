@@ -1,0 +1,28 @@
+# The Tenantry image: the API (`tenantry serve`, the default command) and the migration runner
+# (`tenantry db upgrade`). migrations/ and policies/ travel inside the wheel, so the installed
+# package needs no checkout next to it.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /tmp/build
+# Only what the wheel is built from: a change to tests/ or docs/ does not rebuild the image.
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY migrations ./migrations
+COPY policies ./policies
+RUN pip install . && rm -rf /tmp/build
+
+# The service needs no write access anywhere, and never runs as root.
+RUN useradd --system --create-home --uid 10001 --shell /usr/sbin/nologin tenantry
+USER tenantry
+WORKDIR /home/tenantry
+
+# Inside a container the API must listen on all interfaces; publish the port on 127.0.0.1 or
+# behind a proxy to choose who can reach it.
+ENV TENANTRY_HOST=0.0.0.0
+EXPOSE 8000
+CMD ["tenantry", "serve"]

@@ -1,0 +1,327 @@
+"""Settings: read once from an environment mapping, refused early and clearly when unusable."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from sqlalchemy.engine import make_url
+
+from tenantry.settings import MIN_PEPPER_LENGTH, Settings, SettingsError, load_settings, to_asyncpg_url
+
+PEPPER = "p" * MIN_PEPPER_LENGTH
+BASE = {
+    "DATABASE_URL": "postgresql://admin:admin-secret@db.example:6543/tenantry",
+    "TENANTRY_TOKEN_PEPPER": PEPPER,
+    "TENANTRY_APP_PASSWORD": "app-secret",
+}
+
+
+def _env(**changes: str | None) -> dict[str, str]:
+    """BASE with some variables changed; None removes one."""
+    env = {**BASE, **changes}
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def test_base_environment_loads() -> None:
+    settings = load_settings(_env())
+    assert settings.database_url == BASE["DATABASE_URL"]
+    assert settings.token_pepper == PEPPER
+    assert settings.app_password == "app-secret"
+    assert settings.dev_mode is False
+
+
+def test_process_environment_is_not_read_when_a_mapping_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENANTRY_PORT", "9999")
+    assert load_settings(_env()).port == 8000
+
+
+# --- DATABASE_URL ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", [_env(DATABASE_URL=None), _env(DATABASE_URL="")], ids=["missing", "empty"])
+def test_refuses_without_database_url(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        load_settings(env)
+
+
+def test_refuses_without_database_url_even_in_dev_mode() -> None:
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        load_settings({"TENANTRY_DEV": "1"})
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pepper", [None, "", "p" * (MIN_PEPPER_LENGTH - 1)], ids=["missing", "empty", f"{MIN_PEPPER_LENGTH - 1} chars"]
+)
+def test_outside_dev_mode_refuses_a_missing_or_short_pepper(pepper: str | None) -> None:
+    with pytest.raises(SettingsError, match="TENANTRY_TOKEN_PEPPER"):
+        load_settings(_env(TENANTRY_TOKEN_PEPPER=pepper))
+
+
+def test_pepper_of_minimum_length_is_accepted() -> None:
+    assert load_settings(_env(TENANTRY_TOKEN_PEPPER="q" * MIN_PEPPER_LENGTH)).token_pepper == "q" * MIN_PEPPER_LENGTH
+
+
+@pytest.mark.parametrize("password", [None, ""], ids=["missing", "empty"])
+def test_outside_dev_mode_refuses_a_missing_app_password(password: str | None) -> None:
+    with pytest.raises(SettingsError, match="TENANTRY_APP_PASSWORD"):
+        load_settings(_env(TENANTRY_APP_PASSWORD=password))
+
+
+def test_both_missing_secrets_are_named_at_once() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(_env(TENANTRY_TOKEN_PEPPER=None, TENANTRY_APP_PASSWORD=None))
+    assert "TENANTRY_TOKEN_PEPPER" in str(raised.value)
+    assert "TENANTRY_APP_PASSWORD" in str(raised.value)
+
+
+def test_secret_values_never_appear_in_the_error() -> None:
+    short = "short-but-secret"
+    with pytest.raises(SettingsError) as raised:
+        load_settings(_env(TENANTRY_TOKEN_PEPPER=short))
+    assert short not in str(raised.value)
+
+
+@pytest.mark.parametrize("flag", ["1", "true", "TRUE", "yes", "on", " On "])
+def test_dev_mode_accepts_missing_secrets(flag: str) -> None:
+    settings = load_settings(_env(TENANTRY_DEV=flag, TENANTRY_TOKEN_PEPPER=None, TENANTRY_APP_PASSWORD=None))
+    assert settings.dev_mode is True
+
+
+def test_dev_mode_override_accepts_missing_secrets() -> None:
+    settings = load_settings({"DATABASE_URL": BASE["DATABASE_URL"]}, dev_mode=True)
+    assert settings.dev_mode is True
+
+
+def test_migrations_need_only_the_app_password() -> None:
+    settings = load_settings(_env(TENANTRY_TOKEN_PEPPER=None), require=("app_password",))
+    assert settings.token_pepper == ""
+    with pytest.raises(SettingsError, match="TENANTRY_APP_PASSWORD"):
+        load_settings(_env(TENANTRY_TOKEN_PEPPER=None, TENANTRY_APP_PASSWORD=None), require=("app_password",))
+
+
+@pytest.mark.parametrize("changes", [{"token_pepper": "short"}, {"app_password": ""}, {"token_pepper": ""}], ids=str)
+def test_app_factory_refuses_settings_without_secrets(changes: dict[str, str]) -> None:
+    from tenantry.app import create_app
+
+    settings = msgspec.structs.replace(load_settings(_env()), **changes)
+    with pytest.raises(SettingsError, match="missing secrets"):
+        create_app(settings)
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("0", False), ("false", False), ("no", False), ("off", False), ("", False)]
+)
+def test_false_spellings(raw: str, expected: bool) -> None:
+    assert load_settings(_env(TENANTRY_DB_STATEMENT_CACHE=raw)).db_statement_cache is expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [("TENANTRY_DEV", "maybe"), ("TENANTRY_DEV", "2"), ("TENANTRY_DB_STATEMENT_CACHE", "enabled")],
+)
+def test_bad_boolean_is_a_clear_error(variable: str, raw: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(_env(**{variable: raw}))
+    message = str(raised.value)
+    assert variable in message
+    assert repr(raw) in message
+    assert "true or false" in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("TENANTRY_PORT", "eighty"),
+        ("TENANTRY_PORT", "80.5"),
+        ("TENANTRY_DB_POOL_SIZE", "1.5"),
+        ("TENANTRY_DB_POOL_SIZE", ""),
+        ("TENANTRY_DB_POOL_TIMEOUT_S", "soon"),
+        ("TENANTRY_MAX_BODY_BYTES", "1MB"),
+        ("TENANTRY_DB_STATEMENT_TIMEOUT_MS", "5s"),
+        ("TENANTRY_WORKERS", "two"),
+    ],
+)
+def test_bad_number_is_a_clear_error(variable: str, raw: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(_env(**{variable: raw}))
+    message = str(raised.value)
+    assert variable in message
+    assert repr(raw) in message
+
+
+def test_numbers_are_parsed() -> None:
+    settings = load_settings(
+        _env(
+            TENANTRY_PORT="8080",
+            TENANTRY_DB_POOL_SIZE="3",
+            TENANTRY_DB_POOL_TIMEOUT_S="2.5",
+            TENANTRY_DB_STATEMENT_TIMEOUT_MS="750",
+            TENANTRY_MAX_BODY_BYTES="2048",
+        )
+    )
+    assert (settings.port, settings.db_pool_size, settings.db_pool_timeout_s) == (8080, 3, 2.5)
+    assert (settings.db_statement_timeout_ms, settings.max_body_bytes) == (750, 2048)
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("TENANTRY_DB_POOL_SIZE", "0"),
+        ("TENANTRY_DB_MAX_OVERFLOW", "-1"),
+        ("TENANTRY_WORKERS", "0"),
+        ("TENANTRY_MAX_BODY_BYTES", "1000"),
+    ],
+)
+def test_numbers_below_their_minimum_are_refused(variable: str, raw: str) -> None:
+    with pytest.raises(SettingsError):
+        load_settings(_env(**{variable: raw}))
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("TENANTRY_PORT", "0"),
+        ("TENANTRY_PORT", "70000"),
+        # PostgreSQL refuses a negative statement_timeout in set_config, so every request would fail.
+        ("TENANTRY_DB_STATEMENT_TIMEOUT_MS", "-1"),
+        ("TENANTRY_DB_POOL_TIMEOUT_S", "-1"),
+        ("TENANTRY_DB_POOL_TIMEOUT_S", "nan"),
+    ],
+)
+def test_numbers_outside_their_valid_range_are_refused(variable: str, raw: str) -> None:
+    # The message names the setting (as the field or as the variable, in any case).
+    with pytest.raises(SettingsError, match="(?i)" + variable.removeprefix("TENANTRY_")):
+        load_settings(_env(**{variable: raw}))
+
+
+def test_unknown_override_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError):
+        load_settings(_env(), no_such_setting=1)
+
+
+# --- role names ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Tenant", "bad-name", "1role", "", 'x"; DROP ROLE postgres; --', "role name", "r" * 64, "tenant$"],
+)
+@pytest.mark.parametrize(
+    "variable", ["TENANTRY_OWNER_ROLE", "TENANTRY_TENANT_ROLE", "TENANTRY_PLATFORM_ROLE", "TENANTRY_APP_ROLE"]
+)
+def test_role_names_must_be_identifiers(variable: str, name: str) -> None:
+    with pytest.raises(SettingsError, match="identifier"):
+        load_settings(_env(**{variable: name}))
+
+
+def test_role_name_of_63_characters_is_accepted() -> None:
+    assert load_settings(_env(TENANTRY_TENANT_ROLE="t" * 63)).tenant_role == "t" * 63
+
+
+@pytest.mark.parametrize(
+    ("variable", "clashes_with"),
+    [
+        ("TENANTRY_APP_ROLE", "tenantry_tenant"),
+        ("TENANTRY_TENANT_ROLE", "tenantry_owner"),
+        ("TENANTRY_PLATFORM_ROLE", "tenantry_app"),
+        ("TENANTRY_OWNER_ROLE", "tenantry_platform"),
+    ],
+)
+def test_role_names_must_be_distinct(variable: str, clashes_with: str) -> None:
+    with pytest.raises(SettingsError, match="different"):
+        load_settings(_env(**{variable: clashes_with}))
+
+
+# --- URLs --------------------------------------------------------------------------------------------------
+
+
+def test_app_url_uses_the_app_role_and_keeps_the_server() -> None:
+    env = _env(DATABASE_URL="postgresql://admin:admin-secret@db.example:6543/tenantry?sslmode=require")
+    settings = load_settings(env)
+    app, admin = settings.app_url, settings.admin_url
+
+    assert app.drivername == "postgresql+asyncpg"
+    assert (app.username, app.password) == ("tenantry_app", "app-secret")
+    assert (app.host, app.port, app.database) == ("db.example", 6543, "tenantry")
+    assert dict(app.query) == {"sslmode": "require"}
+    assert (admin.username, admin.password) == ("admin", "admin-secret")
+    assert "admin-secret" not in app.render_as_string(hide_password=False)
+
+
+def test_app_url_follows_a_custom_app_role_and_odd_password() -> None:
+    password = "p@ss:w/rd?#%"
+    settings = load_settings(_env(TENANTRY_APP_ROLE="api_login", TENANTRY_APP_PASSWORD=password))
+    rendered = settings.app_url.render_as_string(hide_password=False)
+    reparsed = make_url(rendered)
+    assert (reparsed.username, reparsed.password) == ("api_login", password)
+    assert (reparsed.host, reparsed.port, reparsed.database) == ("db.example", 6543, "tenantry")
+
+
+def test_app_database_url_is_honoured() -> None:
+    settings = load_settings(
+        _env(TENANTRY_APP_DATABASE_URL="postgres://tenantry_app:pooled@pgbouncer.internal:6432/tenantry")
+    )
+    app = settings.app_url
+    assert app.drivername == "postgresql+asyncpg"
+    assert (app.username, app.password) == ("tenantry_app", "pooled")
+    assert (app.host, app.port, app.database) == ("pgbouncer.internal", 6432, "tenantry")
+    assert settings.admin_url.host == "db.example"  # migrations still go straight to the server
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://u:p@h:5432/d",
+        "postgresql://u:p@h:5432/d",
+        "postgresql+asyncpg://u:p@h:5432/d",
+        "postgresql+psycopg://u:p@h:5432/d",
+    ],
+)
+def test_postgres_urls_get_the_asyncpg_driver(url: str) -> None:
+    converted = to_asyncpg_url(url)
+    assert converted.drivername == "postgresql+asyncpg"
+    assert (converted.username, converted.password, converted.host, converted.port, converted.database) == (
+        "u",
+        "p",
+        "h",
+        5432,
+        "d",
+    )
+    settings = load_settings(_env(DATABASE_URL=url))
+    assert settings.admin_url.drivername == "postgresql+asyncpg"
+    assert settings.app_url.drivername == "postgresql+asyncpg"
+
+
+NOT_POSTGRES = ["mysql://u:p@h/d", "sqlite:///tenantry.db", "mssql+pyodbc://u:p@h/d", "not a url at all"]
+
+
+@pytest.mark.parametrize("url", NOT_POSTGRES)
+def test_to_asyncpg_url_refuses_anything_but_postgres(url: str) -> None:
+    with pytest.raises(SettingsError):
+        to_asyncpg_url(url)
+
+
+@pytest.mark.parametrize("url", NOT_POSTGRES)
+def test_load_settings_refuses_a_non_postgres_database_url(url: str) -> None:
+    """Refused when the settings are read, not later when the first engine is built."""
+    with pytest.raises(SettingsError):
+        load_settings(_env(DATABASE_URL=url))
+
+
+@pytest.mark.parametrize("url", NOT_POSTGRES)
+def test_load_settings_refuses_a_non_postgres_app_database_url(url: str) -> None:
+    with pytest.raises(SettingsError):
+        load_settings(_env(TENANTRY_APP_DATABASE_URL=url))
+
+
+def test_settings_are_immutable() -> None:
+    settings = load_settings(_env())
+    with pytest.raises(AttributeError):
+        settings.tenant_role = "other"  # type: ignore[misc]
+    assert isinstance(settings, Settings)
