@@ -28,11 +28,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     tok public.personal_access_tokens%ROWTYPE;
+    member public.memberships%ROWTYPE;
+    workspace public.workspaces%ROWTYPE;
 BEGIN
     SELECT * INTO tok FROM public.personal_access_tokens AS t WHERE t.token_digest = p_digest;
     IF NOT FOUND THEN
         RETURN;
     END IF;
+    SELECT * INTO member FROM public.memberships AS m WHERE m.tenant_id = tok.tenant_id AND m.id = tok.membership_id;
+    SELECT * INTO workspace FROM public.workspaces AS w WHERE w.id = tok.tenant_id;
     IF tok.replaced_by_id IS NOT NULL AND tok.expires_at <= pg_catalog.now() THEN
         WITH RECURSIVE chain AS (
             SELECT t.tenant_id, t.id, t.replaced_by_id FROM public.personal_access_tokens AS t
@@ -45,17 +49,16 @@ BEGIN
           FROM chain AS c
          WHERE t.tenant_id = c.tenant_id AND t.id = c.id AND t.revoked_at IS NULL;
     ELSIF tok.revoked_at IS NULL AND tok.expires_at > pg_catalog.now()
+          AND member.is_active AND workspace.status = 'active'
           AND (tok.last_used_at IS NULL OR tok.last_used_at < pg_catalog.now() - interval '1 minute') THEN
+        -- Only a use that is let through counts as a use: a suspended workspace's rows stay untouched.
         UPDATE public.personal_access_tokens AS t SET last_used_at = pg_catalog.now()
          WHERE t.tenant_id = tok.tenant_id AND t.id = tok.id;
     END IF;
     RETURN QUERY
-    SELECT tok.id, tok.tenant_id, m.user_id, m.id, m.role::text, tok.permissions,
-           tok.expires_at <= pg_catalog.now(), tok.revoked_at IS NOT NULL, m.is_active,
-           w.status::text, w.max_token_lifetime_days
-      FROM public.memberships AS m
-      JOIN public.workspaces AS w ON w.id = m.tenant_id
-     WHERE m.tenant_id = tok.tenant_id AND m.id = tok.membership_id;
+    SELECT tok.id, tok.tenant_id, member.user_id, member.id, member.role::text, tok.permissions,
+           tok.expires_at <= pg_catalog.now(), tok.revoked_at IS NOT NULL, member.is_active,
+           workspace.status::text, workspace.max_token_lifetime_days;
 END
 $$;
 REVOKE ALL ON FUNCTION public.resolve_token(bytea) FROM PUBLIC;

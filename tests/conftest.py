@@ -24,12 +24,12 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from tenantry.admin.accounts import AdminTokenService, NewAdminToken
 from tenantry.app import create_app
-from tenantry.core.db import SET_TRANSACTION_CONTEXT, create_engine, transaction_context
+from tenantry.core.db import SET_TRANSACTION_CONTEXT, create_engine, platform_session_factory, transaction_context
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import drop_database, embedded_server, ensure_database
 from tenantry.settings import Settings, load_settings
-from tenantry.tokens.admin_tokens import issue_admin_token
 from tenantry.workspaces.provisioning import ProvisionedWorkspace, ProvisioningService
 
 TEST_PEPPER = "test-pepper-" + "x" * 40
@@ -140,7 +140,7 @@ class Tenant:
 
     @property
     def token(self) -> str:
-        return self.workspace.token.token
+        return self.workspace.token
 
     @property
     def headers(self) -> dict[str, str]:
@@ -172,6 +172,19 @@ async def tenant_a(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
 @pytest.fixture
 async def tenant_b(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
     return await make_tenant("b")
+
+
+async def issue_admin_token(engine: AsyncEngine, settings: Settings, name: str) -> tuple[NewAdminToken, uuid.UUID]:
+    """A platform admin token, made by the same service as `tenantry admin token create`."""
+    async with platform_session_factory(engine, settings)() as session:
+        new = await AdminTokenService(session, settings).issue(name)
+    return new, new.id
+
+
+async def revoke_admin_token(engine: AsyncEngine, settings: Settings, token_id: uuid.UUID) -> bool:
+    async with platform_session_factory(engine, settings)() as session:
+        await AdminTokenService(session, settings).revoke(token_id)
+    return True
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +23,7 @@ from tenantry.core.dependencies import (
     provide_platform_session,
     provide_principal,
 )
+from tenantry.core.pagination import cursor_key
 from tenantry.core.problems import handle_exception
 from tenantry.core.requestlog import log_requests
 from tenantry.health import live, ready
@@ -88,8 +87,7 @@ def _set_state(settings: Settings) -> Any:
         app_config.state.update(
             {
                 "settings": settings,
-                # Cursors are signed with a key derived from the pepper, never with the pepper itself.
-                "cursor_key": hmac.new(settings.token_pepper.encode(), b"tenantry cursors", hashlib.sha256).digest(),
+                "cursor_key": cursor_key(settings.token_pepper),
             }
         )
         return app_config

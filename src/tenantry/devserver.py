@@ -82,9 +82,9 @@ async def prepare(settings: Settings, data_dir: Path) -> str:
         if workspace_id is None:
             created = await provisioning.create_workspace(slug=DEMO_SLUG, name="Demo workspace", owner_email=DEMO_OWNER)
             await _seed_demo_products(engine, settings, created.workspace_id)
-            _write_private(token_file, created.token.token)
+            _write_private(token_file, created.token)
             print(f"created workspace '{DEMO_SLUG}' with owner {DEMO_OWNER}")
-            return created.token.token
+            return created.token
         if token_file.exists():
             token = token_file.read_text(encoding="utf-8").strip()
             if is_well_formed(token):

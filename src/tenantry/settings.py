@@ -50,6 +50,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips). The login throttle
+    # keys on the client address, so behind a load balancer list it here, or every client shares one.
+    forwarded_allow_ips: str = "127.0.0.1"
     max_body_bytes: int = 1_048_576
     log_level: str = "INFO"
 
@@ -122,6 +125,7 @@ ENVIRONMENT: dict[str, tuple[str, type]] = {
     "TENANTRY_HOST": ("host", str),
     "TENANTRY_PORT": ("port", int),
     "TENANTRY_WORKERS": ("workers", int),
+    "TENANTRY_FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", str),
     "TENANTRY_MAX_BODY_BYTES": ("max_body_bytes", int),
     "TENANTRY_LOG_LEVEL": ("log_level", str),
 }

@@ -11,8 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.settings import Settings
-from tenantry.tokens.admin_tokens import issue_admin_token, revoke_admin_token
-from tests.conftest import Tenant, snapshot_rows
+from tests.conftest import Tenant, issue_admin_token, revoke_admin_token, snapshot_rows
 from tests.integration.test_admin_support import (
     WORKSPACES,
     Client,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantry.admin.idempotency import request_fingerprint
 from tenantry.admin.schemas import WorkspaceCreate
 from tenantry.settings import Settings
-from tenantry.tokens.admin_tokens import issue_admin_token
+from tests.conftest import issue_admin_token
 from tests.integration.test_admin_support import WORKSPACES, Client, bearer, create_workspace, workspace_body
 
 

@@ -479,6 +479,21 @@ async def test_last_used_at_is_written_at_most_once_a_minute(
     assert when(shown["last_used_at"]) == third
 
 
+async def test_a_refused_use_leaves_last_used_at_alone(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant
+) -> None:
+    """A token of a suspended workspace is refused, and its row stays exactly as it was."""
+    created = await create_token(client, tenant_a.headers)
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE public.workspaces SET status = 'suspended' WHERE id = :id"), {"id": tenant_a.id}
+        )
+    before = await snapshot_rows(admin_engine, "personal_access_tokens", tenant_a.id)
+    assert await works(client, str(created["token"])) == 403
+    assert await snapshot_rows(admin_engine, "personal_access_tokens", tenant_a.id) == before
+    assert (await token_row(admin_engine, created["id"]))["last_used_at"] is None
+
+
 # --- members and managers -------------------------------------------------------------------------
 
 

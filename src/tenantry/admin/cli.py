@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import hashlib
-import hmac
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,6 +29,7 @@ from tenantry.admin.service import AdminWorkspaceService
 from tenantry.core.context import AdminPrincipal, current_admin
 from tenantry.core.db import create_engine, platform_session_factory
 from tenantry.core.errors import DomainError, InvalidInput
+from tenantry.core.pagination import cursor_key
 from tenantry.settings import Settings, load_settings
 
 EXIT_FAILURE = 2
@@ -47,7 +46,7 @@ class Operator:
 
     @property
     def workspaces(self) -> AdminWorkspaceService:
-        key = hmac.new(self.settings.token_pepper.encode(), b"tenantry cursors", hashlib.sha256).digest()
+        key = cursor_key(self.settings.token_pepper)
         return AdminWorkspaceService(self.session, self.settings, key)
 
     def out(self, value: msgspec.Struct, *lines: str) -> None:

@@ -16,17 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.schemas import OwnerOut, WorkspaceCreate, WorkspaceCreated, WorkspaceOut
 from tenantry.audit.recorder import record_event
-from tenantry.auth.tokens import generate_token
 from tenantry.core.errors import Conflict, InvalidInput
 from tenantry.core.ids import uuid7
 from tenantry.core.permissions import role_permissions
 from tenantry.members.models import Membership
 from tenantry.settings import Settings
-from tenantry.tokens.models import PersonalAccessToken
+from tenantry.tokens.issuing import new_personal_access_token
 from tenantry.workspaces.models import Workspace
-from tenantry.workspaces.provisioning import DEFAULT_TOKEN_LIFETIME
 
 MAX_METADATA_BYTES = 16 * 1024
+DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
 OWNER_TOKEN_NAME = "first owner token"  # noqa: S105 - a display name, not a secret
 TAKEN = "A workspace with this {} already exists."
 
@@ -99,16 +98,12 @@ async def provision_workspace(
     )
     session.add(membership)
     await session.flush()
-    issued = generate_token(settings.token_pepper)
     lifetime = min(DEFAULT_TOKEN_LIFETIME, timedelta(days=workspace.max_token_lifetime_days))
-    token = PersonalAccessToken(
+    token, issued = new_personal_access_token(
+        settings.token_pepper,
         tenant_id=workspace_id,
-        id=uuid7(),
         membership_id=membership.id,
         name=OWNER_TOKEN_NAME,
-        token_digest=issued.digest,
-        display_prefix=issued.display_prefix,
-        last_four=issued.last_four,
         permissions=role_permissions("owner"),
         expires_at=datetime.now(UTC) + lifetime,
     )

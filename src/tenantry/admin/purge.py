@@ -9,15 +9,11 @@ foreign key is ever left dangling mid-purge.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.tables import tenant_tables_children_first
-from tenantry.audit.models import PlatformAuditEvent
-from tenantry.core.context import current_admin, current_request_id
-from tenantry.core.ids import uuid7
 
 # A purge may touch many rows; it gets ten minutes instead of the request timeout.
 PURGE_STATEMENT_TIMEOUT_MS = 600_000
@@ -33,25 +29,3 @@ async def delete_workspace_rows(session: AsyncSession, workspace_id: uuid.UUID) 
         result = await session.execute(delete(table).where(table.c.tenant_id == workspace_id))
         counts[str(table.name)] = int(result.rowcount or 0)  # type: ignore[attr-defined]
     return counts
-
-
-def record_purge(session: AsyncSession, workspace_id: uuid.UUID, details: dict[str, Any]) -> None:
-    """The purge's audit event, in the platform log only.
-
-    `record_event(tenant_id=...)` would also write the event into the workspace's own log, i.e.
-    leave a row in a table the purge has just emptied; the workspace log is part of what is
-    purged, so this one event goes to the platform log alone (same columns as the recorder).
-    """
-    admin = current_admin.get()
-    session.add(
-        PlatformAuditEvent(
-            id=uuid7(),
-            actor=admin.name if admin else "system",
-            admin_token_id=admin.token_id if admin else None,
-            token_fingerprint=admin.token_fingerprint if admin else None,
-            request_id=current_request_id.get(),
-            action="workspace.purged",
-            workspace_id=workspace_id,
-            details={"target_type": "workspace", "target_id": str(workspace_id), **details},
-        )
-    )

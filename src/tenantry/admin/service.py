@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.idempotency import IdempotencyStore, IdempotentRequest, request_fingerprint
 from tenantry.admin.provisioning import TAKEN, check_metadata, provision_workspace, workspace_out
-from tenantry.admin.purge import delete_workspace_rows, record_purge
+from tenantry.admin.purge import delete_workspace_rows
 from tenantry.admin.schemas import (
     ExportManifest,
     ExportTable,
@@ -248,10 +248,14 @@ class AdminWorkspaceService:
                 # The tombstone keeps who it was (slug, name), not what it held.
                 workspace.status, workspace.purged_at, workspace.updated_at = "purged", now, now
                 workspace.purge_report, workspace.metadata_, workspace.external_id = deleted, {}, None
-                record_purge(
+                await record_event(
                     self.session,
+                    "workspace.purged",
+                    "workspace",
                     workspace_id,
-                    {
+                    tenant_id=workspace_id,
+                    workspace_log=False,
+                    details={
                         "slug": workspace.slug,
                         "external_id": external_id,
                         "early": confirm_slug is not None,

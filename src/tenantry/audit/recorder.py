@@ -25,18 +25,23 @@ async def record_event(
     *,
     tenant_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
+    workspace_log: bool = True,
 ) -> None:
-    """Add an audit event to the session's current transaction (it commits or rolls back with it)."""
+    """Add an audit event to the session's current transaction (it commits or rolls back with it).
+
+    `workspace_log=False` keeps an admin event out of the workspace's own log; the purge uses it,
+    since that log is among what it has just deleted.
+    """
     principal, admin = current_principal.get(), current_admin.get()
     request_id = current_request_id.get()
     target = str(target_id) if target_id is not None else None
-    if admin is not None:
+    if admin is not None or not workspace_log:
         session.add(
             PlatformAuditEvent(
                 id=uuid7(),
-                actor=admin.name,
-                admin_token_id=admin.token_id,
-                token_fingerprint=admin.token_fingerprint,
+                actor=admin.name if admin else "system",
+                admin_token_id=admin.token_id if admin else None,
+                token_fingerprint=admin.token_fingerprint if admin else None,
                 request_id=request_id,
                 action=action,
                 workspace_id=tenant_id,
@@ -44,7 +49,7 @@ async def record_event(
             )
         )
     tenant = principal.tenant_id if principal is not None else tenant_id
-    if tenant is None:
+    if tenant is None or not workspace_log:
         return
     session.add(
         AuditEvent(

@@ -28,6 +28,11 @@ class _Position(msgspec.Struct):
     after: uuid.UUID
 
 
+def cursor_key(pepper: str) -> bytes:
+    """The key cursors are signed with: derived from the pepper, never the pepper itself."""
+    return hmac.new(pepper.encode(), b"tenantry cursors", hashlib.sha256).digest()
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

@@ -299,7 +299,6 @@ class InvitationAcceptService:
                 token, principal = await issue_member_token(
                     self.session,
                     self.settings,
-                    self.engine,
                     tenant_id=tenant_id,
                     user_id=user_id,
                     membership_id=membership.id,

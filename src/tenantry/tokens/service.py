@@ -17,16 +17,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tenantry.audit.recorder import record_event
-from tenantry.auth.tokens import TENANT_TOKEN_PREFIX, generate_token, is_well_formed, token_digest
+from tenantry.auth.tokens import TENANT_TOKEN_PREFIX, is_well_formed, token_digest
 from tenantry.core.context import Principal
 from tenantry.core.db import SET_TRANSACTION_CONTEXT, transaction_context
 from tenantry.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from tenantry.core.ids import uuid7
 from tenantry.core.pagination import decode_cursor, encode_cursor
 from tenantry.core.permissions import LEVELS, RESOURCES, effective_level
 from tenantry.core.problems import FieldError
 from tenantry.core.schemas import Page
 from tenantry.settings import Settings
+from tenantry.tokens.issuing import new_personal_access_token
 from tenantry.tokens.models import PersonalAccessToken
 from tenantry.tokens.schemas import (
     DEFAULT_TOKEN_LIFETIME_DAYS,
@@ -80,16 +80,12 @@ class TokenService:
     async def create(self, data: TokenCreate) -> TokenCreated:
         days = self._lifetime_days(data.expires_in_days)
         permissions = self._grant(data.permissions)
-        issued = generate_token(self.pepper)
         async with self.session.begin():
-            token = PersonalAccessToken(
+            token, issued = new_personal_access_token(
+                self.pepper,
                 tenant_id=self.principal.tenant_id,
-                id=uuid7(),
                 membership_id=self.principal.membership_id,
                 name=data.name,
-                token_digest=issued.digest,
-                display_prefix=issued.display_prefix,
-                last_four=issued.last_four,
                 permissions=permissions,
                 # The database clock, like the resolver that compares against it.
                 expires_at=func.now() + timedelta(days=days),
@@ -143,7 +139,6 @@ class TokenService:
             )
 
     async def rotate(self, token_id: uuid.UUID, data: TokenRotate) -> TokenCreated:
-        issued = generate_token(self.pepper)
         async with self.session.begin():
             old = await self._find(token_id, own_only=True, lock=True)
             now: datetime = (await self.session.execute(select(func.now()))).scalar_one()
@@ -156,14 +151,11 @@ class TokenService:
             # Rotating hands out a new secret: refused if it could do more than the calling token.
             self._refuse_escalation({r: effective_level(self.principal.role, old.permissions, r) for r in RESOURCES})
             lifetime = min(old.expires_at - old.created_at, timedelta(days=self._max_days))
-            new = PersonalAccessToken(
+            new, issued = new_personal_access_token(
+                self.pepper,
                 tenant_id=old.tenant_id,
-                id=uuid7(),
                 membership_id=old.membership_id,
                 name=old.name,
-                token_digest=issued.digest,
-                display_prefix=issued.display_prefix,
-                last_four=issued.last_four,
                 permissions=dict(old.permissions),
                 expires_at=now + lifetime,
             )

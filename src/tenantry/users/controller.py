@@ -16,9 +16,7 @@ from tenantry.users.throttle import LoginThrottle
 
 
 def provide_login_service(platform_session: NamedDependency[AsyncSession], state: State) -> PasswordLoginService:
-    return PasswordLoginService(
-        platform_session, state.settings, state.engine, LoginThrottle(state.platform_session_factory)
-    )
+    return PasswordLoginService(platform_session, state.settings, LoginThrottle(state.platform_session_factory))
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:

@@ -6,8 +6,7 @@ missing, and exactly one argon2id verification runs (against a dummy hash when t
 one). The throttle counts the attempt before anything else, so a refused attempt verifies nothing.
 Only once the credentials are right does a suspended workspace answer 403, as the middleware would.
 
-Also here, because invitations use them too: `issue_member_token` (a PAT through provisioning's
-insert path) and `acting_as` (the audit actor for a caller who has no bearer token yet).
+Also here, because invitations use them too: `issue_member_token` (a PAT for a member) and `acting_as` (the audit actor for a caller who has no bearer token yet).
 """
 
 from __future__ import annotations
@@ -16,10 +15,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.recorder import record_event
 from tenantry.auth.tokens import token_fingerprint
@@ -28,13 +27,13 @@ from tenantry.core.errors import WorkspaceUnavailable
 from tenantry.core.permissions import role_permissions
 from tenantry.members.models import Membership
 from tenantry.settings import Settings
+from tenantry.tokens.issuing import new_personal_access_token
 from tenantry.users.errors import InvalidCredentials
 from tenantry.users.models import User
 from tenantry.users.passwords import verify_password
 from tenantry.users.schemas import IssuedTokenOut, PasswordLogin
 from tenantry.users.throttle import LoginThrottle, normalize_email, throttle_keys
 from tenantry.workspaces.models import Workspace
-from tenantry.workspaces.provisioning import ProvisioningService
 
 # Stands in for a missing user or workspace, so the membership lookup runs in every case.
 _NOBODY = uuid.UUID(int=0)
@@ -54,7 +53,6 @@ def acting_as(principal: Principal) -> Iterator[None]:
 async def issue_member_token(
     session: AsyncSession,
     settings: Settings,
-    engine: AsyncEngine,
     *,
     tenant_id: uuid.UUID,
     user_id: uuid.UUID,
@@ -63,24 +61,23 @@ async def issue_member_token(
     name: str,
     lifetime: timedelta,
 ) -> tuple[IssuedTokenOut, Principal]:
-    """Insert a PAT with the role's permissions in the session's open transaction.
+    """Add a PAT with the role's permissions to the session's open transaction.
 
-    It goes through provisioning's insert path, so every PAT row is written the same way. Returns
-    the token for the response and the principal it stands for (the audit actor of the caller).
+    Returns the token for the response and the principal it stands for (the audit actor).
     """
     permissions = role_permissions(role)
-    connection = await session.connection()
-    issued, token_id = await ProvisioningService(engine, settings)._insert_token(
-        connection, tenant_id, membership_id, name, permissions, lifetime
+    row, issued = new_personal_access_token(
+        settings.token_pepper,
+        tenant_id=tenant_id,
+        membership_id=membership_id,
+        name=name,
+        permissions=permissions,
+        expires_at=datetime.now(UTC) + lifetime,
     )
-    expires_at = (
-        await connection.execute(
-            text("SELECT expires_at FROM public.personal_access_tokens WHERE tenant_id = :t AND id = :id"),
-            {"t": tenant_id, "id": token_id},
-        )
-    ).scalar_one()
+    session.add(row)
+    await session.flush()
     principal = Principal(
-        token_id=token_id,
+        token_id=row.id,
         tenant_id=tenant_id,
         user_id=user_id,
         membership_id=membership_id,
@@ -88,7 +85,7 @@ async def issue_member_token(
         token_permissions=permissions,
         token_fingerprint=token_fingerprint(issued.token),
     )
-    out = IssuedTokenOut(token=issued.token, token_id=token_id, expires_at=expires_at, permissions=permissions)
+    out = IssuedTokenOut(token=issued.token, token_id=row.id, expires_at=row.expires_at, permissions=permissions)
     return out, principal
 
 
@@ -122,10 +119,9 @@ class PasswordLoginService:
     long one: the argon2id verification runs between them, with no transaction or lock held.
     """
 
-    def __init__(self, session: AsyncSession, settings: Settings, engine: AsyncEngine, throttle: LoginThrottle) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, throttle: LoginThrottle) -> None:
         self.session = session
         self.settings = settings
-        self.engine = engine
         self.throttle = throttle
 
     async def login(self, data: PasswordLogin, client_address: str) -> IssuedTokenOut:
@@ -191,7 +187,6 @@ class PasswordLoginService:
                 token, principal = await issue_member_token(
                     self.session,
                     self.settings,
-                    self.engine,
                     tenant_id=candidate.workspace_id,
                     user_id=candidate.user_id,
                     membership_id=candidate.membership_id,
