@@ -10,21 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.admin.schemas import PlatformAuditEventOut
 from tenantry.audit.models import PlatformAuditEvent
 from tenantry.core.pagination import decode_cursor, encode_cursor
-from tenantry.core.schemas import Page
+from tenantry.core.schemas import Page, to_wire
 
 
 def event_out(event: PlatformAuditEvent) -> PlatformAuditEventOut:
-    return PlatformAuditEventOut(
-        id=event.id,
-        occurred_at=event.occurred_at,
-        actor=event.actor,
-        admin_token_id=event.admin_token_id,
-        token_fingerprint=event.token_fingerprint,
-        request_id=event.request_id,
-        action=event.action,
-        workspace_id=event.workspace_id,
-        details=dict(event.details or {}),
-    )
+    return to_wire(event, PlatformAuditEventOut)
 
 
 class AdminAuditService:

@@ -12,23 +12,11 @@ from tenantry.audit.models import AuditEvent
 from tenantry.audit.schemas import AuditEventOut, AuditFilters
 from tenantry.core.context import Principal
 from tenantry.core.pagination import decode_cursor, encode_cursor
-from tenantry.core.schemas import Page
+from tenantry.core.schemas import Page, to_wire
 
 
 def _out(event: AuditEvent) -> AuditEventOut:
-    return AuditEventOut(
-        id=event.id,
-        occurred_at=event.occurred_at,
-        actor_type=event.actor_type,
-        actor_member_id=event.actor_member_id,
-        actor_admin_token_id=event.actor_admin_token_id,
-        token_fingerprint=event.token_fingerprint,
-        request_id=event.request_id,
-        action=event.action,
-        target_type=event.target_type,
-        target_id=event.target_id,
-        details=dict(event.details),
-    )
+    return to_wire(event, AuditEventOut)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

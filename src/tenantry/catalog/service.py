@@ -16,24 +16,14 @@ from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
 from tenantry.core.context import Principal
 from tenantry.core.errors import Conflict, NotFound
 from tenantry.core.pagination import decode_cursor, encode_cursor
-from tenantry.core.schemas import Page
+from tenantry.core.schemas import Page, to_wire
 from tenantry.core.sqlstate import UNIQUE_VIOLATION, sqlstate_of
 
 _SKU_TAKEN = "A live product with this SKU already exists in this workspace."
 
 
 def _out(product: Product) -> ProductOut:
-    return ProductOut(
-        id=product.id,
-        name=product.name,
-        description=product.description,
-        price_cents=product.price_cents,
-        currency=product.currency,
-        sku=product.sku,
-        created_at=product.created_at,
-        updated_at=product.updated_at,
-        deleted_at=product.deleted_at,
-    )
+    return to_wire(product, ProductOut)
 
 
 class ProductService:

@@ -16,6 +16,11 @@ LongText = Annotated[str, msgspec.Meta(max_length=5000, pattern=_PRINTABLE)]
 T = TypeVar("T")
 
 
+def to_wire(row: object, wire_type: type[T]) -> T:
+    """A database row as its wire Struct, field by field by name (one mapping for every domain)."""
+    return msgspec.convert(row, wire_type, from_attributes=True)
+
+
 class Page(msgspec.Struct, Generic[T]):
     """One page of a list. `next_cursor` is opaque; pass it back as `cursor` for the next page."""
 

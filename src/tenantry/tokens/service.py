@@ -24,7 +24,7 @@ from tenantry.core.errors import Conflict, InvalidInput, NotFound, PermissionDen
 from tenantry.core.pagination import decode_cursor, encode_cursor
 from tenantry.core.permissions import LEVELS, RESOURCES, effective_level
 from tenantry.core.problems import FieldError
-from tenantry.core.schemas import Page
+from tenantry.core.schemas import Page, to_wire
 from tenantry.settings import Settings
 from tenantry.tokens.issuing import new_personal_access_token
 from tenantry.tokens.models import PersonalAccessToken
@@ -42,19 +42,7 @@ _NOT_FOUND = "The resource was not found."
 
 
 def _out(token: PersonalAccessToken) -> TokenOut:
-    return TokenOut(
-        id=token.id,
-        name=token.name,
-        display_prefix=token.display_prefix,
-        last_four=token.last_four,
-        permissions=dict(token.permissions),
-        created_at=token.created_at,
-        expires_at=token.expires_at,
-        last_used_at=token.last_used_at,
-        revoked_at=token.revoked_at,
-        rotated_at=token.rotated_at,
-        replaced_by_id=token.replaced_by_id,
-    )
+    return to_wire(token, TokenOut)
 
 
 def _created(token: PersonalAccessToken, clear: str) -> TokenCreated:
