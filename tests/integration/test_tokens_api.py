@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import tenantry.tokens.service as token_service_module
 from tenantry.auth.tokens import generate_token
 from tenantry.core.permissions import role_permissions
 from tenantry.settings import Settings
@@ -691,3 +692,18 @@ async def test_leak_report_takes_many_tokens_from_many_workspaces(
 )
 async def test_leak_report_with_a_malformed_body_is_422(client: Client, body: dict[str, object]) -> None:
     assert (await client.post("/v1/tokens/leak-report", json=body)).status_code == 422
+
+
+async def test_leak_reports_are_limited_per_client_address(
+    client: Client, admin_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint is public and writes per token: past the limit it answers 429."""
+    async with admin_engine.begin() as connection:  # other tests of this run reported from here too
+        await connection.execute(text("DELETE FROM public.auth_throttle WHERE key LIKE 'leak-report:%'"))
+    monkeypatch.setattr(token_service_module, "LEAK_REPORTS_PER_WINDOW", 2)
+    body = {"tokens": ["tnt_not-a-token"]}
+    answers = [(await client.post("/v1/tokens/leak-report", json=body)).status_code for _ in range(3)]
+    assert answers == [202, 202, 429]
+    refused = await client.post("/v1/tokens/leak-report", json=body)
+    assert refused.headers["retry-after"].isdigit()
+    assert refused.headers["content-type"] == "application/problem+json"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
@@ -24,6 +24,7 @@ from tenantry.tokens.schemas import (
     TokenRotate,
 )
 from tenantry.tokens.service import LeakReportService, TokenService
+from tenantry.users.throttle import LoginThrottle
 
 
 def provide_token_service(
@@ -33,7 +34,7 @@ def provide_token_service(
 
 
 def provide_leak_report_service(state: State) -> LeakReportService:
-    return LeakReportService(state.engine, state.settings)
+    return LeakReportService(state.engine, state.settings, LoginThrottle(state.platform_session_factory))
 
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
@@ -109,13 +110,18 @@ class TokenController(Controller):
 
     @post("/leak-report", operation_id="reportLeakedTokens", status_code=202)
     async def report_leaked_tokens(
-        self, data: JSONBody[LeakReport], leak_report_service: NamedDependency[LeakReportService]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LeakReport],
+        leak_report_service: NamedDependency[LeakReportService],
     ) -> LeakReportReceived:
         """Report tokens found in public. No bearer token needed: every live token listed is revoked.
 
-        The answer is the same whatever the tokens were (live, revoked, unknown or junk).
+        The answer is the same whatever the tokens were (live, revoked, unknown or junk). Reports
+        are limited per client address (429 with Retry-After past the limit).
         """
-        return await leak_report_service.report(data.tokens)
+        client = request.client.host if request.client else "unknown"
+        return await leak_report_service.report(data.tokens, client)
 
 
 __all__ = ["TokenController"]

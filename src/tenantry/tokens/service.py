@@ -37,8 +37,10 @@ from tenantry.tokens.schemas import (
     TokenOut,
     TokenRotate,
 )
+from tenantry.users.throttle import LoginThrottle
 
 _NOT_FOUND = "The resource was not found."
+LEAK_REPORTS_PER_WINDOW = 60  # per client address per 15 minutes (users/throttle.py WINDOW)
 
 
 def _out(token: PersonalAccessToken) -> TokenOut:
@@ -243,11 +245,17 @@ _REVOKE_LEAKED = text(
 class LeakReportService:
     """Revokes every live token reported as leaked. Anyone may report; nobody learns anything."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, throttle: LoginThrottle) -> None:
         self.engine = engine
         self.settings = settings
+        self.throttle = throttle
 
-    async def report(self, tokens: list[str]) -> LeakReportReceived:
+    async def report(self, tokens: list[str], client_address: str) -> LeakReportReceived:
+        # Public and a database write per token: bounded per client address like password logins.
+        await self.throttle.admit_limits(
+            {f"leak-report:{client_address}": LEAK_REPORTS_PER_WINDOW},
+            "Too many leak reports from this address; retry after the time in Retry-After.",
+        )
         # Junk never reaches the database: only well-formed tenant tokens are looked up.
         digests = sorted(
             {token_digest(t, self.settings.token_pepper) for t in set(tokens) if is_well_formed(t, TENANT_TOKEN_PREFIX)}

@@ -86,15 +86,19 @@ class LoginThrottle:
 
     async def admit(self, keys: ThrottleKeys) -> None:
         """Count one attempt on both keys; raise 429 if either key is now past its limit."""
+        await self.admit_limits(self._limits(keys), _REFUSED)
+
+    async def admit_limits(self, limits: dict[str, int], refused: str) -> None:
+        """Count one attempt on each key; raise 429 (with `refused`) if any is now past its limit."""
         waits: list[float] = []
         async with self.session_factory() as session, session.begin():
             # A fixed key order, so two attempts never wait on each other's rows in a cycle.
-            for key, limit in sorted(self._limits(keys).items()):
+            for key, limit in sorted(limits.items()):
                 row = (await session.execute(_COUNT_ATTEMPT, {"key": key, "limit": limit, "window": WINDOW})).one()
                 if row.failures > limit:
                     waits.append(float(row.seconds_left))
         if waits:
-            raise TooManyRequests(_REFUSED, retry_after=max(1, math.ceil(max(waits))))
+            raise TooManyRequests(refused, retry_after=max(1, math.ceil(max(waits))))
 
     async def succeeded(self, keys: ThrottleKeys) -> None:
         """The password was right: reset the account and take this attempt off the address."""
