@@ -15,7 +15,6 @@ from litestar.types import Receive, Scope, Send
 
 from tenantry import __version__
 from tenantry.auth.middleware import AuthenticationMiddleware
-from tenantry.core.body import validate_json_body
 from tenantry.core.db import create_engine, platform_session_factory, tenant_session_factory
 from tenantry.core.dependencies import (
     provide_admin,
@@ -25,6 +24,7 @@ from tenantry.core.dependencies import (
 )
 from tenantry.core.pagination import cursor_key
 from tenantry.core.problems import handle_exception
+from tenantry.core.request_checks import check_request
 from tenantry.core.requestlog import log_requests
 from tenantry.health import live, ready
 from tenantry.routes import ROUTES
@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> Litestar:
             "admin": Provide(provide_admin, sync_to_thread=False),
         },
         middleware=[DefineMiddleware(AuthenticationMiddleware)],
-        before_request=validate_json_body,
+        before_request=check_request,
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

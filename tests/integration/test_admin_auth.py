@@ -29,7 +29,7 @@ def admin_routes(app: Litestar) -> list[tuple[str, str]]:
     for route in app.routes:
         if not route.path.startswith("/admin/"):
             continue
-        path = re.sub(r"\{[a-z_]+:uuid\}", str(uuid.uuid4()), route.path)
+        path = re.sub(r"\{[a-z_]+_id:str\}", str(uuid.uuid4()), route.path)
         path = re.sub(r"\{[a-z_]+:str\}", "products", path)
         routes.extend((method, path) for method in sorted(route.methods - {"OPTIONS", "HEAD"}))
     return routes

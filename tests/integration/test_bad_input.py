@@ -99,8 +99,13 @@ CASES: dict[str, Case] = {
     "body over max_body_bytes": Case(413, "payload-too-large", _json(description="d" * (1024 * 1024))),
     "text/plain body": Case(415, "unsupported-media-type", _json(), content_type="text/plain"),
     "form body": Case(415, "unsupported-media-type", b"name=Widget", content_type="application/x-www-form-urlencoded"),
-    "non-uuid product id": Case(404, "not-found", method="GET", path="/v1/products/not-a-uuid"),
-    "non-uuid product id on patch": Case(404, "not-found", _json(), method="PATCH", path="/v1/products/12345"),
+    "non-uuid product id": Case(400, "bad-request", method="GET", path="/v1/products/not-a-uuid", field="product_id"),
+    "non-uuid product id on patch": Case(
+        400, "bad-request", _json(), method="PATCH", path="/v1/products/12345", field="product_id"
+    ),
+    "unknown query parameter": Case(
+        400, "unknown-query-parameter", method="GET", path="/v1/products?categroy_id=1", field="categroy_id"
+    ),
     "unknown route": Case(404, "not-found", method="GET", path="/v1/nothing-here"),
     "unknown route outside v1": Case(404, "not-found", method="GET", path="/admin"),
     "put on the collection": Case(405, "method-not-allowed", _json(), method="PUT"),

@@ -126,14 +126,14 @@ class AdminWorkspaceController(Controller):
         """List workspaces, oldest first, with keyset pagination."""
         return await admin_workspace_service.list(limit=limit, cursor=cursor, status=status)
 
-    @get("/{workspace_id:uuid}", operation_id="getWorkspace", guards=[requires_admin])
+    @get("/{workspace_id:str}", operation_id="getWorkspace", guards=[requires_admin])
     async def get_workspace(
         self, workspace_id: FromPath[uuid.UUID], admin_workspace_service: NamedDependency[AdminWorkspaceService]
     ) -> WorkspaceOut:
         """Get one workspace, tombstones included."""
         return await admin_workspace_service.get(workspace_id)
 
-    @patch("/{workspace_id:uuid}", operation_id="updateWorkspace", guards=[requires_admin])
+    @patch("/{workspace_id:str}", operation_id="updateWorkspace", guards=[requires_admin])
     async def update_workspace(
         self,
         workspace_id: FromPath[uuid.UUID],
@@ -143,7 +143,7 @@ class AdminWorkspaceController(Controller):
         """Change name, external_id, metadata or the token-lifetime cap (fields present only)."""
         return await admin_workspace_service.update(workspace_id, data)
 
-    @post("/{workspace_id:uuid}/suspend", operation_id="suspendWorkspace", guards=[requires_admin], status_code=200)
+    @post("/{workspace_id:str}/suspend", operation_id="suspendWorkspace", guards=[requires_admin], status_code=200)
     async def suspend_workspace(
         self, workspace_id: FromPath[uuid.UUID], admin_workspace_service: NamedDependency[AdminWorkspaceService]
     ) -> WorkspaceOut:
@@ -151,7 +151,7 @@ class AdminWorkspaceController(Controller):
         return await admin_workspace_service.suspend(workspace_id)
 
     @post(
-        "/{workspace_id:uuid}/reactivate", operation_id="reactivateWorkspace", guards=[requires_admin], status_code=200
+        "/{workspace_id:str}/reactivate", operation_id="reactivateWorkspace", guards=[requires_admin], status_code=200
     )
     async def reactivate_workspace(
         self, workspace_id: FromPath[uuid.UUID], admin_workspace_service: NamedDependency[AdminWorkspaceService]
@@ -160,7 +160,7 @@ class AdminWorkspaceController(Controller):
         return await admin_workspace_service.reactivate(workspace_id)
 
     @post(
-        "/{workspace_id:uuid}/schedule-deletion",
+        "/{workspace_id:str}/schedule-deletion",
         operation_id="scheduleWorkspaceDeletion",
         guards=[requires_admin],
         status_code=200,
@@ -175,14 +175,14 @@ class AdminWorkspaceController(Controller):
         days = data.purge_after_days if data is not None else ScheduleDeletion().purge_after_days
         return await admin_workspace_service.schedule_deletion(workspace_id, days)
 
-    @post("/{workspace_id:uuid}/restore", operation_id="restoreWorkspace", guards=[requires_admin], status_code=200)
+    @post("/{workspace_id:str}/restore", operation_id="restoreWorkspace", guards=[requires_admin], status_code=200)
     async def restore_workspace(
         self, workspace_id: FromPath[uuid.UUID], admin_workspace_service: NamedDependency[AdminWorkspaceService]
     ) -> WorkspaceOut:
         """Cancel a scheduled deletion before its purge date; the workspace is active again."""
         return await admin_workspace_service.restore(workspace_id)
 
-    @post("/{workspace_id:uuid}/purge", operation_id="purgeWorkspace", guards=[requires_admin], status_code=200)
+    @post("/{workspace_id:str}/purge", operation_id="purgeWorkspace", guards=[requires_admin], status_code=200)
     async def purge_workspace(
         self,
         workspace_id: FromPath[uuid.UUID],
@@ -197,14 +197,14 @@ class AdminWorkspaceController(Controller):
         confirm_slug = data.confirm_slug if data is not None else None
         return await admin_workspace_service.purge(workspace_id, confirm_slug=confirm_slug)
 
-    @get("/{workspace_id:uuid}/usage", operation_id="getWorkspaceUsage", guards=[requires_admin])
+    @get("/{workspace_id:str}/usage", operation_id="getWorkspaceUsage", guards=[requires_admin])
     async def workspace_usage(
         self, workspace_id: FromPath[uuid.UUID], admin_workspace_service: NamedDependency[AdminWorkspaceService]
     ) -> UsageOut:
         """Members (total, active), tokens (total, active: not revoked, not expired), rows per table."""
         return await admin_workspace_service.usage(workspace_id)
 
-    @get("/{workspace_id:uuid}/export", operation_id="getWorkspaceExportManifest", guards=[requires_admin])
+    @get("/{workspace_id:str}/export", operation_id="getWorkspaceExportManifest", guards=[requires_admin])
     async def export_manifest(
         self, workspace_id: FromPath[uuid.UUID], admin_workspace_service: NamedDependency[AdminWorkspaceService]
     ) -> ExportManifest:
@@ -212,7 +212,7 @@ class AdminWorkspaceController(Controller):
         return await admin_workspace_service.export_manifest(workspace_id, export_href(workspace_id), EXPORT_MEDIA_TYPE)
 
     @get(
-        "/{workspace_id:uuid}/export/{table:str}",
+        "/{workspace_id:str}/export/{table:str}",
         operation_id="exportWorkspaceTable",
         guards=[requires_admin],
         media_type=EXPORT_MEDIA_TYPE,

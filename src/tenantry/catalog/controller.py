@@ -57,7 +57,7 @@ class ProductController(Controller):
         """List products, oldest first, with keyset pagination."""
         return await product_service.list(limit=limit, cursor=cursor, include_deleted=include_deleted)
 
-    @get("/{product_id:uuid}", operation_id="getProduct", guards=[read])
+    @get("/{product_id:str}", operation_id="getProduct", guards=[read])
     async def get_product(
         self,
         product_id: FromPath[uuid.UUID],
@@ -67,7 +67,7 @@ class ProductController(Controller):
         """Get one product. Another workspace's id answers 404, exactly like an id that never existed."""
         return await product_service.get(product_id, include_deleted=include_deleted)
 
-    @patch("/{product_id:uuid}", operation_id="updateProduct", guards=[write])
+    @patch("/{product_id:str}", operation_id="updateProduct", guards=[write])
     async def update_product(
         self,
         product_id: FromPath[uuid.UUID],
@@ -77,14 +77,14 @@ class ProductController(Controller):
         """Change the fields present in the body."""
         return await product_service.update(product_id, data)
 
-    @delete("/{product_id:uuid}", operation_id="deleteProduct", guards=[write], status_code=204)
+    @delete("/{product_id:str}", operation_id="deleteProduct", guards=[write], status_code=204)
     async def delete_product(
         self, product_id: FromPath[uuid.UUID], product_service: NamedDependency[ProductService]
     ) -> None:
         """Soft-delete a product; it can be restored."""
         await product_service.delete(product_id)
 
-    @post("/{product_id:uuid}/restore", operation_id="restoreProduct", guards=[write], status_code=200)
+    @post("/{product_id:str}/restore", operation_id="restoreProduct", guards=[write], status_code=200)
     async def restore_product(
         self, product_id: FromPath[uuid.UUID], product_service: NamedDependency[ProductService]
     ) -> ProductOut:

@@ -10,8 +10,10 @@ import base64
 import hashlib
 import hmac
 import uuid
+from typing import Any
 
 import msgspec
+from sqlalchemy import ColumnElement, tuple_
 
 from tenantry.core.errors import DomainError
 
@@ -24,8 +26,10 @@ class InvalidCursor(DomainError):
     title = "Invalid cursor"
 
 
-class _Position(msgspec.Struct):
+class _Position(msgspec.Struct, omit_defaults=True):
     after: uuid.UUID
+    # The sort column's value of the last row, for lists sorted by something other than id.
+    key: str | int | None = None
 
 
 def cursor_key(pepper: str) -> bytes:
@@ -45,12 +49,17 @@ def _mac(key: bytes, binding: str, payload: bytes) -> bytes:
     return hmac.new(key, binding.encode() + b"\x00" + payload, hashlib.sha256).digest()[:16]
 
 
-def encode_cursor(after: uuid.UUID, *, key: bytes, binding: str) -> str:
-    payload = msgspec.json.encode(_Position(after=after))
+def encode_cursor(after: uuid.UUID, *, key: bytes, binding: str, sort_value: str | int | None = None) -> str:
+    payload = msgspec.json.encode(_Position(after=after, key=sort_value))
     return f"{_b64(payload)}.{_b64(_mac(key, binding, payload))}"
 
 
 def decode_cursor(cursor: str, *, key: bytes, binding: str) -> uuid.UUID:
+    return decode_position(cursor, key=key, binding=binding)[0]
+
+
+def decode_position(cursor: str, *, key: bytes, binding: str) -> tuple[uuid.UUID, str | int | None]:
+    """The last row's id and sort value; refuses a cursor made for another list, tenant or query."""
     try:
         payload_text, mac_text = cursor.split(".", 1)
         payload, mac = _unb64(payload_text), _unb64(mac_text)
@@ -59,6 +68,20 @@ def decode_cursor(cursor: str, *, key: bytes, binding: str) -> uuid.UUID:
     if not hmac.compare_digest(mac, _mac(key, binding, payload)):
         raise InvalidCursor("The cursor is not valid for this list.")
     try:
-        return msgspec.json.decode(payload, type=_Position).after
+        position = msgspec.json.decode(payload, type=_Position)
     except msgspec.MsgspecError:
         raise InvalidCursor("The cursor is not valid for this list.") from None
+    return position.after, position.key
+
+
+def keyset_after(
+    sort_column: Any, id_column: Any, *, descending: bool, after: uuid.UUID, sort_value: Any
+) -> ColumnElement[bool]:
+    """The WHERE clause that continues a list sorted by (sort_column, id) past the last row seen.
+
+    Ties on the sort column are broken by id, so every row has exactly one place in the order and
+    rows inserted meanwhile never make a page repeat or skip an older row.
+    """
+    if descending:
+        return tuple_(sort_column, id_column) < tuple_(sort_value, after)
+    return tuple_(sort_column, id_column) > tuple_(sort_value, after)

@@ -101,14 +101,14 @@ class MemberController(Controller):
         """Change the caller's own profile (display name). Any valid token may do it."""
         return await member_service.update_profile(data)
 
-    @get("/{member_id:uuid}", operation_id="getMember", guards=[read])
+    @get("/{member_id:str}", operation_id="getMember", guards=[read])
     async def get_member(
         self, member_id: FromPath[uuid.UUID], member_service: NamedDependency[MemberService]
     ) -> MemberOut:
         """Get one member. Another workspace's id answers 404, exactly like an id that never existed."""
         return await member_service.get(member_id)
 
-    @patch("/{member_id:uuid}", operation_id="updateMember", guards=[write])
+    @patch("/{member_id:str}", operation_id="updateMember", guards=[write])
     async def update_member(
         self,
         member_id: FromPath[uuid.UUID],
@@ -122,21 +122,21 @@ class MemberController(Controller):
         """
         return await member_service.update(member_id, data)
 
-    @post("/{member_id:uuid}/deactivate", operation_id="deactivateMember", guards=[write], status_code=200)
+    @post("/{member_id:str}/deactivate", operation_id="deactivateMember", guards=[write], status_code=200)
     async def deactivate_member(
         self, member_id: FromPath[uuid.UUID], member_service: NamedDependency[MemberService]
     ) -> MemberOut:
         """Deactivate a member: all their tokens in this workspace fail from the next request on."""
         return await member_service.deactivate(member_id)
 
-    @post("/{member_id:uuid}/reactivate", operation_id="reactivateMember", guards=[write], status_code=200)
+    @post("/{member_id:str}/reactivate", operation_id="reactivateMember", guards=[write], status_code=200)
     async def reactivate_member(
         self, member_id: FromPath[uuid.UUID], member_service: NamedDependency[MemberService]
     ) -> MemberOut:
         """Reactivate a member: their unexpired, unrevoked tokens work again."""
         return await member_service.reactivate(member_id)
 
-    @delete("/{member_id:uuid}", operation_id="removeMember", guards=[write], status_code=204)
+    @delete("/{member_id:str}", operation_id="removeMember", guards=[write], status_code=204)
     async def remove_member(
         self, member_id: FromPath[uuid.UUID], member_service: NamedDependency[MemberService]
     ) -> None:
@@ -175,14 +175,14 @@ class InvitationController(Controller):
         """List invitations, oldest first, with keyset pagination."""
         return await invitation_service.list(limit=limit, cursor=cursor, status=status)
 
-    @get("/{invitation_id:uuid}", operation_id="getInvitation", guards=[read])
+    @get("/{invitation_id:str}", operation_id="getInvitation", guards=[read])
     async def get_invitation(
         self, invitation_id: FromPath[uuid.UUID], invitation_service: NamedDependency[InvitationService]
     ) -> InvitationOut:
         """Get one invitation (never its token)."""
         return await invitation_service.get(invitation_id)
 
-    @post("/{invitation_id:uuid}/revoke", operation_id="revokeInvitation", guards=[write], status_code=200)
+    @post("/{invitation_id:str}/revoke", operation_id="revokeInvitation", guards=[write], status_code=200)
     async def revoke_invitation(
         self, invitation_id: FromPath[uuid.UUID], invitation_service: NamedDependency[InvitationService]
     ) -> InvitationOut:

@@ -83,17 +83,17 @@ class TokenController(Controller):
             limit=limit, cursor=cursor, include_revoked=include_revoked, member_id=member_id
         )
 
-    @get("/{token_id:uuid}", operation_id="getToken", guards=[read])
+    @get("/{token_id:str}", operation_id="getToken", guards=[read])
     async def get_token(self, token_id: FromPath[uuid.UUID], token_service: NamedDependency[TokenService]) -> TokenOut:
         """Get one of your tokens (owners and admins: any token of the workspace)."""
         return await token_service.get(token_id)
 
-    @delete("/{token_id:uuid}", operation_id="revokeToken", guards=[write], status_code=204)
+    @delete("/{token_id:str}", operation_id="revokeToken", guards=[write], status_code=204)
     async def revoke_token(self, token_id: FromPath[uuid.UUID], token_service: NamedDependency[TokenService]) -> None:
         """Revoke a token: it fails from the very next request. Revoking twice is harmless."""
         await token_service.revoke(token_id)
 
-    @post("/{token_id:uuid}/rotate", operation_id="rotateToken", guards=[write], status_code=201)
+    @post("/{token_id:str}/rotate", operation_id="rotateToken", guards=[write], status_code=201)
     async def rotate_token(
         self,
         token_id: FromPath[uuid.UUID],

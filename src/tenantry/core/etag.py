@@ -1,0 +1,32 @@
+"""ETags and If-Match: optimistic concurrency for PATCH and DELETE.
+
+The ETag is a hash of the resource's JSON representation, so it changes exactly when what the
+client sees changes. A write with If-Match compares it against the current row, read under a
+row lock inside the write's own transaction, and answers 412 on a mismatch: a client never
+overwrites a change it has not seen.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import msgspec
+
+from tenantry.core.errors import PreconditionFailed
+
+
+def etag_of(representation: msgspec.Struct) -> str:
+    digest = hashlib.sha256(msgspec.json.encode(representation)).digest()
+    return '"' + base64.urlsafe_b64encode(digest[:18]).decode() + '"'
+
+
+def check_if_match(if_match: str | None, representation: msgspec.Struct) -> None:
+    """Raise 412 unless If-Match is absent, `*`, or lists the current ETag (weak forms count too)."""
+    if if_match is None:
+        return
+    current = etag_of(representation)
+    candidates = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if "*" in candidates or current in candidates:
+        return
+    raise PreconditionFailed("The resource has changed since you read it: fetch it again and retry.")

@@ -1,0 +1,58 @@
+"""Query parameters are an allowlist: a parameter a route does not declare is a 400, not ignored.
+
+Every route declares its filters and sort as typed handler parameters (so Litestar validates them
+and the OpenAPI document lists them); this check refuses anything else, so a client that misspells
+`categroy_id` learns it at once instead of silently getting an unfiltered list.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from litestar import Request
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import ParameterKwarg
+
+from tenantry.core.errors import DomainError
+
+# Names Litestar injects that are never query parameters.
+_RESERVED = frozenset({"data", "request", "state", "headers", "cookies", "scope", "query", "body", "socket", "self"})
+
+
+class UnknownQueryParameter(DomainError):
+    status = 400
+    type = "unknown-query-parameter"
+    title = "Unknown query parameter"
+
+
+@cache
+def allowed_query_parameters(handler: HTTPRouteHandler) -> frozenset[str]:
+    """The query parameter names a handler declares (by alias where it sets one)."""
+    dependencies = set(handler.resolve_dependencies())
+    path_names = {name for path in handler.paths for name in _path_parameter_names(path)}
+    allowed = set()
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        if name in _RESERVED or name in dependencies or name in path_names:
+            continue
+        kwarg = field.kwarg_definition
+        if isinstance(kwarg, ParameterKwarg):
+            if kwarg.header or kwarg.cookie:
+                continue
+            allowed.add(kwarg.query or name)
+        elif kwarg is None:
+            allowed.add(name)
+    return frozenset(allowed)
+
+
+def _path_parameter_names(path: str) -> list[str]:
+    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+def reject_unknown_query_parameters(request: Request[Any, Any, Any]) -> None:
+    unknown = sorted(set(request.query_params) - allowed_query_parameters(request.route_handler))
+    if unknown:
+        raise UnknownQueryParameter(
+            f"Unknown query parameter: {', '.join(unknown)}.",
+            errors=[{"field": name, "message": "is not a parameter of this route"} for name in unknown],
+        )
