@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import State
@@ -15,6 +15,7 @@ from tenantry.auth.guards import requires_permission
 from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
 from tenantry.catalog.service import ProductService
 from tenantry.core.context import Principal
+from tenantry.core.etag import IfMatch, with_etag
 from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
 
@@ -28,6 +29,13 @@ def provide_product_service(
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
 Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 IncludeDeleted = Annotated[bool, Parameter(description="Also return soft-deleted products.")]
+NamePrefix = Annotated[
+    str | None, Parameter(min_length=1, max_length=200, description="Only products whose name starts with this.")
+]
+ProductSort = Annotated[
+    Literal["created_at", "-created_at", "name", "-name", "price_cents", "-price_cents"],
+    Parameter(description="Sort field; a leading '-' sorts descending. Ties are broken by id."),
+]
 
 read = requires_permission("products", "read")
 write = requires_permission("products", "write")
@@ -53,9 +61,13 @@ class ProductController(Controller):
         limit: Limit = 20,
         cursor: Cursor = None,
         include_deleted: IncludeDeleted = False,
+        name_prefix: NamePrefix = None,
+        sort: ProductSort = "created_at",
     ) -> Page[ProductOut]:
-        """List products, oldest first, with keyset pagination."""
-        return await product_service.list(limit=limit, cursor=cursor, include_deleted=include_deleted)
+        """List products with keyset pagination; filter by name prefix, sort by an allowed field."""
+        return await product_service.list(
+            limit=limit, cursor=cursor, include_deleted=include_deleted, name_prefix=name_prefix, sort=sort
+        )
 
     @get("/{product_id:str}", operation_id="getProduct", guards=[read])
     async def get_product(
@@ -63,9 +75,9 @@ class ProductController(Controller):
         product_id: FromPath[uuid.UUID],
         product_service: NamedDependency[ProductService],
         include_deleted: IncludeDeleted = False,
-    ) -> ProductOut:
-        """Get one product. Another workspace's id answers 404, exactly like an id that never existed."""
-        return await product_service.get(product_id, include_deleted=include_deleted)
+    ) -> Response[ProductOut]:
+        """Get one product, with its ETag. Another workspace's id answers 404 like an id that never existed."""
+        return with_etag(await product_service.get(product_id, include_deleted=include_deleted))
 
     @patch("/{product_id:str}", operation_id="updateProduct", guards=[write])
     async def update_product(
@@ -73,16 +85,20 @@ class ProductController(Controller):
         product_id: FromPath[uuid.UUID],
         data: JSONBody[ProductUpdate],
         product_service: NamedDependency[ProductService],
-    ) -> ProductOut:
-        """Change the fields present in the body."""
-        return await product_service.update(product_id, data)
+        if_match: IfMatch = None,
+    ) -> Response[ProductOut]:
+        """Change the fields present in the body; with If-Match, only if nobody changed it since (else 412)."""
+        return with_etag(await product_service.update(product_id, data, if_match=if_match))
 
     @delete("/{product_id:str}", operation_id="deleteProduct", guards=[write], status_code=204)
     async def delete_product(
-        self, product_id: FromPath[uuid.UUID], product_service: NamedDependency[ProductService]
+        self,
+        product_id: FromPath[uuid.UUID],
+        product_service: NamedDependency[ProductService],
+        if_match: IfMatch = None,
     ) -> None:
-        """Soft-delete a product; it can be restored."""
-        await product_service.delete(product_id)
+        """Soft-delete a product (it can be restored); with If-Match, only if unchanged (else 412)."""
+        await product_service.delete(product_id, if_match=if_match)
 
     @post("/{product_id:str}/restore", operation_id="restoreProduct", guards=[write], status_code=200)
     async def restore_product(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.catalog.models import Product
@@ -27,14 +27,16 @@ class ProductRepository:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def list(self, *, limit: int, after: uuid.UUID | None, include_deleted: bool) -> list[Product]:
+    def filtered(self, *, include_deleted: bool, name_prefix: str | None) -> Select[tuple[Product]]:
+        """This tenant's products matching the list filters (ordering and paging are the caller's)."""
         query = select(Product).where(Product.tenant_id == self.tenant_id)
         if not include_deleted:
             query = query.where(Product.deleted_at.is_(None))
-        if after is not None:
-            query = query.where(Product.id > after)
-        query = query.order_by(Product.id).limit(limit)
-        return list((await self.session.execute(query)).scalars())
+        if name_prefix:
+            # lower(name) LIKE 'prefix%' uses the (tenant_id, lower(name) text_pattern_ops) index.
+            pattern = name_prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(func.lower(Product.name).like(pattern, escape="\\"))
+        return query
 
     async def add(self, product: Product) -> Product:
         product.tenant_id = self.tenant_id

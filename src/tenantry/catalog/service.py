@@ -15,11 +15,14 @@ from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
 from tenantry.core.context import Principal
 from tenantry.core.errors import Conflict, NotFound
-from tenantry.core.pagination import decode_cursor, encode_cursor
+from tenantry.core.etag import check_if_match
+from tenantry.core.pagination import Ordering, fetch_page
 from tenantry.core.schemas import Page, to_wire
 from tenantry.core.sqlstate import UNIQUE_VIOLATION, sqlstate_of
 
 _SKU_TAKEN = "A live product with this SKU already exists in this workspace."
+# The allowlist of sort fields (`sort=name`, `sort=-price_cents`); all NOT NULL columns.
+SORTABLE = {"created_at": Product.created_at, "name": Product.name, "price_cents": Product.price_cents}
 
 
 def _out(product: Product) -> ProductOut:
@@ -33,8 +36,11 @@ class ProductService:
         self.cursor_key = cursor_key
         self.products = ProductRepository(session, principal.tenant_id)
 
-    def _binding(self, include_deleted: bool) -> str:
-        return f"products:{self.principal.tenant_id}:{int(include_deleted)}"
+    async def _locked_current(self, product_id: uuid.UUID, if_match: str | None, **kwargs: bool) -> Product:
+        """The row under lock, after checking the client's If-Match against what it would see now."""
+        product = await self._get_or_404(product_id, lock=True, **kwargs)
+        check_if_match(if_match, _out(product))
+        return product
 
     async def _get_or_404(self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: bool = False) -> Product:
         product = await self.products.get(product_id, include_deleted=include_deleted, lock=lock)
@@ -53,25 +59,33 @@ class ProductService:
             raise
         return _out(product)
 
-    async def list(self, *, limit: int, cursor: str | None, include_deleted: bool) -> Page[ProductOut]:
-        binding = self._binding(include_deleted)
-        after = decode_cursor(cursor, key=self.cursor_key, binding=binding) if cursor else None
+    async def list(
+        self, *, limit: int, cursor: str | None, include_deleted: bool, name_prefix: str | None, sort: str
+    ) -> Page[ProductOut]:
+        ordering = Ordering.parse(sort, SORTABLE, Product.id)
+        binding = f"products:{self.principal.tenant_id}:{int(include_deleted)}:{name_prefix!r}:{sort}"
+        query = self.products.filtered(include_deleted=include_deleted, name_prefix=name_prefix)
         async with self.session.begin():
-            rows = await self.products.list(limit=limit + 1, after=after, include_deleted=include_deleted)
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].id, key=self.cursor_key, binding=binding) if has_more else None
-        return Page(data=[_out(p) for p in rows], has_more=has_more, next_cursor=next_cursor)
+            return await fetch_page(
+                self.session,
+                query,
+                ordering=ordering,
+                limit=limit,
+                cursor=cursor,
+                key=self.cursor_key,
+                binding=binding,
+                to_wire=_out,
+            )
 
     async def get(self, product_id: uuid.UUID, *, include_deleted: bool) -> ProductOut:
         async with self.session.begin():
             return _out(await self._get_or_404(product_id, include_deleted=include_deleted))
 
-    async def update(self, product_id: uuid.UUID, data: ProductUpdate) -> ProductOut:
+    async def update(self, product_id: uuid.UUID, data: ProductUpdate, *, if_match: str | None = None) -> ProductOut:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         try:
             async with self.session.begin():
-                product = await self._get_or_404(product_id, lock=True)
+                product = await self._locked_current(product_id, if_match)
                 for field, value in changes.items():
                     setattr(product, field, value)
                 if changes:
@@ -86,10 +100,10 @@ class ProductService:
             raise
         return _out(product)
 
-    async def delete(self, product_id: uuid.UUID) -> None:
+    async def delete(self, product_id: uuid.UUID, *, if_match: str | None = None) -> None:
         """Soft delete: the row stays, hidden, and can be restored."""
         async with self.session.begin():
-            product = await self._get_or_404(product_id, lock=True)
+            product = await self._locked_current(product_id, if_match)
             product.deleted_at = datetime.now(UTC)
             product.updated_at = product.deleted_at
             await self.products.save(product)

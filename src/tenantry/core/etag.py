@@ -10,10 +10,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Annotated, TypeVar
 
 import msgspec
+from litestar import Response
+from litestar.params import Parameter
 
 from tenantry.core.errors import PreconditionFailed
+
+IfMatch = Annotated[
+    str | None,
+    Parameter(header="If-Match", max_length=1024, description="Apply only if the ETag still matches (else 412)."),
+]
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def with_etag(representation: S, status_code: int = 200) -> Response[S]:
+    return Response(representation, status_code=status_code, headers={"ETag": etag_of(representation)})
 
 
 def etag_of(representation: msgspec.Struct) -> str:

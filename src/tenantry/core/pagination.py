@@ -10,12 +10,18 @@ import base64
 import hashlib
 import hmac
 import uuid
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import ColumnElement, tuple_
+from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.core.errors import DomainError
+from tenantry.core.schemas import Page
+
+T = TypeVar("T")
 
 MAX_LIMIT = 100
 
@@ -29,7 +35,7 @@ class InvalidCursor(DomainError):
 class _Position(msgspec.Struct, omit_defaults=True):
     after: uuid.UUID
     # The sort column's value of the last row, for lists sorted by something other than id.
-    key: str | int | None = None
+    key: str | int | float | None = None
 
 
 def cursor_key(pepper: str) -> bytes:
@@ -49,7 +55,7 @@ def _mac(key: bytes, binding: str, payload: bytes) -> bytes:
     return hmac.new(key, binding.encode() + b"\x00" + payload, hashlib.sha256).digest()[:16]
 
 
-def encode_cursor(after: uuid.UUID, *, key: bytes, binding: str, sort_value: str | int | None = None) -> str:
+def encode_cursor(after: uuid.UUID, *, key: bytes, binding: str, sort_value: Any = None) -> str:
     payload = msgspec.json.encode(_Position(after=after, key=sort_value))
     return f"{_b64(payload)}.{_b64(_mac(key, binding, payload))}"
 
@@ -58,7 +64,7 @@ def decode_cursor(cursor: str, *, key: bytes, binding: str) -> uuid.UUID:
     return decode_position(cursor, key=key, binding=binding)[0]
 
 
-def decode_position(cursor: str, *, key: bytes, binding: str) -> tuple[uuid.UUID, str | int | None]:
+def decode_position(cursor: str, *, key: bytes, binding: str) -> tuple[uuid.UUID, Any]:
     """The last row's id and sort value; refuses a cursor made for another list, tenant or query."""
     try:
         payload_text, mac_text = cursor.split(".", 1)
@@ -85,3 +91,64 @@ def keyset_after(
     if descending:
         return tuple_(sort_column, id_column) < tuple_(sort_value, after)
     return tuple_(sort_column, id_column) > tuple_(sort_value, after)
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A list's order: one allowlisted column, then id to break ties (ids are unique and stable)."""
+
+    column: Any
+    id_column: Any
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, sort: str, columns: dict[str, Any], id_column: Any) -> Ordering:
+        """`name` ascending, `-name` descending; `sort` is already one of the route's allowed values."""
+        descending = sort.startswith("-")
+        return cls(columns[sort.lstrip("-")], id_column, descending)
+
+    def clauses(self) -> tuple[Any, Any]:
+        if self.descending:
+            return self.column.desc(), self.id_column.desc()
+        return self.column.asc(), self.id_column.asc()
+
+
+async def fetch_page(
+    session: AsyncSession,
+    query: Select[Any],
+    *,
+    ordering: Ordering,
+    limit: int,
+    cursor: str | None,
+    key: bytes,
+    binding: str,
+    to_wire: Callable[[Any], T],
+) -> Page[T]:
+    """One keyset page of `query` (already filtered by tenant and filters), and the next cursor.
+
+    `binding` must name the resource, the tenant and every filter and the sort, so a cursor only
+    ever continues the exact list it came from.
+    """
+    if cursor:
+        after, raw_value = decode_position(cursor, key=key, binding=binding)
+        python_type = ordering.column.type.python_type
+        try:
+            value = msgspec.convert(raw_value, python_type, strict=False)
+        except msgspec.ValidationError:
+            raise InvalidCursor("The cursor is not valid for this list.") from None
+        query = query.where(
+            keyset_after(
+                ordering.column, ordering.id_column, descending=ordering.descending, after=after, sort_value=value
+            )
+        )
+    rows = list((await session.execute(query.order_by(*ordering.clauses()).limit(limit + 1))).scalars())
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if has_more:
+        last = rows[-1]
+        sort_value = msgspec.to_builtins(getattr(last, ordering.column.key))
+        next_cursor = encode_cursor(
+            getattr(last, ordering.id_column.key), key=key, binding=binding, sort_value=sort_value
+        )
+    return Page(data=[to_wire(row) for row in rows], has_more=has_more, next_cursor=next_cursor)
