@@ -203,7 +203,7 @@ async def snapshot_rows(admin_engine: AsyncEngine, table: str, tenant_id: uuid.U
     """Every row of one tenant in `table`, as exact text, read past RLS as the privileged account."""
     async with admin_engine.connect() as connection:
         rows = await connection.execute(
-            text(f"SELECT t::text FROM public.{table} AS t WHERE tenant_id = :t ORDER BY id"),
+            text(f"SELECT t::text FROM public.{table} AS t WHERE tenant_id = :t ORDER BY t::text"),
             {"t": tenant_id},
         )
         return [r[0] for r in rows]

@@ -9,7 +9,6 @@ from typing import Any
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.types import Receive, Scope, Send
 
@@ -22,6 +21,8 @@ from tenantry.core.dependencies import (
     provide_platform_session,
     provide_principal,
 )
+from tenantry.core.idempotency import IdempotencyMiddleware
+from tenantry.core.openapi import ApiDocumentation
 from tenantry.core.pagination import cursor_key
 from tenantry.core.problems import handle_exception
 from tenantry.core.request_checks import check_request
@@ -29,6 +30,13 @@ from tenantry.core.requestlog import log_requests
 from tenantry.health import live, ready
 from tenantry.routes import ROUTES
 from tenantry.settings import Settings
+
+API_DESCRIPTION = """Multi-tenant API. Authenticate with `Authorization: Bearer tnt_...`; every call acts on the \
+token's workspace only.
+
+Errors are RFC 9457 problem details (`application/problem+json`). Every answer carries a `Request-Id` \
+header (a valid client `X-Request-Id` is kept). Properties are snake_case everywhere. A POST may carry \
+an `Idempotency-Key`: repeated within 24 hours, it gets the first successful answer again."""
 
 
 class TenantryApp(Litestar):
@@ -55,7 +63,15 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await engine.dispose()
 
-    return TenantryApp(
+    documentation = ApiDocumentation(
+        title="Tenantry API",
+        version=__version__,
+        description=API_DESCRIPTION,
+        path="/schema",
+        use_handler_docstrings=True,
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+    )
+    app = TenantryApp(
         route_handlers=[live, ready, *ROUTES],
         lifespan=[database],
         dependencies={
@@ -64,22 +80,19 @@ def create_app(settings: Settings) -> Litestar:
             "principal": Provide(provide_principal, sync_to_thread=False),
             "admin": Provide(provide_admin, sync_to_thread=False),
         },
-        middleware=[DefineMiddleware(AuthenticationMiddleware)],
+        # Outermost first: idempotency runs inside authentication, so its keys belong to the
+        # verified workspace and token.
+        middleware=[DefineMiddleware(AuthenticationMiddleware), DefineMiddleware(IdempotencyMiddleware)],
         before_request=check_request,
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Tenantry API",
-            version=__version__,
-            description="Multi-tenant API. Authenticate with `Authorization: Bearer tnt_...`; "
-            "every call acts on the token's workspace only.",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
-        ),
+        openapi_config=documentation,
         logging_config=None,
         debug=False,
         on_app_init=[_set_state(settings)],
     )
+    documentation.describe(app)
+    return app
 
 
 def _set_state(settings: Settings) -> Any:

@@ -7,12 +7,16 @@ from litestar.types import ControllerRouterHandler
 from tenantry.admin.controller import AdminAuditController, AdminWorkspaceController
 from tenantry.audit.controller import AuditEventController
 from tenantry.catalog.controller import ProductController
+from tenantry.lookups.controller import LookupController
 from tenantry.members.controller import InvitationController, MemberController
+from tenantry.orders.controller import OrderController
 from tenantry.tokens.controller import TokenController
 from tenantry.users.controller import AuthController
 
 ROUTES: list[ControllerRouterHandler] = [
     ProductController,
+    LookupController,
+    OrderController,
     MemberController,
     InvitationController,
     TokenController,

@@ -142,7 +142,8 @@ async def test_created_token_is_shown_once_and_works(
     created = await create_token(client, tenant_a.headers, name="deploy")
     clear = str(created["token"])
     assert clear.startswith("tnt_")
-    assert set(created) == VIEW_FIELDS | {"token"}
+    assert set(created) == VIEW_FIELDS | {"token", "replayed"}
+    assert created["replayed"] is False
     assert created["display_prefix"] == clear[:8]
     assert created["last_four"] == clear[-4:]
     assert created["permissions"] == role_permissions("owner")
@@ -271,9 +272,23 @@ async def test_permission_escalation_is_refused_with_403_naming_the_permission(
 
     # Within its own levels it may mint, and by default it copies exactly what it can do.
     same = await create_token(client, bearer(narrow.token))
-    assert same["permissions"] == {"products": "read", "members": "none", "tokens": "write", "audit_events": "none"}
+    assert same["permissions"] == {
+        "products": "read",
+        "members": "none",
+        "tokens": "write",
+        "audit_events": "none",
+        "lookups": "none",
+        "orders": "none",
+    }
     narrower = await create_token(client, bearer(narrow.token), permissions={"products": "read"})
-    assert narrower["permissions"] == {"products": "read", "members": "none", "tokens": "none", "audit_events": "none"}
+    assert narrower["permissions"] == {
+        "products": "read",
+        "members": "none",
+        "tokens": "none",
+        "audit_events": "none",
+        "lookups": "none",
+        "orders": "none",
+    }
 
 
 async def test_read_only_token_cannot_change_tokens(
@@ -356,7 +371,7 @@ async def test_rotation_with_grace_keeps_both_tokens_working_then_only_the_new(
     )
     assert response.status_code == 201, response.text
     new = response.json()
-    assert set(new) == VIEW_FIELDS | {"token"}
+    assert set(new) == VIEW_FIELDS | {"token", "replayed"}
     assert new["token"] != old["token"]
     assert (new["name"], new["permissions"]) == (old["name"], old["permissions"])
     assert when(new["expires_at"]) - when(new["created_at"]) == timedelta(days=10)

@@ -12,7 +12,7 @@ from typing import Annotated
 from litestar import Controller, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,8 +67,8 @@ StatusFilter = Annotated[
 ]
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header=IDEMPOTENCY_HEADER,
+    HeaderParameter(
+        name=IDEMPOTENCY_HEADER,
         pattern=KEY_PATTERN,
         max_length=255,
         required=False,

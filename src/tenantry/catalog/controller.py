@@ -1,4 +1,4 @@
-"""/v1/products: create, list, get, patch, delete, restore. The workspace comes only from the token."""
+"""/v1/products: create, list, get, patch, delete, restore, purge. The workspace comes only from the token."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ IncludeDeleted = Annotated[bool, Parameter(description="Also return soft-deleted
 NamePrefix = Annotated[
     str | None, Parameter(min_length=1, max_length=200, description="Only products whose name starts with this.")
 ]
+CategoryFilter = Annotated[uuid.UUID | None, Parameter(description="Only products in this category.")]
 ProductSort = Annotated[
     Literal["created_at", "-created_at", "name", "-name", "price_cents", "-price_cents"],
     Parameter(description="Sort field; a leading '-' sorts descending. Ties are broken by id."),
@@ -63,10 +64,16 @@ class ProductController(Controller):
         include_deleted: IncludeDeleted = False,
         name_prefix: NamePrefix = None,
         sort: ProductSort = "created_at",
+        category_id: CategoryFilter = None,
     ) -> Page[ProductOut]:
-        """List products with keyset pagination; filter by name prefix, sort by an allowed field."""
+        """List products with keyset pagination; filter by name prefix or category, sort by an allowed field."""
         return await product_service.list(
-            limit=limit, cursor=cursor, include_deleted=include_deleted, name_prefix=name_prefix, sort=sort
+            limit=limit,
+            cursor=cursor,
+            include_deleted=include_deleted,
+            name_prefix=name_prefix,
+            sort=sort,
+            category_id=category_id,
         )
 
     @get("/{product_id:str}", operation_id="getProduct", guards=[read])
@@ -106,6 +113,13 @@ class ProductController(Controller):
     ) -> ProductOut:
         """Undo a soft delete."""
         return await product_service.restore(product_id)
+
+    @post("/{product_id:str}/purge", operation_id="purgeProduct", guards=[write], status_code=204)
+    async def purge_product(
+        self, product_id: FromPath[uuid.UUID], product_service: NamedDependency[ProductService]
+    ) -> None:
+        """Erase a soft-deleted product for good: 409 if it is live, or while orders refer to it (with the count)."""
+        await product_service.purge(product_id)
 
 
 __all__ = ["ProductController"]

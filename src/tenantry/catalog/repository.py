@@ -27,15 +27,29 @@ class ProductRepository:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    def filtered(self, *, include_deleted: bool, name_prefix: str | None) -> Select[tuple[Product]]:
+    async def get_for_order(self, product_id: uuid.UUID) -> Product | None:
+        """A live product, share-locked: its price cannot change, nor can it be deleted, until the caller commits."""
+        query = (
+            select(Product)
+            .where(Product.tenant_id == self.tenant_id, Product.id == product_id, Product.deleted_at.is_(None))
+            .with_for_update(read=True)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    def filtered(
+        self, *, include_deleted: bool, name_prefix: str | None, category_id: uuid.UUID | None = None
+    ) -> Select[tuple[Product]]:
         """This tenant's products matching the list filters (ordering and paging are the caller's)."""
         query = select(Product).where(Product.tenant_id == self.tenant_id)
         if not include_deleted:
             query = query.where(Product.deleted_at.is_(None))
+        if category_id is not None:
+            query = query.where(Product.category_id == category_id)
         if name_prefix:
-            # lower(name) LIKE 'prefix%' uses the (tenant_id, lower(name) text_pattern_ops) index.
-            pattern = name_prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = query.where(func.lower(Product.name).like(pattern, escape="\\"))
+            # Under RLS only a leakproof condition can drive an index, and LIKE or lower(column) are not:
+            # starts_with() over the stored lower-cased name is, and becomes a range scan on
+            # (tenant_id, name_lower text_pattern_ops). lower() here applies to the value, not a column.
+            query = query.where(func.starts_with(Product.name_lower, func.lower(name_prefix)))
         return query
 
     async def add(self, product: Product) -> Product:
@@ -49,3 +63,8 @@ class ProductRepository:
         await self.session.flush()
         await self.session.refresh(product)
         return product
+
+    async def remove(self, product: Product) -> None:
+        """Hard delete (the purge); the composite key from orders refuses it while orders exist."""
+        await self.session.delete(product)
+        await self.session.flush()

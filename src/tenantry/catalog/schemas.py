@@ -25,6 +25,7 @@ class ProductCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     currency: Currency
     sku: Sku
     description: LongText = ""
+    category_id: uuid.UUID | None = None
 
 
 class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -35,6 +36,7 @@ class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     price_cents: PriceCents | UnsetType = UNSET
     currency: Currency | UnsetType = UNSET
     sku: Sku | UnsetType = UNSET
+    category_id: uuid.UUID | UnsetType | None = UNSET
 
 
 class ProductOut(msgspec.Struct, kw_only=True):
@@ -44,6 +46,7 @@ class ProductOut(msgspec.Struct, kw_only=True):
     price_cents: int
     currency: str
     sku: str
+    category_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.recorder import record_event
+from tenantry.catalog.errors import ProductHasOrders
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
@@ -18,7 +19,9 @@ from tenantry.core.errors import Conflict, NotFound
 from tenantry.core.etag import check_if_match
 from tenantry.core.pagination import Ordering, fetch_page
 from tenantry.core.schemas import Page, to_wire
-from tenantry.core.sqlstate import UNIQUE_VIOLATION, sqlstate_of
+from tenantry.core.sqlstate import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate_of
+from tenantry.lookups.references import require_lookups
+from tenantry.orders.repository import OrderRepository
 
 _SKU_TAKEN = "A live product with this SKU already exists in this workspace."
 # The allowlist of sort fields (`sort=name`, `sort=-price_cents`); all NOT NULL columns.
@@ -35,6 +38,7 @@ class ProductService:
         self.principal = principal
         self.cursor_key = cursor_key
         self.products = ProductRepository(session, principal.tenant_id)
+        self.orders = OrderRepository(session, principal.tenant_id)
 
     async def _locked_current(self, product_id: uuid.UUID, if_match: str | None, **kwargs: bool) -> Product:
         """The row under lock, after checking the client's If-Match against what it would see now."""
@@ -48,9 +52,22 @@ class ProductService:
             raise NotFound("The resource was not found.")
         return product
 
+    async def _require_category(self, category_id: uuid.UUID | None) -> None:
+        """A category must be this workspace's lookup of kind product_category (else 422 naming the field)."""
+        if category_id is not None:
+            await require_lookups(
+                self.session,
+                self.principal.tenant_id,
+                [category_id],
+                kind="product_category",
+                field="category_id",
+                many=False,
+            )
+
     async def create(self, data: ProductCreate) -> ProductOut:
         try:
             async with self.session.begin():
+                await self._require_category(data.category_id)
                 product = await self.products.add(Product(**msgspec.structs.asdict(data)))
                 await record_event(self.session, "product.created", "product", product.id)
         except IntegrityError as exc:
@@ -60,11 +77,22 @@ class ProductService:
         return _out(product)
 
     async def list(
-        self, *, limit: int, cursor: str | None, include_deleted: bool, name_prefix: str | None, sort: str
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        include_deleted: bool,
+        name_prefix: str | None,
+        sort: str,
+        category_id: uuid.UUID | None = None,
     ) -> Page[ProductOut]:
         ordering = Ordering.parse(sort, SORTABLE, Product.id)
-        binding = f"products:{self.principal.tenant_id}:{int(include_deleted)}:{name_prefix!r}:{sort}"
-        query = self.products.filtered(include_deleted=include_deleted, name_prefix=name_prefix)
+        binding = (
+            f"products:{self.principal.tenant_id}:{int(include_deleted)}:{name_prefix!r}:{sort}:{category_id or ''}"
+        )
+        query = self.products.filtered(
+            include_deleted=include_deleted, name_prefix=name_prefix, category_id=category_id
+        )
         async with self.session.begin():
             return await fetch_page(
                 self.session,
@@ -86,6 +114,8 @@ class ProductService:
         try:
             async with self.session.begin():
                 product = await self._locked_current(product_id, if_match)
+                if changes.get("category_id") is not None and changes["category_id"] != product.category_id:
+                    await self._require_category(changes["category_id"])
                 for field, value in changes.items():
                     setattr(product, field, value)
                 if changes:
@@ -124,3 +154,22 @@ class ProductService:
                 raise Conflict("Another live product now uses this SKU; change it before restoring.") from None
             raise
         return _out(product)
+
+    async def purge(self, product_id: uuid.UUID) -> None:
+        """Hard delete of a soft-deleted product that no order refers to (else 409)."""
+        try:
+            async with self.session.begin():
+                # FOR UPDATE also waits for, then excludes, orders being placed for it (they share-lock it).
+                product = await self._get_or_404(product_id, include_deleted=True, lock=True)
+                if product.deleted_at is None:
+                    raise Conflict("Only a deleted product can be purged: delete it first.")
+                order_count = await self.orders.count_for_product(product_id)
+                if order_count:
+                    raise ProductHasOrders(order_count)
+                await self.products.remove(product)
+                await record_event(self.session, "product.purged", "product", product_id, details={"sku": product.sku})
+        except IntegrityError as exc:
+            # The row lock makes this unreachable in practice; the key stays the last word.
+            if sqlstate_of(exc) == FOREIGN_KEY_VIOLATION:
+                raise Conflict("Orders refer to this product: it cannot be purged.") from None
+            raise

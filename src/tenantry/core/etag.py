@@ -14,13 +14,13 @@ from typing import Annotated, TypeVar
 
 import msgspec
 from litestar import Response
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 
 from tenantry.core.errors import PreconditionFailed
 
 IfMatch = Annotated[
     str | None,
-    Parameter(header="If-Match", max_length=1024, description="Apply only if the ETag still matches (else 412)."),
+    HeaderParameter(name="If-Match", max_length=1024, description="Apply only if the ETag still matches (else 412)."),
 ]
 S = TypeVar("S", bound=msgspec.Struct)
 

@@ -7,14 +7,42 @@ member. The cap is looked up on every request, so a demotion narrows existing to
 from __future__ import annotations
 
 LEVELS = {"none": 0, "read": 1, "write": 2}
-RESOURCES = ("products", "members", "tokens", "audit_events")
+RESOURCES = ("products", "members", "tokens", "audit_events", "lookups", "orders")
 MEMBER_ROLES = ("owner", "admin", "member", "viewer")
 
 ROLE_CEILINGS: dict[str, dict[str, str]] = {
-    "owner": {"products": "write", "members": "write", "tokens": "write", "audit_events": "read"},
-    "admin": {"products": "write", "members": "write", "tokens": "write", "audit_events": "read"},
-    "member": {"products": "write", "members": "read", "tokens": "write", "audit_events": "none"},
-    "viewer": {"products": "read", "members": "read", "tokens": "write", "audit_events": "none"},
+    "owner": {
+        "products": "write",
+        "members": "write",
+        "tokens": "write",
+        "audit_events": "read",
+        "lookups": "write",
+        "orders": "write",
+    },
+    "admin": {
+        "products": "write",
+        "members": "write",
+        "tokens": "write",
+        "audit_events": "read",
+        "lookups": "write",
+        "orders": "write",
+    },
+    "member": {
+        "products": "write",
+        "members": "read",
+        "tokens": "write",
+        "audit_events": "none",
+        "lookups": "write",
+        "orders": "write",
+    },
+    "viewer": {
+        "products": "read",
+        "members": "read",
+        "tokens": "write",
+        "audit_events": "none",
+        "lookups": "read",
+        "orders": "read",
+    },
 }
 
 

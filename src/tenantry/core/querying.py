@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from litestar import Request
+from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
 
@@ -37,9 +38,9 @@ def allowed_query_parameters(handler: HTTPRouteHandler) -> frozenset[str]:
             continue
         kwarg = field.kwarg_definition
         if isinstance(kwarg, ParameterKwarg):
-            if kwarg.header or kwarg.cookie:
-                continue
-            allowed.add(kwarg.query or name)
+            if kwarg.param_type is not ParamType.QUERY:
+                continue  # headers, cookies and path parameters are not query parameters
+            allowed.add(getattr(kwarg, "name", None) or kwarg.query or name)
         elif kwarg is None:
             allowed.add(name)
     return frozenset(allowed)

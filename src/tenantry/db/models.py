@@ -3,8 +3,11 @@
 from tenantry.admin.models import AdminIdempotencyKey
 from tenantry.audit.models import AuditEvent, PlatformAuditEvent
 from tenantry.catalog.models import Product
+from tenantry.core.idempotency_store import IdempotencyKey
 from tenantry.db.base import Base
+from tenantry.lookups.models import Lookup
 from tenantry.members.models import Invitation, Membership
+from tenantry.orders.models import Order, OrderStatusHistory, OrderTag
 from tenantry.tokens.models import AdminToken, PersonalAccessToken
 from tenantry.users.models import AuthThrottle, User
 from tenantry.workspaces.models import Workspace
@@ -16,8 +19,13 @@ __all__ = [
     "AdminToken",
     "AuditEvent",
     "AuthThrottle",
+    "IdempotencyKey",
     "Invitation",
+    "Lookup",
     "Membership",
+    "Order",
+    "OrderStatusHistory",
+    "OrderTag",
     "PersonalAccessToken",
     "PlatformAuditEvent",
     "Product",

@@ -152,7 +152,13 @@ class InvitationController(Controller):
         "accept_service": Provide(provide_accept_service, sync_to_thread=False),
     }
 
-    @post("/", operation_id="createInvitation", guards=[write], status_code=201)
+    @post(
+        "/",
+        operation_id="createInvitation",
+        guards=[write],
+        status_code=201,
+        opt={"idempotency_redact": ("token",)},
+    )
     async def create_invitation(
         self, data: JSONBody[InvitationCreate], invitation_service: NamedDependency[InvitationService]
     ) -> Response[InvitationCreated]:
@@ -190,7 +196,13 @@ class InvitationController(Controller):
         return await invitation_service.revoke(invitation_id)
 
     # Public: the invitation token in the body is the credential, so there is no bearer to guard.
-    @post("/accept", operation_id="acceptInvitation", guards=[], status_code=201)
+    @post(
+        "/accept",
+        operation_id="acceptInvitation",
+        guards=[],
+        status_code=201,
+        opt={"problems": (401, 403, 409, 410, 429)},
+    )
     async def accept_invitation(
         self,
         request: Request[Any, Any, Any],

@@ -90,7 +90,9 @@ class InvitationOut(msgspec.Struct, kw_only=True):
 class InvitationCreated(InvitationOut, kw_only=True):
     """The answer to create: the invitation plus its clear token, shown this once."""
 
-    token: str
+    # null only in an Idempotency-Key replay: a secret is never stored to be replayed.
+    token: str | None
+    replayed: bool = False
 
 
 class InvitationAccept(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

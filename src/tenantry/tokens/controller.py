@@ -57,7 +57,7 @@ class TokenController(Controller):
         "leak_report_service": Provide(provide_leak_report_service, sync_to_thread=False),
     }
 
-    @post("/", operation_id="createToken", guards=[write], status_code=201)
+    @post("/", operation_id="createToken", guards=[write], status_code=201, opt={"idempotency_redact": ("token",)})
     async def create_token(
         self, data: JSONBody[TokenCreate], token_service: NamedDependency[TokenService]
     ) -> Response[TokenCreated]:
@@ -93,7 +93,13 @@ class TokenController(Controller):
         """Revoke a token: it fails from the very next request. Revoking twice is harmless."""
         await token_service.revoke(token_id)
 
-    @post("/{token_id:str}/rotate", operation_id="rotateToken", guards=[write], status_code=201)
+    @post(
+        "/{token_id:str}/rotate",
+        operation_id="rotateToken",
+        guards=[write],
+        status_code=201,
+        opt={"idempotency_redact": ("token",)},
+    )
     async def rotate_token(
         self,
         token_id: FromPath[uuid.UUID],
@@ -108,7 +114,7 @@ class TokenController(Controller):
         token = await token_service.rotate(token_id, data or TokenRotate())
         return Response(token, status_code=201, headers={"Location": f"/v1/tokens/{token.id}"})
 
-    @post("/leak-report", operation_id="reportLeakedTokens", status_code=202)
+    @post("/leak-report", operation_id="reportLeakedTokens", status_code=202, opt={"problems": (429,)})
     async def report_leaked_tokens(
         self,
         request: Request[Any, Any, Any],

@@ -87,4 +87,6 @@ class TokenOut(msgspec.Struct, kw_only=True):
 class TokenCreated(TokenOut, kw_only=True):
     """The answer to create and rotate: the view plus the clear token, shown this once."""
 
-    token: str
+    # null only in an Idempotency-Key replay: a secret is never stored to be replayed.
+    token: str | None
+    replayed: bool = False

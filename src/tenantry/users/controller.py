@@ -30,7 +30,9 @@ class AuthController(Controller):
     dependencies = {"login_service": Provide(provide_login_service, sync_to_thread=False)}
 
     # Public: the credentials are in the body, so there is no bearer token to guard.
-    @post("/token", operation_id="createTokenWithPassword", guards=[], status_code=201)
+    @post(
+        "/token", operation_id="createTokenWithPassword", guards=[], status_code=201, opt={"problems": (401, 403, 429)}
+    )
     async def create_token(
         self,
         request: Request[Any, Any, Any],
@@ -44,7 +46,7 @@ class AuthController(Controller):
         answer 429 with Retry-After, per account and per client address.
         """
         token = await login_service.login(data, client_address(request))
-        return Response(token, status_code=201)
+        return Response(token, status_code=201, headers={"Location": f"/v1/tokens/{token.token_id}"})
 
 
 __all__ = ["AuthController"]

@@ -1,0 +1,1 @@
+"""Orders: a product at its price of the moment, a status machine with its history, and tags."""
