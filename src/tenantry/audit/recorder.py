@@ -25,12 +25,14 @@ async def record_event(
     *,
     tenant_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
+    platform_details: dict[str, Any] | None = None,
     workspace_log: bool = True,
 ) -> None:
     """Add an audit event to the session's current transaction (it commits or rolls back with it).
 
     `workspace_log=False` keeps an admin event out of the workspace's own log; the purge uses it,
-    since that log is among what it has just deleted.
+    since that log is among what it has just deleted. `platform_details` go to the platform log
+    only: global facts (user ids, whether an account already existed) that a tenant must not see.
     """
     principal, admin = current_principal.get(), current_admin.get()
     request_id = current_request_id.get()
@@ -45,7 +47,12 @@ async def record_event(
                 request_id=request_id,
                 action=action,
                 workspace_id=tenant_id,
-                details={"target_type": target_type, "target_id": target, **(details or {})},
+                details={
+                    "target_type": target_type,
+                    "target_id": target,
+                    **(details or {}),
+                    **(platform_details or {}),
+                },
             )
         )
     tenant = principal.tenant_id if principal is not None else tenant_id
