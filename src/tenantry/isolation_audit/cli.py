@@ -27,11 +27,13 @@ STATEMENT_TIMEOUT_MS = 30_000
 
 
 async def run_audit(settings: Settings, allowed_definers: list[str]) -> AuditReport:
-    engine = create_async_engine(
-        settings.admin_url,
-        poolclass=NullPool,
-        connect_args={"timeout": CONNECT_TIMEOUT_S, "server_settings": {"application_name": "tenantry-audit"}},
-    )
+    connect_args: dict[str, Any] = {
+        "timeout": CONNECT_TIMEOUT_S,
+        "server_settings": {"application_name": "tenantry-audit"},
+    }
+    if not settings.db_statement_cache:  # behind PgBouncer older than 1.21, as for the API
+        connect_args.update(statement_cache_size=0, prepared_statement_cache_size=0)
+    engine = create_async_engine(settings.admin_url, poolclass=NullPool, connect_args=connect_args)
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SET TRANSACTION READ ONLY"))

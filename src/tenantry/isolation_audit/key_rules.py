@@ -68,7 +68,7 @@ def tenant_foreign_keys(catalog: Catalog) -> Iterator[Issue]:
 _NOT_NULL = re.compile(r"^\(?([a-z_][a-z0-9_$]*|\"(?:[^\"]|\"\")+\") IS NOT NULL\)?$")
 
 
-def _predicate_columns(predicate: str) -> set[str] | None:
+def not_null_columns(predicate: str) -> set[str] | None:
     """The columns of a predicate made only of `col IS NOT NULL` conjuncts; None for any other."""
     body = predicate.strip()
     while body.startswith("((") and body.endswith("))"):
@@ -95,7 +95,7 @@ def _supports(index: Index, fk: ForeignKey) -> bool:
         return False
     if index.predicate is None:
         return True
-    columns = _predicate_columns(index.predicate)
+    columns = not_null_columns(index.predicate)
     return columns is not None and columns <= set(fk.column_names)
 
 

@@ -12,14 +12,17 @@ from tenantry.isolation_audit.findings import SEVERITIES
 _WIDTH = 100
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def summary(report: AuditReport) -> str:
     checked = report.checked
-    count = len(report.findings)
     line = (
-        f"{len(checked.rules)} checks over {len(checked.tenant_tables)} tenant tables, "
-        f"{len(checked.global_tables)} global tables: {count} finding{'' if count == 1 else 's'}"
+        f"{_count(len(checked.rules), 'check')} over {_count(len(checked.tenant_tables), 'tenant table')}, "
+        f"{_count(len(checked.global_tables), 'global table')}: {_count(len(report.findings), 'finding')}"
     )
-    if count:
+    if report.findings:
         by_severity = [(s, sum(f.severity == s for f in report.findings)) for s in SEVERITIES]
         line += " (" + ", ".join(f"{n} {s}" for s, n in by_severity if n) + ")"
     return line
