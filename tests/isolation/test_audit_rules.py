@@ -24,6 +24,7 @@ from tenantry import cli
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import drop_database, ensure_database
 from tenantry.isolation_audit import RULES, AuditReport, AuditRoles, audit_database
+from tenantry.isolation_audit.function_rules import DEFINER_ALLOWLIST
 from tenantry.isolation_audit.report import exit_code, render_json
 from tenantry.settings import ENVIRONMENT, Settings, to_asyncpg_url
 from tests.conftest import make_settings
@@ -374,7 +375,7 @@ async def test_ci_gate_the_migrated_schema_passes_the_audit(admin_engine, settin
     assert "public.workspaces" in report.checked.global_tables
     assert "public.alembic_version" not in report.checked.global_tables
     assert report.checked.rules == [r.id for r in RULES]
-    assert report.checked.definer_functions == 5
+    assert report.checked.definer_functions == len(DEFINER_ALLOWLIST)
 
 
 async def test_the_module_database_is_clean_before_any_breakage(

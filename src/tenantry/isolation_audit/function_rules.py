@@ -18,6 +18,7 @@ DEFINER_ALLOWLIST = frozenset(
         "public.resolve_token",
         "public.resolve_admin_token",
         "public.revoke_leaked_token",
+        "public.revoke_leaked_admin_token",
         "public.resolve_invitation",
         "public.member_emails",
     }
