@@ -71,8 +71,8 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Tenantry API",
             version=__version__,
-            description="Multi-tenant API. Authenticate with `Authorization: Bearer tnt_...`; "
-            "every call acts on the token's workspace only.",
+            description="Multi-tenant API. Tenant routes (/v1) take `Authorization: Bearer tnt_...` and act on "
+            "that token's workspace only; platform admin routes (/admin/v1) take `Bearer tna_...` admin tokens.",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
         ),
