@@ -3,3 +3,5 @@
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO {{tenant_role}}, {{platform_role}}, {{app_role}};
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
+-- Temporary tables are objects too: a role that can create them can shadow names in its session.
+DO $$ BEGIN EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database()); END $$;

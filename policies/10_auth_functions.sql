@@ -3,6 +3,31 @@
 -- owned by the owner role, which reads the token directory through the owner-only policies in
 -- personal_access_tokens.sql, memberships.sql and invitations.sql (FORCE RLS binds the owner).
 
+-- A compromised token's family: the token, its replacements (rotation) and every token minted
+-- with any of them, transitively. Not SECURITY DEFINER: it runs with the rights of the definer
+-- functions below that call it, and nobody else may execute it.
+DROP FUNCTION IF EXISTS public.revoke_token_family(uuid, uuid);
+CREATE FUNCTION public.revoke_token_family(p_tenant uuid, p_token uuid)
+RETURNS TABLE (tenant_id uuid, token_id uuid)
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE family AS (
+        SELECT t.tenant_id, t.id, t.replaced_by_id FROM public.personal_access_tokens AS t
+         WHERE t.tenant_id = p_tenant AND t.id = p_token
+        UNION
+        SELECT t.tenant_id, t.id, t.replaced_by_id FROM public.personal_access_tokens AS t
+          JOIN family AS f
+            ON t.tenant_id = f.tenant_id AND (t.created_by_token_id = f.id OR t.id = f.replaced_by_id)
+    )
+    UPDATE public.personal_access_tokens AS t SET revoked_at = pg_catalog.now()
+      FROM family AS f
+     WHERE t.tenant_id = f.tenant_id AND t.id = f.id AND t.revoked_at IS NULL
+    RETURNING t.tenant_id, t.id
+$$;
+REVOKE ALL ON FUNCTION public.revoke_token_family(uuid, uuid) FROM PUBLIC;
+
 -- Tenant tokens: the principal behind a digest. Stamps last_used_at at most once a minute, and
 -- treats a rotated token presented after its grace period as stolen: its whole chain of
 -- replacements is revoked (reuse detection, as GitLab does).
@@ -38,16 +63,7 @@ BEGIN
     SELECT * INTO member FROM public.memberships AS m WHERE m.tenant_id = tok.tenant_id AND m.id = tok.membership_id;
     SELECT * INTO workspace FROM public.workspaces AS w WHERE w.id = tok.tenant_id;
     IF tok.replaced_by_id IS NOT NULL AND tok.expires_at <= pg_catalog.now() THEN
-        WITH RECURSIVE chain AS (
-            SELECT t.tenant_id, t.id, t.replaced_by_id FROM public.personal_access_tokens AS t
-             WHERE t.tenant_id = tok.tenant_id AND t.id = tok.replaced_by_id
-            UNION
-            SELECT t.tenant_id, t.id, t.replaced_by_id FROM public.personal_access_tokens AS t
-              JOIN chain AS c ON t.tenant_id = c.tenant_id AND t.id = c.replaced_by_id
-        )
-        UPDATE public.personal_access_tokens AS t SET revoked_at = pg_catalog.now()
-          FROM chain AS c
-         WHERE t.tenant_id = c.tenant_id AND t.id = c.id AND t.revoked_at IS NULL;
+        PERFORM public.revoke_token_family(tok.tenant_id, tok.id);
     ELSIF tok.revoked_at IS NULL AND tok.expires_at > pg_catalog.now()
           AND member.is_active AND workspace.status = 'active'
           AND (tok.last_used_at IS NULL OR tok.last_used_at < pg_catalog.now() - interval '1 minute') THEN
@@ -85,7 +101,8 @@ $$;
 REVOKE ALL ON FUNCTION public.resolve_admin_token(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.resolve_admin_token(bytea) TO {{app_role}};
 
--- Leak reports: anyone holding a token may have it revoked. Returns whether a live token was hit.
+-- Leak reports: anyone holding a token may have it revoked, with the tokens minted from it and
+-- its replacements. Returns the tokens revoked.
 DROP FUNCTION IF EXISTS public.revoke_leaked_token(bytea);
 CREATE FUNCTION public.revoke_leaked_token(p_digest bytea)
 RETURNS TABLE (tenant_id uuid, token_id uuid)
@@ -94,12 +111,29 @@ VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    UPDATE public.personal_access_tokens AS t SET revoked_at = pg_catalog.now()
+    SELECT f.tenant_id, f.token_id
+      FROM public.personal_access_tokens AS t,
+           LATERAL public.revoke_token_family(t.tenant_id, t.id) AS f
      WHERE t.token_digest = p_digest AND t.revoked_at IS NULL AND t.expires_at > pg_catalog.now()
-    RETURNING t.tenant_id, t.id
 $$;
 REVOKE ALL ON FUNCTION public.revoke_leaked_token(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.revoke_leaked_token(bytea) TO {{app_role}};
+
+-- Leaked platform admin tokens are revoked the same way.
+DROP FUNCTION IF EXISTS public.revoke_leaked_admin_token(bytea);
+CREATE FUNCTION public.revoke_leaked_admin_token(p_digest bytea)
+RETURNS TABLE (token_id uuid)
+LANGUAGE sql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE public.admin_tokens AS a SET revoked_at = pg_catalog.now()
+     WHERE a.token_digest = p_digest AND a.revoked_at IS NULL AND a.expires_at > pg_catalog.now()
+    RETURNING a.id
+$$;
+REVOKE ALL ON FUNCTION public.revoke_leaked_admin_token(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.revoke_leaked_admin_token(bytea) TO {{app_role}};
 
 -- Invitations: which workspace an invitation token belongs to, before the tenant is known.
 DROP FUNCTION IF EXISTS public.resolve_invitation(bytea);

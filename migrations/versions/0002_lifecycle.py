@@ -58,6 +58,20 @@ def upgrade() -> None:
     # Rotation: the old token points at its replacement and may live on for a grace period.
     op.add_column("personal_access_tokens", sa.Column("replaced_by_id", sa.Uuid(), nullable=True))
     op.add_column("personal_access_tokens", _ts("rotated_at"))
+    # The token whose holder made this one: a leaked or stolen token's offspring go down with it.
+    op.add_column("personal_access_tokens", sa.Column("created_by_token_id", sa.Uuid(), nullable=True))
+    op.execute(
+        "ALTER TABLE personal_access_tokens ADD CONSTRAINT "
+        "fk_personal_access_tokens_tenant_id_created_by_token_id_personal_access_tokens "
+        "FOREIGN KEY (tenant_id, created_by_token_id) REFERENCES personal_access_tokens (tenant_id, id) "
+        "ON DELETE SET NULL (created_by_token_id)"
+    )
+    op.create_index(
+        "ix_personal_access_tokens_tenant_id_created_by_token_id",
+        "personal_access_tokens",
+        ["tenant_id", "created_by_token_id"],
+        postgresql_where=sa.text("created_by_token_id IS NOT NULL"),
+    )
     # ON DELETE SET NULL (column): PostgreSQL 15+ can null one column of a composite key, so
     # tenant_id stays intact when the row it points at goes away.
     op.execute(
@@ -224,6 +238,11 @@ def downgrade() -> None:
         ["tenant_id", "membership_id"],
         ["tenant_id", "id"],
     )
+    op.drop_index("ix_personal_access_tokens_tenant_id_created_by_token_id", "personal_access_tokens")
+    op.drop_constraint(
+        "fk_personal_access_tokens_tenant_id_created_by_token_id_personal_access_tokens", "personal_access_tokens"
+    )
+    op.drop_column("personal_access_tokens", "created_by_token_id")
     op.drop_column("personal_access_tokens", "rotated_at")
     op.drop_column("personal_access_tokens", "replaced_by_id")
     op.drop_column("memberships", "updated_at")

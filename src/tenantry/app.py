@@ -31,8 +31,8 @@ from tenantry.health import live, ready
 from tenantry.routes import ROUTES
 from tenantry.settings import Settings
 
-API_DESCRIPTION = """Multi-tenant API. Authenticate with `Authorization: Bearer tnt_...`; every call acts on the \
-token's workspace only.
+API_DESCRIPTION = """Multi-tenant API. Tenant routes (/v1) take `Authorization: Bearer tnt_...` and act on that \
+token's workspace only; platform admin routes (/admin/v1) take `Bearer tna_...` admin tokens.
 
 Errors are RFC 9457 problem details (`application/problem+json`). Every answer carries a `Request-Id` \
 header (a valid client `X-Request-Id` is kept). Properties are snake_case everywhere. A POST may carry \

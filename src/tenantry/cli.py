@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tenantry.admin.cli import add_admin_commands
+from tenantry.isolation_audit.cli import add_audit_command
 from tenantry.settings import SettingsError, load_settings
 
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade.set_defaults(func=_cmd_db_upgrade)
 
     add_admin_commands(commands)
+    add_audit_command(commands)
     return parser
 
 

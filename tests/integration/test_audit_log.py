@@ -341,3 +341,20 @@ async def test_reading_the_log_needs_audit_events_read(
     assert response.status_code == 403
     assert response.headers["x-accepted-permissions"] == "audit_events=read"
     assert (await client.get("/v1/audit-events")).status_code == 401
+
+
+async def test_filter_by_token_fingerprint_finds_what_a_leaked_token_did(client: Client, tenant_a: Tenant) -> None:
+    made = await client.post("/v1/tokens", json={"name": "soon leaked"}, headers=tenant_a.headers)
+    leaked = made.json()["token"]
+    fingerprint = base64.b64encode(hashlib.sha256(leaked.encode()).digest()).decode()
+    created = await client.post(
+        "/v1/products",
+        json={"name": "by the leaked token", "price_cents": 1, "currency": "EUR", "sku": "LEAKED-1"},
+        headers={"Authorization": f"Bearer {leaked}"},
+    )
+    assert created.status_code == 201
+    found = await client.get("/v1/audit-events", params={"token_fingerprint": fingerprint}, headers=tenant_a.headers)
+    assert found.status_code == 200
+    events = found.json()["data"]
+    assert [(e["action"], e["target_id"]) for e in events] == [("product.created", created.json()["id"])]
+    assert all(e["token_fingerprint"] == fingerprint for e in events)

@@ -266,14 +266,15 @@ async def test_removing_a_member_removes_their_tokens(
         ).scalar_one()
         user_kept = (
             await connection.execute(
-                text("SELECT count(*) FROM public.users WHERE id = :u"), {"u": uuid.UUID(str(member.member["user_id"]))}
+                text("SELECT count(*) FROM public.users WHERE lower(email) = lower(:e)"), {"e": member.email}
             )
         ).scalar_one()
     assert left == 0
     assert user_kept == 1
     events = [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "member.removed"]
     assert [e["target_id"] for e in events] == [member.id]
-    assert events[0]["details"]["role"] == "admin"
+    # The membership id (the target) and the email identify who left; never the global user id.
+    assert events[0]["details"] == {"email": member.email, "role": "admin"}
 
 
 async def test_role_changes_are_audited_with_from_and_to(
@@ -338,7 +339,8 @@ async def test_member_list_shows_emails_of_own_members_only(client: Client, tena
     mine = next(m for m in members if m["id"] == own.id)
     assert mine["email"] == own.email
     assert mine["display_name"] == "Own"
-    assert set(mine) == {"id", "user_id", "email", "display_name", "role", "is_active", "created_at", "updated_at"}
+    assert set(mine) == {"id", "email", "display_name", "role", "is_active", "created_at", "updated_at"}
+    assert all("user_id" not in m for m in members)
     assert all(m["email"].endswith("@example.com") for m in members)
     assert foreign.email not in listed.text
     assert f"-{tenant_b.workspace.slug}@" not in listed.text

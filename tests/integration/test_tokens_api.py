@@ -722,3 +722,72 @@ async def test_leak_reports_are_limited_per_client_address(
     refused = await client.post("/v1/tokens/leak-report", json=body)
     assert refused.headers["retry-after"].isdigit()
     assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_admin_cannot_see_or_revoke_an_owners_tokens(
+    client: Client,
+    admin_engine: AsyncEngine,
+    tenant_a: Tenant,
+    add_member,  # type: ignore[no-untyped-def]
+) -> None:
+    """Revoking every owner token would lock the owners out: only an owner may touch them."""
+    admin: Member = await add_member(tenant_a, "admin")
+    owner_token_id = tenant_a.workspace.token_id
+    await used(client, tenant_a.headers)
+    await used(client, bearer(admin.token))  # its own last_used_at is written once, before the snapshot
+    before = await snapshot_rows(admin_engine, "personal_access_tokens", tenant_a.id)
+
+    listed = await client.get(
+        f"/v1/tokens?member_id={tenant_a.workspace.owner_membership_id}", headers=bearer(admin.token)
+    )
+    assert listed.status_code == 200
+    assert listed.json()["data"] == []
+    random_id = uuid.uuid4()
+    for method in ("GET", "DELETE"):
+        owner = await client.request(method, f"/v1/tokens/{owner_token_id}", headers=bearer(admin.token))
+        random = await client.request(method, f"/v1/tokens/{random_id}", headers=bearer(admin.token))
+        assert owner.status_code == 404
+        assert (owner.status_code, owner.content) == (random.status_code, random.content)
+    assert await snapshot_rows(admin_engine, "personal_access_tokens", tenant_a.id) == before
+    assert await works(client, tenant_a.token) == 200
+
+
+async def test_a_leak_report_revokes_the_tokens_minted_with_the_leaked_one(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, admin_engine: AsyncEngine
+) -> None:
+    child = await create_token(client, tenant_a.headers, name="child")
+    grandchild = await create_token(client, bearer(str(child["token"])), name="grandchild")
+    sibling = await create_token(client, tenant_a.headers, name="sibling")
+    other = await create_token(client, tenant_b.headers, name="other workspace")
+    assert (await token_row(admin_engine, child["id"]))["created_by_token_id"] == tenant_a.workspace.token_id
+
+    response = await client.post("/v1/tokens/leak-report", json={"tokens": [str(child["token"])]})
+    assert response.status_code == 202
+    assert await works(client, str(child["token"])) == 401
+    assert await works(client, str(grandchild["token"])) == 401
+    assert await works(client, str(sibling["token"])) == 200  # made by the parent, not by the leaked one
+    assert await works(client, tenant_a.token) == 200
+    assert await works(client, str(other["token"])) == 200
+    leaked = {a[1] for a in await audit_actions(admin_engine, tenant_a.id) if a[0] == "token.leak_reported"}
+    assert leaked == {str(child["id"]), str(grandchild["id"])}
+
+
+async def test_a_leaked_admin_token_is_revoked_too(
+    client: Client, admin_headers: dict[str, str], admin_engine: AsyncEngine
+) -> None:
+    assert (await client.get("/admin/v1/workspaces", headers=admin_headers)).status_code == 200
+    token = admin_headers["Authorization"].removeprefix("Bearer ")
+    response = await client.post("/v1/tokens/leak-report", json={"tokens": [token]})
+    assert response.status_code == 202
+    assert (await client.get("/admin/v1/workspaces", headers=admin_headers)).status_code == 401
+    async with admin_engine.connect() as connection:
+        actions = (
+            (
+                await connection.execute(
+                    text("SELECT action FROM public.platform_audit_events WHERE action = 'admin_token.leak_reported'")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert actions

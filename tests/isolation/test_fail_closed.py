@@ -9,9 +9,10 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenantry.admin.tables import tenant_tables_children_first
 from tenantry.catalog.models import Product
 from tenantry.core.context import tenant_scope
-from tenantry.core.db import tenant_session_factory
+from tenantry.core.db import SET_TRANSACTION_CONTEXT, tenant_session_factory, transaction_context
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.settings import Settings
 from tests.conftest import Tenant, as_tenant
@@ -28,13 +29,25 @@ async def _seed(app_engine: AsyncEngine, settings: Settings, tenant: Tenant) -> 
         await connection.execute(INSERT, {"t": tenant.id, "id": uuid.uuid4(), "sku": uuid.uuid4().hex[:10]})
 
 
-async def test_no_tenant_sees_zero_rows(app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant) -> None:
+TENANT_TABLES = sorted(t.name for t in tenant_tables_children_first())
+
+
+@pytest.mark.parametrize("role", ["tenant", "platform"])
+async def test_no_tenant_sees_zero_rows_in_any_tenant_table(
+    app_engine: AsyncEngine, admin_engine: AsyncEngine, settings: Settings, tenant_a: Tenant, role: str
+) -> None:
+    """Both serving roles, every tenant table (found from the models, so a new table is covered)."""
     await _seed(app_engine, settings, tenant_a)
-    async with app_engine.connect() as connection:
-        await as_tenant(connection, settings, None)
-        for table in ("products", "memberships", "personal_access_tokens"):
-            count = (await connection.execute(text(f"SELECT count(*) FROM public.{table}"))).scalar_one()
-            assert count == 0, table
+    db_role = settings.tenant_role if role == "tenant" else settings.platform_role
+    assert {"products", "memberships", "personal_access_tokens", "invitations", "audit_events"} <= set(TENANT_TABLES)
+    async with app_engine.connect() as connection, admin_engine.connect() as truth:
+        await connection.execute(SET_TRANSACTION_CONTEXT, transaction_context(db_role, None))
+        for table in TENANT_TABLES:
+            query = text(f"SELECT count(*) FROM public.{table}")
+            assert (await connection.execute(query)).scalar_one() == 0, table
+        # ...while the rows are there: the provisioning alone wrote memberships, tokens and audit events.
+        for table in ("products", "memberships", "personal_access_tokens", "audit_events"):
+            assert (await truth.execute(text(f"SELECT count(*) FROM public.{table}"))).scalar_one() > 0, table
 
 
 async def test_no_tenant_insert_is_rejected(app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant) -> None:

@@ -115,13 +115,8 @@ async def provision_workspace(
         "workspace",
         workspace_id,
         tenant_id=workspace_id,
-        details={
-            "slug": data.slug,
-            "owner_user_id": str(user.id),
-            "owner_membership_id": str(membership.id),
-            "owner_token_id": str(token.id),
-            "user_created": bool(user.created),
-        },
+        details={"slug": data.slug, "owner_membership_id": str(membership.id), "owner_token_id": str(token.id)},
+        platform_details={"owner_user_id": str(user.id), "user_created": bool(user.created)},
     )
     return WorkspaceCreated(
         workspace=workspace_out(workspace),

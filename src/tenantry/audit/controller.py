@@ -31,6 +31,10 @@ Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cur
 Action = Annotated[str | None, Parameter(max_length=64, description="Only this action, e.g. token.created.")]
 TargetType = Annotated[str | None, Parameter(max_length=64, description="Only events on this kind of target.")]
 TargetId = Annotated[str | None, Parameter(max_length=64, description="Only events on this target.")]
+TokenFingerprint = Annotated[
+    str | None,
+    Parameter(max_length=64, description="Only events made with this token: base64 of its SHA-256."),
+]
 ActorMemberId = Annotated[uuid.UUID | None, Parameter(description="Only events by this member.")]
 Since = Annotated[datetime | None, Parameter(description="ISO 8601; events at or after it (UTC if no offset).")]
 Until = Annotated[datetime | None, Parameter(description="ISO 8601; events before it (UTC if no offset).")]
@@ -53,6 +57,7 @@ class AuditEventController(Controller):
         actor_member_id: ActorMemberId = None,
         target_type: TargetType = None,
         target_id: TargetId = None,
+        token_fingerprint: TokenFingerprint = None,
         since: Since = None,
         until: Until = None,
     ) -> Page[AuditEventOut]:
@@ -67,6 +72,7 @@ class AuditEventController(Controller):
             actor_member_id=actor_member_id,
             target_type=target_type,
             target_id=target_id,
+            token_fingerprint=token_fingerprint,
             since=since,
             until=until,
         )

@@ -25,12 +25,14 @@ async def record_event(
     *,
     tenant_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
+    platform_details: dict[str, Any] | None = None,
     workspace_log: bool = True,
 ) -> None:
     """Add an audit event to the session's current transaction (it commits or rolls back with it).
 
     `workspace_log=False` keeps an admin event out of the workspace's own log; the purge uses it,
-    since that log is among what it has just deleted.
+    since that log is among what it has just deleted. `platform_details` go to the platform log
+    only: global facts (user ids, whether an account already existed) that a tenant must not see.
     """
     principal, admin = current_principal.get(), current_admin.get()
     request_id = current_request_id.get()
@@ -41,11 +43,16 @@ async def record_event(
                 id=uuid7(),
                 actor=admin.name if admin else "system",
                 admin_token_id=admin.token_id if admin else None,
-                token_fingerprint=admin.token_fingerprint if admin else None,
+                token_fingerprint=(admin.token_fingerprint or None) if admin else None,
                 request_id=request_id,
                 action=action,
                 workspace_id=tenant_id,
-                details={"target_type": target_type, "target_id": target, **(details or {})},
+                details={
+                    "target_type": target_type,
+                    "target_id": target,
+                    **(details or {}),
+                    **(platform_details or {}),
+                },
             )
         )
     tenant = principal.tenant_id if principal is not None else tenant_id
@@ -58,7 +65,7 @@ async def record_event(
             actor_type="member" if principal else ("admin" if admin else "anonymous"),
             actor_member_id=principal.membership_id if principal else None,
             actor_admin_token_id=admin.token_id if admin else None,
-            token_fingerprint=(principal or admin).token_fingerprint if (principal or admin) else None,
+            token_fingerprint=((principal or admin).token_fingerprint or None) if (principal or admin) else None,
             request_id=request_id,
             action=action,
             target_type=target_type,

@@ -16,6 +16,7 @@ class AuditFilters(msgspec.Struct, frozen=True, kw_only=True):
     actor_member_id: uuid.UUID | None = None
     target_type: str | None = None
     target_id: str | None = None
+    token_fingerprint: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 

@@ -44,6 +44,8 @@ class AuditEventService:
             query = query.where(AuditEvent.target_type == filters.target_type)
         if filters.target_id is not None:
             query = query.where(AuditEvent.target_id == filters.target_id)
+        if filters.token_fingerprint is not None:
+            query = query.where(AuditEvent.token_fingerprint == filters.token_fingerprint)
         if filters.since is not None:
             query = query.where(AuditEvent.occurred_at >= filters.since)
         if filters.until is not None:

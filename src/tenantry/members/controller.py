@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -32,8 +32,6 @@ from tenantry.members.schemas import (
     Role,
 )
 from tenantry.members.service import MemberService
-from tenantry.users.controller import client_address
-from tenantry.users.throttle import LoginThrottle
 
 
 def provide_member_service(
@@ -49,9 +47,7 @@ def provide_invitation_service(
 
 
 def provide_accept_service(platform_session: NamedDependency[AsyncSession], state: State) -> InvitationAcceptService:
-    return InvitationAcceptService(
-        platform_session, state.settings, state.engine, LoginThrottle(state.platform_session_factory)
-    )
+    return InvitationAcceptService(platform_session, state.settings, state.engine)
 
 
 def requires_member(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
@@ -204,17 +200,17 @@ class InvitationController(Controller):
         opt={"problems": (401, 403, 409, 410, 429)},
     )
     async def accept_invitation(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[InvitationAccept],
-        accept_service: NamedDependency[InvitationAcceptService],
+        self, data: JSONBody[InvitationAccept], accept_service: NamedDependency[InvitationAcceptService]
     ) -> Response[AcceptedInvitation]:
         """Accept an invitation: join the workspace and get a first token (shown this once).
 
-        A new account needs a password of at least 12 characters; an existing account with a
-        password must give it. Unknown, expired, revoked and used invitations all answer the same 410.
+        The invitation token proves only that its holder received the invitation, so no password
+        is taken, set or checked here: the member is linked to the account with the invited email,
+        created without a password if there is none, and the answer is the same either way.
+        Unknown, expired, revoked and used invitations, and those whose inviter may no longer
+        grant the role, all answer the same 410.
         """
-        accepted = await accept_service.accept(data, client_address(request))
+        accepted = await accept_service.accept(data)
         return Response(accepted, status_code=201, headers={"Location": f"/v1/members/{accepted.member.id}"})
 
 

@@ -3,22 +3,35 @@
 The invitation token (`tni_...`) is returned once, to the inviter; only its HMAC digest is stored.
 'expired' is never stored: a pending invitation past `expires_at` reads as expired.
 
-Accepting runs without a bearer token. The token's digest names the workspace through the
-SECURITY DEFINER resolve_invitation() (called as the app login role, like the token resolver); from then on everything runs with that workspace as the
-tenant. The password work (argon2id) happens before the final transaction, so no lock is held
-while it runs; the final transaction then locks the invitation, re-checks it, and creates the
-user (if new), the membership and a first token, and marks the invitation accepted, all at once.
+The trust model: an invitation token proves only that its holder received the invitation. It
+proves nothing about owning the email address, nor about any global account with that email,
+because the inviter holds the very same token and can accept it themselves. So accepting never
+reads, sets or checks a password: with no account for the email, one is created without a
+password (it signs in with tokens; only a platform admin sets a password, with `tenantry admin
+user set-password`); with an account, the new membership is linked to it and the account is left
+exactly as it was. Both cases answer the same 201 with the same shape, so accepting tells nobody
+whether the email had an account. Otherwise an inviter could create a global account with a
+password of their choosing for someone else's email (pre-hijacking it: a workspace provisioned
+later for that email would reuse the account and its password), or probe which emails have
+accounts.
 
-An existing account with a password must give it (throttled like a login, or an inviter holding
-the token could guess passwords through this door), and an existing account without a password
-does not get one from here: the inviter sees the token too, and must never be able to set the
-password of someone else's account.
+An invitation is also only as good as its inviter's authority: accepting re-checks that the
+inviter is still an active member of the workspace whose current role may grant the invited role
+(an owner any role, an admin any but owner), and a demotion, deactivation or removal revokes the
+invitations it takes the authority for (service.py). Creating reads the inviter's role locked
+against a concurrent change, so the two cannot cross.
+
+Accepting runs without a bearer token. The token's digest names the workspace through the
+SECURITY DEFINER resolve_invitation() (called as the app login role, like the token resolver);
+from then on everything runs with that workspace as the tenant, in one transaction that locks the
+invitation, re-checks it and its inviter, creates the user (if new), the membership and a first
+token, and marks the invitation accepted. Every unusable invitation, whatever the reason, answers
+the same 410.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +44,7 @@ from tenantry.audit.recorder import record_event
 from tenantry.auth.tokens import INVITATION_TOKEN_PREFIX, generate_token, is_well_formed, token_digest
 from tenantry.core.context import Principal, tenant_scope
 from tenantry.core.db import SET_TRANSACTION_CONTEXT, transaction_context
-from tenantry.core.errors import Conflict, InvalidInput, NotFound, WorkspaceUnavailable
+from tenantry.core.errors import Conflict, NotFound, PermissionDenied, WorkspaceUnavailable
 from tenantry.core.ids import uuid7
 from tenantry.core.pagination import decode_cursor, encode_cursor
 from tenantry.core.schemas import Page
@@ -45,13 +58,11 @@ from tenantry.members.schemas import (
     InvitationCreated,
     InvitationOut,
 )
-from tenantry.members.service import NOT_FOUND, member_emails, member_out
+from tenantry.members.service import NOT_FOUND, grantable_roles, member_emails, member_out
 from tenantry.settings import Settings
-from tenantry.users.errors import InvalidCredentials
 from tenantry.users.login import acting_as, issue_member_token
 from tenantry.users.models import User
-from tenantry.users.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
-from tenantry.users.throttle import LoginThrottle, normalize_email, throttle_keys
+from tenantry.users.throttle import normalize_email
 from tenantry.workspaces.models import Workspace
 
 ACCEPTED_TOKEN_LIFETIME = timedelta(days=90)
@@ -102,12 +113,31 @@ class InvitationService:
             raise NotFound(NOT_FOUND)
         return row[0], row[1]
 
-    async def create(self, data: InvitationCreate) -> InvitationCreated:
-        if data.role == "owner" and self.principal.role != "owner":
+    async def _require_authority(self, role: str) -> None:
+        """The inviter's current role, not the one the token resolved with, must grant `role`.
+
+        Read FOR SHARE: a concurrent demotion, deactivation or removal (which locks the row FOR
+        UPDATE) either waits for this invitation to exist and then revokes it, or goes first and
+        is seen here.
+        """
+        inviter = (
+            await self.session.execute(
+                select(Membership.role, Membership.is_active)
+                .where(Membership.tenant_id == self.tenant_id, Membership.id == self.principal.membership_id)
+                .with_for_update(read=True)
+            )
+        ).first()
+        if inviter is not None and role in grantable_roles(inviter.role, is_active=inviter.is_active):
+            return
+        if role == "owner":
             raise OwnerRequired("Only an owner may invite an owner.")
+        raise PermissionDenied("members", "write")
+
+    async def create(self, data: InvitationCreate) -> InvitationCreated:
         issued = generate_token(self.pepper, INVITATION_TOKEN_PREFIX)
         invitation_id = uuid7()
         async with self.session.begin():
+            await self._require_authority(data.role)
             emails = member_emails()
             taken = await self.session.execute(
                 select(emails.c.membership_id).where(func.lower(emails.c.email) == normalize_email(data.email))
@@ -171,25 +201,15 @@ class InvitationService:
             return _out(*await self._read(invitation.id))
 
 
-@dataclass(frozen=True, slots=True)
-class _Invitee:
-    """What the accept transaction needs to know about the account, settled before it starts."""
-
-    user_id: uuid.UUID | None  # None: a new account, created with `password_hash`
-    password_hash: str | None = None  # for a new account, its hash; for an existing one, a rehash
-    previous_hash: str | None = None
-
-
 class InvitationAcceptService:
     """The public side, on a platform-role session (users are a global table)."""
 
-    def __init__(self, session: AsyncSession, settings: Settings, engine: AsyncEngine, throttle: LoginThrottle) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, engine: AsyncEngine) -> None:
         self.session = session
         self.settings = settings
         self.engine = engine
-        self.throttle = throttle
 
-    async def accept(self, data: InvitationAccept, client_address: str) -> AcceptedInvitation:
+    async def accept(self, data: InvitationAccept) -> AcceptedInvitation:
         if not is_well_formed(data.token, INVITATION_TOKEN_PREFIX):
             raise InvitationUnavailable
         # Like the token resolver: the app login role itself, on a short connection of its own (the
@@ -205,9 +225,7 @@ class InvitationAcceptService:
             raise InvitationUnavailable
         tenant_id, invitation_id = found
         with tenant_scope(tenant_id):
-            email = await self._pending_email(tenant_id, invitation_id)
-            invitee = await self._settle_account(email, data, client_address)
-            return await self._complete(tenant_id, invitation_id, email, invitee, data)
+            return await self._complete(tenant_id, invitation_id, data)
 
     async def _become(self, role: str, tenant_id: uuid.UUID) -> None:
         """Switch the open transaction's role (SET LOCAL ROLE), keeping the tenant as it is.
@@ -220,66 +238,45 @@ class InvitationAcceptService:
             transaction_context(role, tenant_id, None, str(self.settings.db_statement_timeout_ms)),
         )
 
-    async def _pending_email(self, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> str:
-        async with self.session.begin():
-            row = (
-                await self.session.execute(
-                    select(Invitation.email, _STATUS).where(
-                        Invitation.tenant_id == tenant_id, Invitation.id == invitation_id
-                    )
-                )
-            ).first()
+    async def _lock_usable(self, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation:
+        """The invitation, locked, if it is pending and its inviter may still grant its role."""
+        row = (
+            await self.session.execute(
+                select(Invitation, _STATUS)
+                .where(Invitation.tenant_id == tenant_id, Invitation.id == invitation_id)
+                .with_for_update()
+            )
+        ).first()
         if row is None or row.effective_status != "pending":
             raise InvitationUnavailable
-        return str(row.email)
-
-    async def _settle_account(self, email: str, data: InvitationAccept, client_address: str) -> _Invitee:
-        """Check or prepare the credentials, outside any transaction (argon2id takes a while)."""
-        normalized = normalize_email(email)
-        async with self.session.begin():
-            user = (
-                await self.session.execute(
-                    select(User.id, User.password_hash).where(func.lower(User.email) == normalized)
+        invitation: Invitation = row[0]
+        if invitation.invited_by_member_id is None:  # the inviter was removed
+            raise InvitationUnavailable
+        # No lock on the inviter's row: a change of it revokes this invitation in its own
+        # transaction, so it either committed before (seen here, or the invitation is revoked)
+        # or waits for our lock on the invitation and then finds it accepted.
+        inviter = (
+            await self.session.execute(
+                select(Membership.role, Membership.is_active).where(
+                    Membership.tenant_id == tenant_id, Membership.id == invitation.invited_by_member_id
                 )
-            ).first()
-        if user is None:
-            if data.password is None or len(data.password) < MIN_PASSWORD_LENGTH:
-                raise InvalidInput(
-                    f"A password of at least {MIN_PASSWORD_LENGTH} characters is required to create the account."
-                )
-            return _Invitee(user_id=None, password_hash=await hash_password(data.password))
-        if user.password_hash is None:
-            return _Invitee(user_id=user.id)
-        if data.password is None:
-            raise InvalidCredentials
-        keys = throttle_keys(normalized, client_address)
-        await self.throttle.admit(keys)
-        verification = await verify_password(user.password_hash, data.password)
-        if not verification.ok:
-            raise InvalidCredentials
-        await self.throttle.succeeded(keys)
-        return _Invitee(user_id=user.id, password_hash=verification.new_hash, previous_hash=user.password_hash)
+            )
+        ).first()
+        if inviter is None or invitation.role not in grantable_roles(inviter.role, is_active=inviter.is_active):
+            raise InvitationUnavailable
+        return invitation
 
     async def _complete(
-        self, tenant_id: uuid.UUID, invitation_id: uuid.UUID, email: str, invitee: _Invitee, data: InvitationAccept
+        self, tenant_id: uuid.UUID, invitation_id: uuid.UUID, data: InvitationAccept
     ) -> AcceptedInvitation:
         try:
             async with self.session.begin():
                 await self._become(self.settings.tenant_role, tenant_id)
-                row = (
-                    await self.session.execute(
-                        select(Invitation, _STATUS)
-                        .where(Invitation.tenant_id == tenant_id, Invitation.id == invitation_id)
-                        .with_for_update()
-                    )
-                ).first()
-                if row is None or row.effective_status != "pending":
-                    raise InvitationUnavailable
-                invitation: Invitation = row[0]
+                invitation = await self._lock_usable(tenant_id, invitation_id)
 
                 await self._become(self.settings.platform_role, tenant_id)
                 max_days = await self._available_workspace(tenant_id)
-                user_id = await self._user(email, invitee)
+                user_id = await self._user(invitation.email)
 
                 await self._become(self.settings.tenant_role, tenant_id)
                 already = await self.session.execute(
@@ -310,6 +307,7 @@ class InvitationAcceptService:
                 invitation.accepted_at = datetime.now(UTC)
                 invitation.accepted_member_id = membership.id
                 with acting_as(principal):
+                    # Nothing here says whether the account existed: the tenant reads this log.
                     await record_event(
                         self.session,
                         "invitation.accepted",
@@ -346,28 +344,23 @@ class InvitationAcceptService:
             raise WorkspaceUnavailable(workspace.status)
         return int(workspace.max_token_lifetime_days)
 
-    async def _user(self, email: str, invitee: _Invitee) -> uuid.UUID:
-        """The account's id, creating it (new) or storing a rehash (existing) as settled before."""
-        if invitee.user_id is None:
-            created = (
-                await self.session.execute(
-                    text(
-                        "INSERT INTO public.users (id, email, password_hash) VALUES (:id, :email, :hash) "
-                        "ON CONFLICT ((lower(email))) DO NOTHING RETURNING id"
-                    ),
-                    {"id": uuid7(), "email": email, "hash": invitee.password_hash},
-                )
-            ).scalar_one_or_none()
-            if created is None:  # created by someone else since we looked: their password, not ours
-                raise Conflict("An account with this email was created meanwhile; accept the invitation again.")
-            return uuid.UUID(str(created))
-        if invitee.password_hash is not None:
-            # Transparent rehash; skipped if the password changed since it was verified.
-            await self.session.execute(
-                text(
-                    "UPDATE public.users SET password_hash = :new, updated_at = now() "
-                    "WHERE id = :id AND password_hash = :old"
-                ),
-                {"id": invitee.user_id, "new": invitee.password_hash, "old": invitee.previous_hash},
-            )
-        return invitee.user_id
+    async def _user(self, email: str) -> uuid.UUID:
+        """The id of the account with this email, created without a password if there is none.
+
+        An existing account is only looked up, never written. The same two statements run in
+        both cases; the lookup runs after the insert, so it also finds an account that a
+        concurrent transaction created and committed in the meantime.
+        """
+        await self.session.execute(
+            text(
+                "INSERT INTO public.users (id, email, password_hash) VALUES (:id, :email, NULL) "
+                "ON CONFLICT ((lower(email))) DO NOTHING"
+            ),
+            {"id": uuid7(), "email": email},
+        )
+        user_id = (
+            await self.session.execute(select(User.id).where(func.lower(User.email) == func.lower(email)))
+        ).scalar_one_or_none()
+        if user_id is None:  # the conflicting account was deleted between the two statements
+            raise Conflict("The account changed meanwhile; accept the invitation again.")
+        return user_id

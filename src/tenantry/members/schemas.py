@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from tenantry.users.passwords import MAX_PASSWORD_LENGTH
 from tenantry.users.schemas import IssuedTokenOut
 
 DEFAULT_INVITATION_DAYS = 7
@@ -41,10 +40,12 @@ InvitationDays = Annotated[
 
 
 class MemberOut(msgspec.Struct, kw_only=True):
-    """A member: the membership id, the user behind it, the role and the per-workspace profile."""
+    """A member: the membership id, the email, the role and the per-workspace profile.
+
+    Never the global user id: users are platform-wide, and a tenant has no business with them.
+    """
 
     id: uuid.UUID
-    user_id: uuid.UUID
     email: str
     display_name: str
     role: str
@@ -96,11 +97,13 @@ class InvitationCreated(InvitationOut, kw_only=True):
 
 
 class InvitationAccept(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Accept an invitation. A new account needs a password (at least 12 characters); an existing
-    account with a password must give it."""
+    """Accept an invitation: the token and, optionally, the display name in this workspace.
+
+    No password: the invitation token proves only that its holder received the invitation (the
+    inviter holds it too), so accepting never reads, sets or checks an account's password.
+    """
 
     token: Annotated[str, msgspec.Meta(max_length=200)]
-    password: Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_LENGTH)] | None = None
     display_name: DisplayName = ""
 
 

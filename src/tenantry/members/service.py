@@ -10,6 +10,12 @@ commit and is refused.
 
 Role and activity are read by the token resolver on every request, so a demotion narrows the
 member's tokens, and a deactivation stops them, on the very next request.
+
+An invitation is only as good as its inviter's authority: a demotion (to a role that can no longer
+grant what was invited), a deactivation or a removal revokes the member's pending invitations it
+takes the authority for, in the same transaction, each with an `invitation.revoked` event. Accepting
+re-checks the inviter too (see invitations.py), so an invitation made in the same instant as the
+change is unusable all the same.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from msgspec import UNSET
-from sqlalchemy import Select, String, Uuid, column, delete, func, select
+from sqlalchemy import Select, String, Uuid, column, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.recorder import record_event
@@ -29,12 +35,24 @@ from tenantry.core.errors import Conflict, NotFound
 from tenantry.core.pagination import decode_cursor, encode_cursor
 from tenantry.core.schemas import Page
 from tenantry.members.errors import OwnerRequired
-from tenantry.members.models import Membership
+from tenantry.members.models import Invitation, Membership
 from tenantry.members.schemas import MemberOut, MemberUpdate, ProfileUpdate
 
 NOT_FOUND = "The resource was not found."
 LAST_OWNER = "The workspace must keep at least one active owner; make another member an owner first."
 OWNER_ONLY = "Only an owner may grant or remove the owner role, or change, deactivate or remove an owner."
+
+
+# Which roles a member may grant by invitation: an owner any, an admin any but owner, others none.
+GRANTABLE_ROLES: dict[str, frozenset[str]] = {
+    "owner": frozenset({"owner", "admin", "member", "viewer"}),
+    "admin": frozenset({"admin", "member", "viewer"}),
+}
+
+
+def grantable_roles(role: str | None, *, is_active: bool = True) -> frozenset[str]:
+    """The roles a membership with `role` may invite someone as; none for an inactive one."""
+    return GRANTABLE_ROLES.get(role or "", frozenset()) if is_active else frozenset()
 
 
 def member_emails() -> Any:
@@ -45,7 +63,6 @@ def member_emails() -> Any:
 def member_out(member: Membership, email: str | None) -> MemberOut:
     return MemberOut(
         id=member.id,
-        user_id=member.user_id,
         email=email or "",
         display_name=member.display_name,
         role=member.role,
@@ -148,6 +165,33 @@ class MemberService:
         await self.session.refresh(member)
         return await self._read(member.id)
 
+    async def _revoke_invitations_beyond(self, member: Membership, keep: frozenset[str], reason: str) -> None:
+        """Revoke the member's pending invitations for roles outside `keep`, each with its event.
+
+        Runs after the member's row is locked: an accept of one of these invitations either
+        finished first (the invitation is no longer pending and is left alone) or waits for this
+        transaction and then finds it revoked.
+        """
+        beyond = [
+            Invitation.tenant_id == self.tenant_id,
+            Invitation.invited_by_member_id == member.id,
+            Invitation.status == "pending",
+            Invitation.expires_at > func.now(),  # an expired one stays expired: it cannot be used anyway
+        ]
+        if keep:
+            beyond.append(Invitation.role.not_in(sorted(keep)))
+        query = (
+            update(Invitation)
+            .where(*beyond)
+            .values(status="revoked", revoked_at=func.now())
+            .returning(Invitation.id)
+            .execution_options(synchronize_session=False)
+        )
+        for invitation_id in sorted((await self.session.execute(query)).scalars()):
+            await record_event(
+                self.session, "invitation.revoked", "invitation", invitation_id, details={"reason": reason}
+            )
+
     async def update(self, member_id: uuid.UUID, data: MemberUpdate) -> MemberOut:
         async with self.session.begin():
             member, owners = await self._lock_for_change(member_id)
@@ -165,6 +209,7 @@ class MemberService:
                     member.id,
                     details={"from": previous, "to": data.role},
                 )
+                await self._revoke_invitations_beyond(member, grantable_roles(data.role), "inviter_demoted")
                 changed = True
             if data.display_name is not UNSET and data.display_name != member.display_name:
                 member.display_name = data.display_name
@@ -197,6 +242,7 @@ class MemberService:
             self._keep_an_owner(member, owners)
             member.is_active = False
             await record_event(self.session, "member.deactivated", "member", member.id)
+            await self._revoke_invitations_beyond(member, frozenset(), "inviter_deactivated")
             return await self._save(member)
 
     async def reactivate(self, member_id: uuid.UUID) -> MemberOut:
@@ -218,13 +264,12 @@ class MemberService:
             if member.role == "owner":
                 self._require_owner(owners)
             self._keep_an_owner(member, owners)
+            email = (await self._read(member.id)).email  # read before the row (and its email) goes
+            await self._revoke_invitations_beyond(member, frozenset(), "inviter_removed")
             await self.session.execute(
                 delete(Membership).where(Membership.tenant_id == self.tenant_id, Membership.id == member.id)
             )
+            # Tenants see membership ids and emails, never the global user id.
             await record_event(
-                self.session,
-                "member.removed",
-                "member",
-                member.id,
-                details={"user_id": str(member.user_id), "role": member.role},
+                self.session, "member.removed", "member", member.id, details={"email": email, "role": member.role}
             )

@@ -36,6 +36,7 @@ class PersonalAccessToken(TenantScoped, Timestamps, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     replaced_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by_token_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class AdminToken(Timestamps, Base):

@@ -13,11 +13,11 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from msgspec import UNSET, UnsetType
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, func, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tenantry.audit.recorder import record_event
-from tenantry.auth.tokens import TENANT_TOKEN_PREFIX, is_well_formed, token_digest
+from tenantry.auth.tokens import ADMIN_TOKEN_PREFIX, TENANT_TOKEN_PREFIX, is_well_formed, token_digest
 from tenantry.core.context import Principal
 from tenantry.core.db import SET_TRANSACTION_CONTEXT, transaction_context
 from tenantry.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -25,6 +25,7 @@ from tenantry.core.pagination import decode_cursor, encode_cursor
 from tenantry.core.permissions import LEVELS, RESOURCES, effective_level
 from tenantry.core.problems import FieldError
 from tenantry.core.schemas import Page, to_wire
+from tenantry.members.models import Membership
 from tenantry.settings import Settings
 from tenantry.tokens.issuing import new_personal_access_token
 from tenantry.tokens.models import PersonalAccessToken
@@ -80,6 +81,7 @@ class TokenService:
                 # The database clock, like the resolver that compares against it.
                 expires_at=func.now() + timedelta(days=days),
             )
+            token.created_by_token_id = self.principal.token_id  # its fate follows the minting token's
             await self._insert(token)
             await record_event(
                 self.session,
@@ -97,7 +99,9 @@ class TokenService:
         binding = f"tokens:{self.principal.tenant_id}:{owner}:{int(include_revoked)}"
         after = decode_cursor(cursor, key=self.cursor_key, binding=binding) if cursor else None
         query = select(PersonalAccessToken).where(
-            PersonalAccessToken.tenant_id == self.principal.tenant_id, PersonalAccessToken.membership_id == owner
+            PersonalAccessToken.tenant_id == self.principal.tenant_id,
+            PersonalAccessToken.membership_id == owner,
+            self._manageable(),
         )
         if not include_revoked:
             query = query.where(PersonalAccessToken.revoked_at.is_(None))
@@ -210,6 +214,22 @@ class TokenService:
         # Another workspace's member id simply matches no row: an empty page, like a random id.
         return member_id
 
+    def _manageable(self) -> ColumnElement[bool]:
+        """Tokens the caller may see and revoke: their own, and (owners aside) other members' ones.
+
+        An owner's tokens are an owner's business: an admin who could revoke them could lock every
+        owner out, which "only an owner may change an owner" forbids. They answer like a random id.
+        """
+        if self.principal.role == "owner":
+            return true()
+        owners = select(Membership.id).where(
+            Membership.tenant_id == self.principal.tenant_id, Membership.role == "owner"
+        )
+        return or_(
+            PersonalAccessToken.membership_id == self.principal.membership_id,
+            PersonalAccessToken.membership_id.not_in(owners),
+        )
+
     async def _find(self, token_id: uuid.UUID, *, own_only: bool, lock: bool = False) -> PersonalAccessToken:
         query = select(PersonalAccessToken).where(
             PersonalAccessToken.tenant_id == self.principal.tenant_id, PersonalAccessToken.id == token_id
@@ -217,6 +237,8 @@ class TokenService:
         if own_only:
             # Someone else's token answers exactly like a token that does not exist.
             query = query.where(PersonalAccessToken.membership_id == self.principal.membership_id)
+        else:
+            query = query.where(self._manageable())
         if lock:
             query = query.with_for_update()
         token = (await self.session.execute(query)).scalar_one_or_none()
@@ -242,6 +264,12 @@ _REVOKE_LEAKED = text(
 )
 
 
+_REVOKE_LEAKED_ADMIN = text(
+    "SELECT r.token_id FROM unnest(CAST(:digests AS bytea[])) AS d(digest) "
+    "CROSS JOIN LATERAL public.revoke_leaked_admin_token(d.digest) AS r"
+)
+
+
 class LeakReportService:
     """Revokes every live token reported as leaked. Anyone may report; nobody learns anything."""
 
@@ -256,13 +284,25 @@ class LeakReportService:
             {f"leak-report:{client_address}": LEAK_REPORTS_PER_WINDOW},
             "Too many leak reports from this address; retry after the time in Retry-After.",
         )
-        # Junk never reaches the database: only well-formed tenant tokens are looked up.
-        digests = sorted(
-            {token_digest(t, self.settings.token_pepper) for t in set(tokens) if is_well_formed(t, TENANT_TOKEN_PREFIX)}
-        )
+        # Junk never reaches the database: only well-formed tenant and admin tokens are looked up.
+        pepper = self.settings.token_pepper
+        digests = sorted({token_digest(t, pepper) for t in set(tokens) if is_well_formed(t, TENANT_TOKEN_PREFIX)})
+        admin_digests = sorted({token_digest(t, pepper) for t in set(tokens) if is_well_formed(t, ADMIN_TOKEN_PREFIX)})
         if digests:
             await self._revoke(digests)
+        if admin_digests:
+            await self._revoke_admin(admin_digests)
         return LeakReportReceived(received=len(tokens))
+
+    async def _revoke_admin(self, digests: list[bytes]) -> None:
+        async with AsyncSession(self.engine) as session, session.begin():
+            revoked = (await session.execute(_REVOKE_LEAKED_ADMIN, {"digests": digests})).scalars().all()
+            if revoked:
+                await session.execute(SET_TRANSACTION_CONTEXT, transaction_context(self.settings.platform_role, None))
+                for token_id in sorted(revoked):
+                    await record_event(
+                        session, "admin_token.leak_reported", "admin_token", token_id, workspace_log=False
+                    )
 
     async def _revoke(self, digests: list[bytes]) -> None:
         """One transaction: the revocations and their audit events commit or fail together.

@@ -1,0 +1,60 @@
+"""The audit report for people (grouped by severity) and for machines (--json)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import msgspec
+
+from tenantry.isolation_audit.audit import AuditReport
+from tenantry.isolation_audit.findings import SEVERITIES
+
+_WIDTH = 100
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def summary(report: AuditReport) -> str:
+    checked = report.checked
+    line = (
+        f"{_count(len(checked.rules), 'check')} over {_count(len(checked.tenant_tables), 'tenant table')}, "
+        f"{_count(len(checked.global_tables), 'global table')}: {_count(len(report.findings), 'finding')}"
+    )
+    if report.findings:
+        by_severity = [(s, sum(f.severity == s for f in report.findings)) for s in SEVERITIES]
+        line += " (" + ", ".join(f"{n} {s}" for s, n in by_severity if n) + ")"
+    return line
+
+
+def render_text(report: AuditReport) -> str:
+    checked = report.checked
+    roles = checked.roles
+    lines = [
+        f"tenantry audit of database {checked.database} (PostgreSQL {checked.server_version}), schema {checked.schema}",
+        f"roles: tenant {roles['tenant']}, app {roles['app']}, owner {roles['owner']}",
+    ]
+    for severity in SEVERITIES:
+        findings = [f for f in report.findings if f.severity == severity]
+        if not findings:
+            continue
+        lines += ["", f"{severity.upper()} ({len(findings)})"]
+        for finding in findings:
+            lines.append(f"  {finding.rule}  {finding.object}")
+            lines.append(f"      {finding.title}")
+            for label, body in (("", finding.message), ("fix: ", finding.fix)):
+                lines += textwrap.wrap(
+                    label + body, _WIDTH, initial_indent="      ", subsequent_indent="        ", break_long_words=False
+                )
+    lines += ["", summary(report)]
+    return "\n".join(lines)
+
+
+def render_json(report: AuditReport) -> str:
+    return msgspec.json.format(msgspec.json.encode(report).decode(), indent=2)
+
+
+def exit_code(report: AuditReport) -> int:
+    """0 when clean, 1 when there is any finding (2, for errors, is the CLI's)."""
+    return 0 if report.ok else 1

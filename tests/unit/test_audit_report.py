@@ -1,0 +1,121 @@
+"""The audit's rule registry, its small parsers, and the report for people and for --json."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import msgspec
+
+from tenantry.isolation_audit import DEFINER_ALLOWLIST, RULES, AuditReport, Finding
+from tenantry.isolation_audit.audit import Checked
+from tenantry.isolation_audit.catalog import DefinerFunction, View
+from tenantry.isolation_audit.findings import SEVERITIES
+from tenantry.isolation_audit.function_rules import search_path
+from tenantry.isolation_audit.key_rules import not_null_columns
+from tenantry.isolation_audit.report import exit_code, render_json, render_text, summary
+from tenantry.isolation_audit.view_rules import security_invoker
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "security-audit.md"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+
+def test_rules_have_unique_ids_a_severity_a_title_and_a_reason() -> None:
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids)) == 20
+    for r in RULES:
+        assert re.fullmatch(r"[TPKRFVG][1-9]", r.id)
+        assert r.severity in SEVERITIES
+        assert r.title
+        assert len(r.why) > 60, r.id
+
+
+def test_every_rule_is_documented() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for r in RULES:
+        assert re.search(rf"^### {r.id} ", text, re.MULTILINE), f"docs/security-audit.md lacks a section for {r.id}"
+
+
+def test_the_allowlist_is_exactly_the_projects_definer_functions() -> None:
+    source = (POLICIES / "10_auth_functions.sql").read_text(encoding="utf-8")
+    # Each CREATE FUNCTION up to the start of its body: the header says whether it is a definer.
+    headers = re.findall(r"CREATE FUNCTION (public\.\w+)\((.*?)\bAS \$\$", source, flags=re.S)
+    definers = {name for name, header in headers if "SECURITY DEFINER" in header}
+    assert "public.revoke_token_family" in {name for name, _ in headers} - definers  # an invoker helper
+    assert definers == DEFINER_ALLOWLIST
+
+
+def _function(*config: str) -> DefinerFunction:
+    return DefinerFunction("public", "f", "public.f()", config, public_execute=False)
+
+
+def test_search_path_parsing() -> None:
+    assert search_path(_function()) is None
+    assert search_path(_function("statement_timeout=5s")) is None
+    assert search_path(_function("search_path=pg_catalog, pg_temp")) == ["pg_catalog", "pg_temp"]
+    assert search_path(_function('search_path=""')) == []
+    assert search_path(_function('search_path="$user", public')) == ["$user", "public"]
+
+
+def test_partial_index_predicates_that_serve_a_foreign_key() -> None:
+    assert not_null_columns("(replaced_by_id IS NOT NULL)") == {"replaced_by_id"}
+    assert not_null_columns("((a IS NOT NULL) AND (b IS NOT NULL))") == {"a", "b"}
+    assert not_null_columns("is_active") is None
+    assert not_null_columns("((a IS NOT NULL) OR (b IS NOT NULL))") is None
+
+
+def test_security_invoker_option_spellings() -> None:
+    def view(*options: str) -> View:
+        return View(1, "public.v", False, options, frozenset())
+
+    assert security_invoker(view("security_invoker=true"))
+    assert security_invoker(view("security_barrier=true", "security_invoker=on"))
+    assert not security_invoker(view("security_invoker=false"))
+    assert not security_invoker(view())
+
+
+def _report(*findings: Finding) -> AuditReport:
+    checked = Checked(
+        database="db",
+        server_version="18.1",
+        schema="public",
+        roles={"tenant": "t", "app": "a", "owner": "o"},
+        rules=[r.id for r in RULES],
+        tenant_tables=["public.products", "public.memberships"],
+        global_tables=["public.workspaces"],
+        policies=2,
+        foreign_keys=1,
+        definer_functions=0,
+        views=0,
+    )
+    return AuditReport(ok=not findings, checked=checked, findings=list(findings))
+
+
+def test_a_clean_report() -> None:
+    report = _report()
+    assert exit_code(report) == 0
+    assert summary(report) == "20 checks over 2 tenant tables, 1 global table: 0 findings"
+    assert render_text(report).endswith(summary(report))
+    assert json.loads(render_json(report)) == {
+        "ok": True,
+        "checked": msgspec.to_builtins(report.checked),
+        "findings": [],
+    }
+
+
+def test_findings_are_grouped_by_severity_worst_first() -> None:
+    medium = Finding(rule="K3", severity="medium", title="k3", object="fk x", message="slow", fix="index it")
+    critical = Finding(rule="T1", severity="critical", title="t1", object="public.products", message="open", fix="on")
+    report = _report(critical, medium)
+    text = render_text(report)
+    assert exit_code(report) == 1
+    assert text.index("CRITICAL (1)") < text.index("MEDIUM (1)")
+    assert "HIGH" not in text
+    assert "  T1  public.products" in text
+    assert "fix: index it" in text
+    assert summary(report).endswith(": 2 findings (1 critical, 1 medium)")
+    document = json.loads(render_json(report))
+    assert document["ok"] is False
+    assert [f["rule"] for f in document["findings"]] == ["T1", "K3"]
+    assert set(document["findings"][0]) == {"rule", "severity", "title", "object", "message", "fix"}
