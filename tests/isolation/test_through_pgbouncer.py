@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -114,6 +115,42 @@ async def watch(pgbouncer: PgBouncer, observed: Observed, stop: asyncio.Event) -
         await asyncio.sleep(0.02)
 
 
+async def prepared_statements_on_servers(pgbouncer: PgBouncer) -> dict[str, int]:
+    """pid -> prepared statements held, for every server connection of the pool.
+
+    As many concurrent open transactions as the pool has server connections each pin a different
+    one, so every server connection is looked at.
+    """
+    connections = [
+        await asyncpg.connect(
+            host="127.0.0.1",
+            port=pgbouncer.port,
+            user=pgbouncer.app_user,
+            password=pgbouncer.app_password,
+            database=pgbouncer.database,
+            statement_cache_size=0,
+        )
+        for _ in range(pgbouncer.pool_size)
+    ]
+    try:
+        for connection in connections:
+            await connection.execute("BEGIN")
+        rows = await asyncio.gather(
+            *(
+                c.fetchrow("SELECT pg_backend_pid()::text AS pid, count(*) AS n FROM pg_prepared_statements")
+                for c in connections
+            )
+        )
+        for connection in connections:
+            await connection.execute("ROLLBACK")
+    finally:
+        for connection in connections:
+            await connection.close()
+    counts = {str(row["pid"]): int(row["n"]) for row in rows if row is not None}
+    assert len(counts) == pgbouncer.pool_size, counts  # each open transaction had a server of its own
+    return counts
+
+
 async def test_no_foreign_rows_through_pgbouncer_in_transaction_mode(
     settings: Settings,
     pgbouncer: PgBouncer,
@@ -173,6 +210,7 @@ async def test_no_foreign_rows_through_pgbouncer_in_transaction_mode(
             await watcher
         stats_after = await pgbouncer.stats()
         final_servers = [row for row in await pgbouncer.show("SERVERS") if row["database"] == pgbouncer.database]
+        left_behind = await prepared_statements_on_servers(pgbouncer)
 
         # Afterwards, one by one: each workspace lists exactly its own products.
         creates = [r for r in results if r.kind == "create" and r.created]
@@ -231,6 +269,9 @@ async def test_no_foreign_rows_through_pgbouncer_in_transaction_mode(
     assert len(observed.server_pids | {str(p) for p in pids}) <= pgbouncer.pool_size, observed
     assert observed.max_client_connections > pgbouncer.pool_size, observed
     assert observed.max_clients_waiting >= 1, observed
+    # ... and with the caches off, no prepared statement is left on any server connection.
+    assert set(left_behind) >= {str(p) for p in pids}, left_behind
+    assert sum(left_behind.values()) == 0, left_behind
 
 
 async def test_statement_cache_on_breaks_through_pgbouncer_before_1_21(
