@@ -79,8 +79,10 @@ def create_engine(url: URL, settings: Settings, *, pool_size: int | None = None)
     if not settings.db_statement_cache:
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0  # SQLAlchemy's own cache of prepared statements
-        # Unique names, so a statement prepared on one server connection never collides on another.
-        connect_args["prepared_statement_name_func"] = lambda: f"__tenantry_{uuid.uuid4().hex}__"
+        # No prepared_statement_name_func: with both caches off asyncpg uses the unnamed statement,
+        # re-parsed with every execution and replaced by the next one, so nothing is left on
+        # PgBouncer's server connections. Uniquely named statements were never closed on the server
+        # connection that held them: hundreds piled up on each one within seconds.
     return create_async_engine(
         url,
         pool_size=pool_size or settings.db_pool_size,
