@@ -14,9 +14,11 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -215,3 +217,15 @@ async def create_product(client: AsyncTestClient[Litestar], tenant: Tenant, **fi
     response = await client.post("/v1/products", json=body, headers=tenant.headers)
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+@asynccontextmanager
+async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that runs the app in this event loop, so concurrent requests really interleave.
+
+    Litestar's AsyncTestClient hands each request to a portal thread and blocks until it is done,
+    which serializes requests however many are gathered; httpx's ASGI transport does not.
+    """
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

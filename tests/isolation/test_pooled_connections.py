@@ -12,11 +12,10 @@ import itertools
 from collections import Counter
 
 import msgspec
-from litestar.testing import AsyncTestClient
 
 from tenantry.app import create_app
 from tenantry.settings import Settings
-from tests.conftest import Tenant, create_product
+from tests.conftest import Tenant, create_product, serve
 
 WORKSPACES = 10
 REQUESTS = 1000
@@ -29,7 +28,8 @@ async def test_no_foreign_rows_under_concurrency_with_one_pooled_connection(
     single = msgspec.structs.replace(settings, db_pool_size=1, db_max_overflow=0, db_pool_timeout_s=120.0)
     app = create_app(single)
     tenants: list[Tenant] = [await make_tenant(f"pool{i}") for i in range(WORKSPACES)]
-    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+    # serve(): requests really interleave (AsyncTestClient would run them one at a time).
+    async with serve(app) as client:
         owned: dict[str, set[str]] = {}
         skus: dict[str, str] = {}
         for tenant in tenants:
@@ -37,7 +37,18 @@ async def test_no_foreign_rows_under_concurrency_with_one_pooled_connection(
             owned[str(tenant.id)] = {str(p["id"]) for p in products}
             skus[str(tenant.id)] = str(products[0]["sku"])
 
+        in_flight = peak = 0
+
         async def one(n: int, tenant: Tenant) -> tuple[str, int, set[str]]:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                return await request(n, tenant)
+            finally:
+                in_flight -= 1
+
+        async def request(n: int, tenant: Tenant) -> tuple[str, int, set[str]]:
             key = str(tenant.id)
             kind = n % 5
             if kind == 1:  # fails inside the transaction: duplicate SKU after the tenant was set
@@ -55,6 +66,7 @@ async def test_no_foreign_rows_under_concurrency_with_one_pooled_connection(
         cycle = itertools.cycle(tenants)
         results = await asyncio.gather(*(one(n, next(cycle)) for n in range(REQUESTS)))
 
+    assert peak > 100, f"requests did not overlap (peak {peak} in flight)"
     statuses = Counter((kind if kind in ("dup", "patch") else "list", status) for kind, status, _ in results)
     assert statuses[("list", 200)] == REQUESTS * 3 // 5, statuses
     assert statuses[("dup", 409)] == REQUESTS // 5, statuses

@@ -17,21 +17,18 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
 import msgspec
 import pytest
-from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.app import create_app
 from tenantry.settings import Settings
-from tests.conftest import Tenant
+from tests.conftest import Tenant, serve
 from tests.isolation.conftest_pgbouncer import PgBouncer, pgbouncer_fixture  # noqa: F401 - the fixture
 
 WORKSPACES = 20
@@ -55,18 +52,6 @@ def through_pgbouncer(settings: Settings, pgbouncer: PgBouncer, *, statement_cac
         db_max_overflow=APP_OVERFLOW,
         db_pool_timeout_s=120.0,
     )
-
-
-@asynccontextmanager
-async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """A client that runs the app in this event loop, so concurrent requests really interleave.
-
-    Litestar's AsyncTestClient hands each request to a portal thread and blocks until it is done,
-    which serializes requests however many are gathered; httpx's ASGI transport does not.
-    """
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 async def add_product(client: httpx.AsyncClient, tenant: Tenant, name: str) -> dict[str, object]:
