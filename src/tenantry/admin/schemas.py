@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from tenantry.core.schemas import ShortText
+from tenantry.core.schemas import Email, ShortText
 
 _PRINTABLE = r"^[^\u0000-\u001f\u007f]*$"
 
@@ -32,7 +32,6 @@ ExternalId = Annotated[
         description="Your own id for this workspace (e.g. a billing customer); unique platform-wide.",
     ),
 ]
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 DisplayName = Annotated[str, msgspec.Meta(max_length=200, pattern=_PRINTABLE)]
 Metadata = Annotated[
     dict[str, Any],

@@ -10,6 +10,17 @@ import msgspec
 # hold NUL, and controls (C1 includes 8-bit terminal escapes) only ever hide things from readers.
 _PRINTABLE = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$"
 
+# One email shape for every body that carries one (owners, invitations, customers): no spaces, no
+# controls, one @ and a dot in the domain. Deliverability is not checked here.
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s\u0000-\u001f\u007f-\u009f]+\.[^@\s\u0000-\u001f\u007f-\u009f]+$",
+        examples=["ada@example.com"],
+    ),
+]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_PRINTABLE)]
 LongText = Annotated[str, msgspec.Meta(max_length=5000, pattern=_PRINTABLE)]
 

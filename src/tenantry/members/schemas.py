@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from tenantry.core.schemas import Email
 from tenantry.users.schemas import IssuedTokenOut
 
 DEFAULT_INVITATION_DAYS = 7
@@ -19,15 +20,6 @@ InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
 # Names are shown to people: no control characters at all (NUL included, which PostgreSQL refuses).
 DisplayName = Annotated[
     str, msgspec.Meta(max_length=200, pattern=r"^[^\u0000-\u001f\u007f]*$", examples=["Ada Lovelace"])
-]
-Email = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=3,
-        max_length=320,
-        pattern=r"^[^@\s\u0000-\u001f\u007f]+@[^@\s\u0000-\u001f\u007f]+\.[^@\s\u0000-\u001f\u007f]+$",
-        examples=["ada@example.com"],
-    ),
 ]
 InvitationDays = Annotated[
     int,

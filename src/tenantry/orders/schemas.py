@@ -9,18 +9,9 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from tenantry.core.schemas import ShortText
+from tenantry.core.schemas import Email, ShortText
 from tenantry.orders.status import OrderStatus
 
-Email = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=3,
-        max_length=320,
-        pattern=r"^[^@\s\u0000-\u001f\u007f]+@[^@\s\u0000-\u001f\u007f]+\.[^@\s\u0000-\u001f\u007f]+$",
-        examples=["ada@example.com"],
-    ),
-]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000, description="How many, 1 to 10000.")]
 TagIds = Annotated[
     list[uuid.UUID],
