@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -229,3 +230,24 @@ async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+async def all_pages(
+    client: AsyncTestClient[Litestar], path: str, tenant: Tenant, limit: int, **params: object
+) -> list[dict[str, Any]]:
+    """Follow next_cursor from the first page to the last; return the pages as received."""
+    pages = []
+    cursor: str | None = None
+    for _ in range(200):
+        query: dict[str, object] = {"limit": limit, **params}
+        if cursor is not None:
+            query["cursor"] = cursor
+        response = await client.get(path, params=query, headers=tenant.headers)  # type: ignore[arg-type]
+        assert response.status_code == 200, response.text
+        page = response.json()
+        pages.append(page)
+        if not page["has_more"]:
+            return pages
+        cursor = page["next_cursor"]
+        assert cursor, page
+    raise AssertionError("pagination never ended")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.workspaces.provisioning import ProvisioningService
-from tests.conftest import Tenant, create_product
+from tests.conftest import Tenant, all_pages, create_product
 from tests.integration.business_helpers import (
     Client,
     answer,
@@ -105,18 +105,7 @@ async def test_invalid_create_is_422_naming_the_field_and_stores_nothing(
 
 
 async def _page_through(client: Client, tenant: Tenant, limit: int, **params: object) -> list[dict[str, object]]:
-    items: list[dict[str, object]] = []
-    cursor = None
-    for _ in range(50):
-        query = {"limit": limit, **params, **({"cursor": cursor} if cursor else {})}
-        response = await client.get("/v1/lookups", params=query, headers=tenant.headers)  # type: ignore[arg-type]
-        assert response.status_code == 200, response.text
-        page = response.json()
-        items.extend(page["data"])
-        if not page["has_more"]:
-            return items
-        cursor = page["next_cursor"]
-    raise AssertionError("pagination never ended")
+    return [item for page in await all_pages(client, "/v1/lookups", tenant, limit, **params) for item in page["data"]]
 
 
 async def test_list_filters_by_kind_and_sorts_on_every_allowed_field(client: Client, tenant_a: Tenant) -> None:

@@ -21,7 +21,7 @@ from tenantry.orders.repository import OrderRepository
 from tenantry.orders.status import TRANSITIONS
 from tenantry.settings import Settings
 from tenantry.workspaces.provisioning import ProvisioningService
-from tests.conftest import Tenant, as_tenant, create_product
+from tests.conftest import Tenant, all_pages, as_tenant, create_product
 from tests.integration.business_helpers import (
     Caller,
     Client,
@@ -362,18 +362,7 @@ async def test_patch_and_transition_with_a_stale_if_match_are_412_and_change_not
 
 
 async def _page_through(client: Client, tenant: Tenant, limit: int, **params: object) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(100):
-        query = {"limit": limit, **params, **({"cursor": cursor} if cursor else {})}
-        response = await client.get("/v1/orders", params=query, headers=tenant.headers)  # type: ignore[arg-type]
-        assert response.status_code == 200, response.text
-        page = response.json()
-        items.extend(page["data"])
-        if not page["has_more"]:
-            return items
-        cursor = page["next_cursor"]
-    raise AssertionError("pagination never ended")
+    return [item for page in await all_pages(client, "/v1/orders", tenant, limit, **params) for item in page["data"]]
 
 
 async def test_list_filters_by_status_product_and_customer_email(client: Client, tenant_a: Tenant) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.workspaces.provisioning import ProvisioningService
-from tests.conftest import Tenant, create_product, snapshot_rows
+from tests.conftest import Tenant, all_pages, create_product, snapshot_rows
 
 Client = AsyncTestClient[Litestar]
 
@@ -43,22 +43,7 @@ async def _row(admin_engine: AsyncEngine, product_id: object) -> dict[str, objec
 
 
 async def _all_pages(client: Client, tenant: Tenant, limit: int, **params: object) -> list[dict[str, object]]:
-    """Follow next_cursor to the end; return the pages as received."""
-    pages = []
-    cursor: str | None = None
-    for _ in range(50):
-        query: dict[str, object] = {"limit": limit, **params}
-        if cursor is not None:
-            query["cursor"] = cursor
-        response = await client.get("/v1/products", params=query, headers=tenant.headers)  # type: ignore[arg-type]
-        assert response.status_code == 200, response.text
-        page = response.json()
-        pages.append(page)
-        if not page["has_more"]:
-            return pages
-        cursor = page["next_cursor"]
-        assert cursor, page
-    raise AssertionError("pagination never ended")
+    return await all_pages(client, "/v1/products", tenant, limit, **params)
 
 
 # --- create and get ---------------------------------------------------------------------------
