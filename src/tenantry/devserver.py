@@ -14,13 +14,17 @@ import os
 import secrets
 import signal
 import sys
+import uuid
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.auth.resolver import resolve_token
 from tenantry.auth.tokens import is_well_formed, token_digest
 from tenantry.core.db import SET_TRANSACTION_CONTEXT, create_engine, transaction_context
+from tenantry.core.ids import uuid7
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import ensure_database, start_embedded
 from tenantry.settings import Settings, load_settings
@@ -65,8 +69,6 @@ def dev_settings(data_dir: Path, environ: dict[str, str] | None = None) -> Setti
 
 
 def to_named_database(url: str, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
@@ -99,9 +101,7 @@ async def prepare(settings: Settings, data_dir: Path) -> str:
         await engine.dispose()
 
 
-async def _seed_demo_products(engine, settings: Settings, workspace_id) -> None:  # type: ignore[no-untyped-def]
-    from tenantry.core.ids import uuid7
-
+async def _seed_demo_products(engine: AsyncEngine, settings: Settings, workspace_id: uuid.UUID) -> None:
     async with engine.begin() as connection:
         await connection.execute(SET_TRANSACTION_CONTEXT, transaction_context(settings.tenant_role, workspace_id))
         for name, sku, price in DEMO_PRODUCTS:
