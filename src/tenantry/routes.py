@@ -6,6 +6,7 @@ from litestar.types import ControllerRouterHandler
 
 from tenantry.admin.controller import AdminAuditController, AdminWorkspaceController
 from tenantry.audit.controller import AuditEventController
+from tenantry.auth.controller import WhoAmIController
 from tenantry.catalog.controller import ProductController
 from tenantry.lookups.controller import LookupController
 from tenantry.members.controller import InvitationController, MemberController
@@ -22,6 +23,7 @@ ROUTES: list[ControllerRouterHandler] = [
     TokenController,
     AuditEventController,
     AuthController,
+    WhoAmIController,
     AdminWorkspaceController,
     AdminAuditController,
 ]

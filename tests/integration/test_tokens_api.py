@@ -791,3 +791,22 @@ async def test_a_leaked_admin_token_is_revoked_too(
             .all()
         )
     assert actions
+
+
+async def test_whoami_describes_the_presented_token_and_its_effective_permissions(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    narrow = await create_token(client, tenant_a.headers, permissions={"products": "read"})
+    answer = await client.get("/v1/whoami", headers=bearer(str(narrow["token"])))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["workspace_id"] == str(tenant_a.id)
+    assert body["token_id"] == str(narrow["id"])
+    assert body["role"] == "owner"
+    assert body["permissions"]["products"] == "read"
+    assert body["permissions"]["orders"] == "none"
+
+    # The workspace comes only from the token: a header naming B changes nothing.
+    spoofed = await client.get("/v1/whoami", headers={**tenant_a.headers, "X-Tenant-Id": str(tenant_b.id)})
+    assert spoofed.json()["workspace_id"] == str(tenant_a.id)
+    assert (await client.get("/v1/whoami")).status_code == 401

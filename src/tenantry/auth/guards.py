@@ -14,14 +14,25 @@ _REFUSED = "A valid bearer token is required."
 
 def requires_permission(resource: str, permission: str) -> Guard:
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
-        principal = connection.scope.get("user")
-        if not isinstance(principal, Principal):
-            raise Unauthenticated(_REFUSED)
+        principal = tenant_principal(connection)
         if not principal.allows(resource, permission):
             raise PermissionDenied(resource, permission)
 
     guard.__name__ = f"requires_{resource}_{permission}"
     return guard
+
+
+def tenant_principal(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
+    """The request's tenant caller, or 401 (an admin token is not one)."""
+    principal = connection.scope.get("user")
+    if not isinstance(principal, Principal):
+        raise Unauthenticated(_REFUSED)
+    return principal
+
+
+def requires_tenant_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    """Any valid tenant token: what a member may always do about themselves."""
+    tenant_principal(connection)
 
 
 def requires_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]

@@ -6,16 +6,13 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.guards import requires_permission
+from tenantry.auth.guards import requires_permission, requires_tenant_token
 from tenantry.core.context import Principal
-from tenantry.core.errors import Unauthenticated
 from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
 from tenantry.members.invitations import InvitationAcceptService, InvitationService
@@ -50,12 +47,6 @@ def provide_accept_service(platform_session: NamedDependency[AsyncSession], stat
     return InvitationAcceptService(platform_session, state.settings, state.engine)
 
 
-def requires_member(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
-    """Any valid tenant token: what a member may always do about themselves."""
-    if not isinstance(connection.scope.get("user"), Principal):
-        raise Unauthenticated("A valid bearer token is required.")
-
-
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
 Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 RoleFilter = Annotated[Role | None, Parameter(description="Only members with this role.")]
@@ -85,12 +76,12 @@ class MemberController(Controller):
         """List the workspace's members, oldest first, with keyset pagination."""
         return await member_service.list(limit=limit, cursor=cursor, role=role, is_active=is_active)
 
-    @get("/me", operation_id="getMyMembership", guards=[requires_member])
+    @get("/me", operation_id="getMyMembership", guards=[requires_tenant_token])
     async def get_me(self, member_service: NamedDependency[MemberService]) -> MemberOut:
         """The caller's own membership: role, activity and profile. Any valid token may ask."""
         return await member_service.me()
 
-    @patch("/me", operation_id="updateMyProfile", guards=[requires_member])
+    @patch("/me", operation_id="updateMyProfile", guards=[requires_tenant_token])
     async def update_me(
         self, data: JSONBody[ProfileUpdate], member_service: NamedDependency[MemberService]
     ) -> MemberOut:
