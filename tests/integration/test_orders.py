@@ -21,7 +21,7 @@ from tenantry.orders.repository import OrderRepository
 from tenantry.orders.status import TRANSITIONS
 from tenantry.settings import Settings
 from tenantry.workspaces.provisioning import ProvisioningService
-from tests.conftest import Tenant, all_pages, as_tenant, create_product
+from tests.conftest import Tenant, all_pages, as_tenant, create_product, plan_as_tenant
 from tests.integration.business_helpers import (
     Caller,
     Client,
@@ -416,10 +416,7 @@ async def test_the_customer_email_filter_uses_its_index_under_rls(
     query = OrderRepository(None, tenant_a.id).filtered(  # type: ignore[arg-type]
         status=None, product_id=None, customer_email="Buyer42@Example.com"
     )
-    sql = str(query.compile(dialect=app_engine.dialect, compile_kwargs={"literal_binds": True}))
-    async with app_engine.connect() as connection:
-        await as_tenant(connection, settings, tenant_a.id)
-        plan = "\n".join(row[0] for row in await connection.exec_driver_sql("EXPLAIN " + sql))
+    plan = await plan_as_tenant(app_engine, settings, tenant_a.id, query)
     assert "ix_orders_tenant_id_customer_email_lower" in plan, plan
     assert "Seq Scan" not in plan, plan
     found = await _page_through(client, tenant_a, 10, customer_email="BUYER42@example.com")

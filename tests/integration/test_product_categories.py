@@ -9,10 +9,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
+from tenantry.catalog.service import SORTABLE
+from tenantry.core.pagination import Ordering
 from tenantry.settings import Settings
 from tenantry.workspaces.provisioning import ProvisioningService
-from tests.conftest import Tenant, as_tenant, create_product
+from tests.conftest import Tenant, create_product, plan_as_tenant
 from tests.integration.business_helpers import (
     Client,
     answer,
@@ -156,13 +159,37 @@ async def test_the_name_prefix_query_uses_that_index_under_rls(
     query = ProductRepository(None, tenant_a.id).filtered(  # type: ignore[arg-type]
         include_deleted=False, name_prefix="Espresso"
     )
-    sql = str(query.compile(dialect=app_engine.dialect, compile_kwargs={"literal_binds": True}))
-    async with app_engine.connect() as connection:
-        await as_tenant(connection, settings, tenant_a.id)
-        plan = "\n".join(row[0] for row in await connection.exec_driver_sql("EXPLAIN " + sql))
+    plan = await plan_as_tenant(app_engine, settings, tenant_a.id, query)
     assert "ix_products_tenant_id_name_lower" in plan, plan
     assert "~>=~ 'espresso'" in plan, plan  # the prefix is an index range, not a filter over every row
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize("sort", ["created_at", "-created_at", "name", "-name", "price_cents", "-price_cents"])
+async def test_every_list_order_reads_one_page_from_an_index_instead_of_sorting_the_workspace(
+    admin_engine: AsyncEngine, app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant, sort: str
+) -> None:
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO public.products (tenant_id, id, name, price_cents, currency, sku) "
+                "SELECT :t, gen_random_uuid(), 'Product ' || n, n, 'EUR', 'BULK-' || n "
+                "FROM generate_series(1, 5000) AS n"
+            ),
+            {"t": tenant_a.id},
+        )
+        await connection.execute(text("ANALYZE public.products"))
+    ordering = Ordering.parse(sort, SORTABLE, Product.id)
+    query = (
+        ProductRepository(None, tenant_a.id)  # type: ignore[arg-type]
+        .filtered(include_deleted=False, name_prefix=None)
+        .order_by(*ordering.clauses())
+        .limit(21)
+    )
+    plan = await plan_as_tenant(app_engine, settings, tenant_a.id, query)
+    column = sort.lstrip("-")
+    assert f"ix_products_tenant_id_{column}_id_live" in plan, plan
+    assert "Sort" not in plan, plan
 
 
 async def test_name_prefix_matches_case_insensitively_and_treats_wildcards_literally(

@@ -40,6 +40,17 @@ class Product(TenantScoped, Timestamps, Base):
         Index("ix_products_tenant_id_category_id", "tenant_id", "category_id"),
         # name_prefix search: starts_with(name_lower, ...) is a range scan on this index (see the repository).
         Index("ix_products_tenant_id_name_lower", "tenant_id", text("name_lower text_pattern_ops")),
+        # One per sort order of the live list (migration 0005): a page is a range scan, not a sort.
+        *(
+            Index(
+                f"ix_products_tenant_id_{column}_id_live",
+                "tenant_id",
+                column,
+                "id",
+                postgresql_where=text("deleted_at IS NULL"),
+            )
+            for column in ("created_at", "name", "price_cents")
+        ),
     )
 
     tenant_id = mapped_column(Uuid, ForeignKey("workspaces.id"), primary_key=True)

@@ -37,6 +37,7 @@ class Order(TenantScoped, Timestamps, Base):
         CheckConstraint(f"status IN {_STATUSES}", name="status"),
         Index("ix_orders_tenant_id_product_id", "tenant_id", "product_id"),
         Index("ix_orders_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        Index("ix_orders_tenant_id_amount_cents_id", "tenant_id", "amount_cents", "id"),
         Index("ix_orders_tenant_id_customer_email_lower", "tenant_id", "customer_email_lower"),
     )
 
