@@ -44,7 +44,8 @@ RETURNS TABLE (
     revoked boolean,
     member_active boolean,
     workspace_status text,
-    max_token_lifetime_days integer
+    max_token_lifetime_days integer,
+    expires_at timestamptz
 )
 LANGUAGE plpgsql
 VOLATILE
@@ -74,7 +75,7 @@ BEGIN
     RETURN QUERY
     SELECT tok.id, tok.tenant_id, member.user_id, member.id, member.role::text, tok.permissions,
            tok.expires_at <= pg_catalog.now(), tok.revoked_at IS NOT NULL, member.is_active,
-           workspace.status::text, workspace.max_token_lifetime_days;
+           workspace.status::text, workspace.max_token_lifetime_days, tok.expires_at;
 END
 $$;
 REVOKE ALL ON FUNCTION public.resolve_token(bytea) FROM PUBLIC;

@@ -109,9 +109,27 @@ def app(settings: Settings) -> Litestar:
     return create_app(settings)
 
 
+async def auth_changes_delivered(app: Litestar) -> None:
+    """Wait until the app's principal cache has applied every change committed so far.
+
+    A test that changes tokens, members or workspaces straight in the database is another process
+    as far as the app is concerned: its cache learns of the change by notification, within
+    milliseconds. The client below waits for that before each request, as a next request that
+    arrives later than that would; tests/isolation/test_principal_cache.py tests the timing itself.
+    """
+    listener = app.state.get("auth_listener")
+    if listener is not None:
+        await listener.sync()
+
+
 @pytest.fixture
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
+
+        async def deliver_auth_changes(_request: httpx.Request) -> None:
+            await auth_changes_delivered(app)
+
+        test_client.event_hooks["request"].append(deliver_auth_changes)
         yield test_client
 
 

@@ -13,6 +13,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.types import Receive, Scope, Send
 
 from tenantry import __version__
+from tenantry.auth.cache import AuthChangeListener, PrincipalCache
 from tenantry.auth.middleware import AuthenticationMiddleware
 from tenantry.core.db import create_engine, platform_session_factory, tenant_session_factory
 from tenantry.core.dependencies import (
@@ -63,6 +64,22 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await engine.dispose()
 
+    @asynccontextmanager
+    async def principal_cache(app: Litestar) -> AsyncIterator[None]:
+        if not settings.auth_cache_enabled:
+            app.state.principal_cache = None
+            yield
+            return
+        cache = PrincipalCache(settings.auth_cache_ttl_s)
+        listener = AuthChangeListener(settings.auth_listen_dsn, cache)
+        app.state.principal_cache = cache
+        app.state.auth_listener = listener
+        await listener.start()  # until it has subscribed, the cache serves nothing
+        try:
+            yield
+        finally:
+            await listener.stop()
+
     documentation = ApiDocumentation(
         title="Tenantry API",
         version=__version__,
@@ -73,7 +90,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     app = TenantryApp(
         route_handlers=[live, ready, *ROUTES],
-        lifespan=[database],
+        lifespan=[database, principal_cache],
         dependencies={
             "db_session": Provide(provide_db_session),
             "platform_session": Provide(provide_platform_session),

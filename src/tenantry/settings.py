@@ -46,6 +46,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_statement_timeout_ms: int = 5000
     # asyncpg's prepared-statement cache; turn off behind PgBouncer older than 1.21 (transaction mode).
     db_statement_cache: bool = True
+    # Verified tokens are remembered this long (0: never); see src/tenantry/auth/cache.py.
+    auth_cache_ttl_s: float = 60.0
+    # A direct connection (not through a transaction-pooling PgBouncer, which cannot LISTEN) for the
+    # cache's change notifications; defaults to the app URL.
+    auth_listen_url: str | None = None
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -73,12 +78,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("TENANTRY_PORT must be between 1 and 65535")
         if not 1 <= self.db_statement_timeout_ms <= 3_600_000:
             raise SettingsError("TENANTRY_DB_STATEMENT_TIMEOUT_MS must be between 1 and 3600000")
+        if not 0 <= self.auth_cache_ttl_s <= 3600:  # also false for NaN
+            raise SettingsError("TENANTRY_AUTH_CACHE_TTL_S must be between 0 and 3600")
         if not 0 < self.db_pool_timeout_s <= 600:  # also false for NaN
             raise SettingsError("TENANTRY_DB_POOL_TIMEOUT_S must be more than 0 and at most 600")
         # Refuse a URL that is not PostgreSQL now, with a clear message, not at first connection.
         to_asyncpg_url(self.database_url)
-        if self.app_database_url:
-            to_asyncpg_url(self.app_database_url)
+        for url in (self.app_database_url, self.auth_listen_url):
+            if url:
+                to_asyncpg_url(url)
 
     def require_secrets(self, secrets: tuple[str, ...] = ("token_pepper", "app_password")) -> None:
         """Refuse to run without real secrets outside dev mode (dev mode generates its own)."""
@@ -96,6 +104,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def admin_url(self) -> URL:
         """The privileged URL used for migrations and bootstrap, with the asyncpg driver."""
         return to_asyncpg_url(self.database_url)
+
+    @property
+    def auth_cache_enabled(self) -> bool:
+        """Caching needs LISTEN, which a transaction-pooling PgBouncer (the statement-cache-off setup)
+        does not carry: there it needs its own direct `auth_listen_url`."""
+        return self.auth_cache_ttl_s > 0 and (self.db_statement_cache or bool(self.auth_listen_url))
+
+    @property
+    def auth_listen_dsn(self) -> str:
+        """The libpq URL the cache's LISTEN connection uses (the app role, never the admin account)."""
+        url = to_asyncpg_url(self.auth_listen_url) if self.auth_listen_url else self.app_url
+        return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     @property
     def app_url(self) -> URL:
@@ -122,6 +142,8 @@ ENVIRONMENT: dict[str, tuple[str, type]] = {
     "TENANTRY_DB_POOL_TIMEOUT_S": ("db_pool_timeout_s", float),
     "TENANTRY_DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", int),
     "TENANTRY_DB_STATEMENT_CACHE": ("db_statement_cache", bool),
+    "TENANTRY_AUTH_CACHE_TTL_S": ("auth_cache_ttl_s", float),
+    "TENANTRY_AUTH_LISTEN_URL": ("auth_listen_url", str),
     "TENANTRY_HOST": ("host", str),
     "TENANTRY_PORT": ("port", int),
     "TENANTRY_WORKERS": ("workers", int),

@@ -1,20 +1,23 @@
 """The one place a bearer token is verified.
 
-Parse and checksum first (junk never reaches the database), then HMAC, then the resolver. Paths
-under /admin/ take platform admin tokens only; every other non-public path takes tenant tokens
-only, so neither kind can ever act as the other. The principal (and, for tenants, the tenant
-scope of every transaction) lives in contextvars for this request only and is reset in `finally`.
+Parse and checksum first (junk never reaches the database), then HMAC, then the principal cache
+(auth/cache.py), then the resolver. Paths under /admin/ take platform admin tokens only; every
+other non-public path takes tenant tokens only, so neither kind can ever act as the other. The
+principal (and, for tenants, the tenant scope of every transaction) lives in contextvars for this
+request only and is reset in `finally`.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from contextvars import ContextVar, Token
 from typing import Any
 
 from litestar.datastructures import Headers
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenantry.auth.cache import PrincipalCache
 from tenantry.auth.resolver import resolve_admin_token, resolve_token
 from tenantry.auth.tokens import (
     ADMIN_TOKEN_PREFIX,
@@ -38,6 +41,11 @@ PUBLIC_PATHS = re.compile(
     r"^/(?:health/(?:live|ready)|schema(?:/.*)?|v1/auth/token|v1/tokens/leak-report|v1/invitations/accept)$"
 )
 ADMIN_PATHS = re.compile(r"^/admin/")
+# Tenant routes whose writes can change what a token resolves to (revocation, rotation, a member's
+# role or activity). After such a write this process forgets the workspace's cached principals
+# before answering; other processes learn it from PostgreSQL's notification.
+AUTH_CHANGING_TENANT_PATHS = re.compile(r"^/v1/(?:tokens|members|invitations)(?:/|$)")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BEARER = re.compile(r"^Bearer ([^\s]+)$", re.IGNORECASE)
 _REFUSED = "A valid bearer token is required."
 
@@ -55,24 +63,49 @@ class AuthenticationMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or PUBLIC_PATHS.match(scope["path"]):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
+        if PUBLIC_PATHS.match(path):
+            # Leak reports revoke tokens of any workspace: forget everything after a public write.
+            await self.app(scope, receive, self._forgetting(scope, send, None))
+            return
         resets: list[tuple[ContextVar[Any], Token[Any]]] = []
-        if ADMIN_PATHS.match(scope["path"]):
+        if ADMIN_PATHS.match(path):
             admin = await self.authenticate_admin(scope)
             scope["user"] = admin
             resets.append((current_admin, current_admin.set(admin)))
+            send = self._forgetting(scope, send, None)
         else:
             principal = await self.authenticate(scope)
             scope["user"] = principal
             resets.append((current_principal, current_principal.set(principal)))
             resets.append((current_scope, current_scope.set(TenantScope(principal.tenant_id, principal.user_id))))
+            if AUTH_CHANGING_TENANT_PATHS.match(path):
+                send = self._forgetting(scope, send, principal.tenant_id)
         try:
             await self.app(scope, receive, send)
         finally:
             for variable, reset in reversed(resets):
                 variable.reset(reset)
+
+    @staticmethod
+    def _forgetting(scope: Scope, send: Send, tenant_id: uuid.UUID | None) -> Send:
+        """`send`, made to drop cached principals (one workspace's, or all) before a write's answer."""
+        cache: PrincipalCache | None = scope["app"].state.get("principal_cache")
+        if cache is None or scope["method"] in SAFE_METHODS:
+            return send
+
+        async def forget_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if tenant_id is None:
+                    cache.clear()
+                else:
+                    cache.evict_tenant(tenant_id)
+            await send(message)
+
+        return forget_then_send
 
     @staticmethod
     async def authenticate(scope: Scope) -> Principal:
@@ -82,9 +115,18 @@ class AuthenticationMiddleware:
         if not is_well_formed(token, TENANT_TOKEN_PREFIX):
             raise Unauthenticated(_REFUSED)
         state = scope["app"].state
-        resolution = await resolve_token(
-            state.engine, token_digest(token, state.settings.token_pepper), token_fingerprint(token)
-        )
+        digest = token_digest(token, state.settings.token_pepper)
+        cache: PrincipalCache | None = state.get("principal_cache")
+        if cache is not None and (cached := cache.get(digest)) is not None:
+            return cached
+        resolution = await resolve_token(state.engine, digest, token_fingerprint(token))
+        if cache is not None:
+            if resolution.principal is not None and resolution.expires_at is not None:
+                cache.put(digest, resolution.principal, resolution.expires_at)
+            elif resolution.tenant_id is not None:
+                # A refused token of a known workspace: presenting a rotated token after its grace
+                # has just revoked its family (reuse detection), so forget the workspace here now.
+                cache.evict_tenant(resolution.tenant_id)
         if resolution.principal is None:
             if resolution.workspace_status in ("suspended", "pending_deletion"):
                 raise WorkspaceUnavailable(resolution.workspace_status)

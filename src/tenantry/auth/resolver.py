@@ -7,16 +7,19 @@ request's session (whose transaction must begin only once the tenant is known).
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.core.context import AdminPrincipal, Principal
 
 _RESOLVE = text(
     "SELECT token_id, tenant_id, user_id, membership_id, member_role, permissions, expired, revoked, "
-    "member_active, workspace_status, max_token_lifetime_days FROM public.resolve_token(:digest)"
+    "member_active, workspace_status, max_token_lifetime_days, expires_at FROM public.resolve_token(:digest)"
 )
 _RESOLVE_ADMIN = text("SELECT token_id, name, valid FROM public.resolve_admin_token(:digest)")
 
@@ -27,18 +30,30 @@ class Resolution:
 
     principal: Principal | None
     workspace_status: str | None = None
+    # The token's workspace, also when it is refused (a refusal may mean its tokens just changed).
+    tenant_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
 
 
 INVALID = Resolution(principal=None)
 
 
+async def _one_row(engine: AsyncEngine, statement: TextClause, digest: bytes) -> Row[Any] | None:
+    # One statement in autocommit: its own implicit transaction covers the last_used_at stamp and
+    # reuse detection, without a BEGIN and a COMMIT round trip around it.
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return (await autocommit.execute(statement, {"digest": digest})).first()
+
+
 async def resolve_token(engine: AsyncEngine, digest: bytes, fingerprint: str = "") -> Resolution:
-    async with engine.begin() as connection:  # begin: the resolver stamps last_used_at
-        row = (await connection.execute(_RESOLVE, {"digest": digest})).first()
-    if row is None or row.expired or row.revoked or not row.member_active:
+    row = await _one_row(engine, _RESOLVE, digest)
+    if row is None:
         return INVALID
+    if row.expired or row.revoked or not row.member_active:
+        return Resolution(principal=None, tenant_id=row.tenant_id)
     if row.workspace_status != "active":
-        return Resolution(principal=None, workspace_status=row.workspace_status)
+        return Resolution(principal=None, workspace_status=row.workspace_status, tenant_id=row.tenant_id)
     permissions = row.permissions if isinstance(row.permissions, dict) else json.loads(row.permissions)
     return Resolution(
         principal=Principal(
@@ -52,12 +67,13 @@ async def resolve_token(engine: AsyncEngine, digest: bytes, fingerprint: str = "
             max_token_lifetime_days=row.max_token_lifetime_days,
         ),
         workspace_status="active",
+        tenant_id=row.tenant_id,
+        expires_at=row.expires_at,
     )
 
 
 async def resolve_admin_token(engine: AsyncEngine, digest: bytes, fingerprint: str) -> AdminPrincipal | None:
-    async with engine.begin() as connection:
-        row = (await connection.execute(_RESOLVE_ADMIN, {"digest": digest})).first()
+    row = await _one_row(engine, _RESOLVE_ADMIN, digest)
     if row is None or not row.valid:
         return None
     return AdminPrincipal(token_id=row.token_id, name=row.name, token_fingerprint=fingerprint)

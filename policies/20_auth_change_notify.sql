@@ -1,0 +1,45 @@
+-- Tell every API process when what resolve_token() answers may have changed, so their caches of
+-- verified tokens (src/tenantry/auth/cache.py) drop that workspace's entries at once. The payload
+-- is the workspace id. NOTIFY is transactional: it goes out on COMMIT, never for a rollback.
+-- Only the columns resolve_token() reads fire it: the once-a-minute last_used_at stamp does not.
+-- Not SECURITY DEFINER: pg_notify needs no privilege, and a trigger function runs as whoever
+-- made the change.
+CREATE OR REPLACE FUNCTION public.notify_auth_change()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    changed jsonb;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        changed := pg_catalog.to_jsonb(OLD);
+    ELSE
+        changed := pg_catalog.to_jsonb(NEW);
+    END IF;
+    PERFORM pg_catalog.pg_notify(
+        'tenantry_auth_changed',
+        CASE WHEN TG_TABLE_NAME = 'workspaces' THEN changed ->> 'id' ELSE changed ->> 'tenant_id' END
+    );
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION public.notify_auth_change() FROM PUBLIC;
+
+DROP TRIGGER IF EXISTS auth_changed ON public.personal_access_tokens;
+CREATE TRIGGER auth_changed
+    AFTER UPDATE OF revoked_at, expires_at, permissions, replaced_by_id, membership_id, token_digest OR DELETE
+    ON public.personal_access_tokens
+    FOR EACH ROW EXECUTE FUNCTION public.notify_auth_change();
+
+DROP TRIGGER IF EXISTS auth_changed ON public.memberships;
+CREATE TRIGGER auth_changed
+    AFTER UPDATE OF role, is_active, user_id OR DELETE
+    ON public.memberships
+    FOR EACH ROW EXECUTE FUNCTION public.notify_auth_change();
+
+DROP TRIGGER IF EXISTS auth_changed ON public.workspaces;
+CREATE TRIGGER auth_changed
+    AFTER UPDATE OF status, max_token_lifetime_days OR DELETE
+    ON public.workspaces
+    FOR EACH ROW EXECUTE FUNCTION public.notify_auth_change();

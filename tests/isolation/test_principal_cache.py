@@ -1,0 +1,238 @@
+"""The cache of verified tokens: it saves the database lookup, and it never outlives a revocation.
+
+These clients do NOT wait for notifications before their requests (unlike tests/conftest.py's
+`client`): they see the cache's own timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import tenantry.auth.middleware as middleware_module
+from tenantry.auth.cache import EXPIRY_MARGIN_S, PrincipalCache
+from tenantry.auth.tokens import token_digest
+from tenantry.core.context import Principal
+from tenantry.settings import Settings
+from tests.conftest import Tenant
+
+Client = AsyncTestClient[Litestar]
+
+
+def principal(tenant_id: uuid.UUID | None = None) -> Principal:
+    return Principal(
+        token_id=uuid.uuid4(),
+        tenant_id=tenant_id or uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        membership_id=uuid.uuid4(),
+        role="owner",
+        token_permissions={"products": "read"},
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def in_days(days: float) -> datetime:
+    return datetime.now(UTC) + timedelta(days=days)
+
+
+def test_an_entry_lives_at_most_the_ttl_and_never_past_its_token_expiry() -> None:
+    clock = Clock()
+    cache = PrincipalCache(ttl_s=60, clock=clock)
+    cache.serving = True
+    long_lived, short_lived = principal(), principal()
+    cache.put(b"long", long_lived, in_days(30))
+    cache.put(b"short", short_lived, datetime.now(UTC) + timedelta(seconds=10 + EXPIRY_MARGIN_S))
+    cache.put(b"expired", principal(), datetime.now(UTC) + timedelta(seconds=1))  # inside the margin
+
+    assert cache.get(b"long") is long_lived
+    assert cache.get(b"short") is short_lived
+    assert cache.get(b"expired") is None
+    clock.now += 11
+    assert cache.get(b"short") is None  # its token expired: gone, whatever the ttl says
+    assert cache.get(b"long") is long_lived
+    clock.now += 50
+    assert cache.get(b"long") is None
+
+
+def test_eviction_by_workspace_leaves_other_workspaces_alone_and_the_size_is_bounded() -> None:
+    cache = PrincipalCache(ttl_s=60, max_entries=3)
+    cache.serving = True
+    tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
+    cache.put(b"a1", principal(tenant_a), in_days(1))
+    cache.put(b"a2", principal(tenant_a), in_days(1))
+    cache.put(b"b1", principal(tenant_b), in_days(1))
+    cache.evict_tenant(tenant_a)
+    assert (cache.get(b"a1"), cache.get(b"a2")) == (None, None)
+    assert cache.get(b"b1") is not None
+
+    for n in range(5):
+        cache.put(f"x{n}".encode(), principal(tenant_b), in_days(1))
+    assert len(cache) == 3  # least recently used first out
+    assert cache.get(b"b1") is None
+    assert cache.get(b"x4") is not None
+
+
+def test_a_cache_that_is_not_serving_neither_answers_nor_stores() -> None:
+    cache = PrincipalCache(ttl_s=60)
+    cache.put(b"t", principal(), in_days(1))
+    cache.serving = True
+    assert cache.get(b"t") is None
+    cache.put(b"t", principal(), in_days(1))
+    cache.serving = False
+    assert cache.get(b"t") is None
+
+
+@pytest.fixture
+async def raw_client(app: Litestar) -> AsyncIterator[Client]:
+    """A client that does not wait for the cache to hear about changes."""
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        # The lifespan (and the listener) runs on the test client's own thread and loop: poll.
+        for _ in range(200):
+            if app.state.principal_cache.serving:
+                break
+            await asyncio.sleep(0.05)
+        assert app.state.principal_cache.serving
+        yield client
+
+
+@pytest.fixture
+def resolver_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The digests the middleware asked the database about (the real resolver still answers)."""
+    calls: list[bytes] = []
+    real = middleware_module.resolve_token
+
+    async def counting(engine: AsyncEngine, digest: bytes, fingerprint: str = "") -> object:
+        calls.append(digest)
+        return await real(engine, digest, fingerprint)
+
+    monkeypatch.setattr(middleware_module, "resolve_token", counting)
+    return calls
+
+
+async def new_token(client: Client, tenant: Tenant) -> tuple[str, str]:
+    created = await client.post("/v1/tokens", json={"name": "cached"}, headers=tenant.headers)
+    assert created.status_code == 201, created.text
+    return created.json()["token"], created.json()["id"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_repeated_token_is_resolved_in_the_database_once(
+    raw_client: Client, tenant_a: Tenant, resolver_calls: list[bytes]
+) -> None:
+    for _ in range(5):
+        assert (await raw_client.get("/v1/whoami", headers=tenant_a.headers)).status_code == 200
+    assert len(resolver_calls) == 1
+
+
+async def test_revoking_through_the_api_refuses_the_token_on_the_very_next_request(
+    raw_client: Client, tenant_a: Tenant
+) -> None:
+    token, token_id = await new_token(raw_client, tenant_a)
+    assert (await raw_client.get("/v1/products", headers=bearer(token))).status_code == 200  # now cached
+    revoked = await raw_client.delete(f"/v1/tokens/{token_id}", headers=tenant_a.headers)
+    assert revoked.status_code == 204
+    assert (await raw_client.get("/v1/products", headers=bearer(token))).status_code == 401
+
+
+async def test_deactivating_a_member_through_the_api_refuses_their_token_at_once(
+    raw_client: Client, tenant_a: Tenant
+) -> None:
+    invited = await raw_client.post(
+        "/v1/invitations",
+        json={"email": f"m-{uuid.uuid4().hex[:8]}@example.com", "role": "member"},
+        headers=tenant_a.headers,
+    )
+    assert invited.status_code == 201, invited.text
+    accepted = await raw_client.post("/v1/invitations/accept", json={"token": invited.json()["token"]})
+    assert accepted.status_code in (200, 201), accepted.text
+    member_token = accepted.json()["token"]["token"]
+    member_id = accepted.json()["member"]["id"]
+    assert (await raw_client.get("/v1/products", headers=bearer(member_token))).status_code == 200
+    deactivated = await raw_client.post(f"/v1/members/{member_id}/deactivate", headers=tenant_a.headers)
+    assert deactivated.status_code == 200, deactivated.text
+    assert (await raw_client.get("/v1/products", headers=bearer(member_token))).status_code == 401
+
+
+async def test_a_change_made_by_another_process_reaches_the_cache_by_notification(
+    raw_client: Client, app: Litestar, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant, settings: Settings
+) -> None:
+    cache: PrincipalCache = app.state.principal_cache
+    token, token_id = await new_token(raw_client, tenant_a)
+    assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 200
+    assert (await raw_client.get("/v1/whoami", headers=tenant_b.headers)).status_code == 200
+    digest = token_digest(token, settings.token_pepper)
+    assert cache.get(digest) is not None
+
+    async with admin_engine.begin() as connection:  # not through this app: like another worker
+        await connection.execute(
+            text("UPDATE public.personal_access_tokens SET revoked_at = now() WHERE id = :id"), {"id": token_id}
+        )
+    for _ in range(200):  # delivery takes milliseconds; give a loaded machine up to 10 s
+        if cache.get(digest) is None:
+            break
+        await asyncio.sleep(0.05)
+    assert cache.get(digest) is None
+    assert cache.get(token_digest(tenant_b.token, settings.token_pepper)) is not None  # B's entry stays
+    assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 401
+
+
+async def test_a_suspension_by_another_process_takes_effect_once_delivered(
+    raw_client: Client, app: Litestar, admin_engine: AsyncEngine, tenant_a: Tenant
+) -> None:
+    assert (await raw_client.get("/v1/products", headers=tenant_a.headers)).status_code == 200
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE public.workspaces SET status = 'suspended' WHERE id = :id"), {"id": tenant_a.id}
+        )
+    await app.state.auth_listener.sync()  # the barrier: every committed change applied
+    refused = await raw_client.get("/v1/products", headers=tenant_a.headers)
+    assert refused.status_code == 403, refused.text
+
+
+async def test_while_the_listener_is_deaf_nothing_is_served_from_memory(
+    raw_client: Client, app: Litestar, admin_engine: AsyncEngine, tenant_a: Tenant, settings: Settings
+) -> None:
+    cache: PrincipalCache = app.state.principal_cache
+    listener = app.state.auth_listener
+    token, token_id = await new_token(raw_client, tenant_a)
+    assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 200
+    assert cache.get(token_digest(token, settings.token_pepper)) is not None
+    subscriptions = listener.subscriptions
+
+    async with admin_engine.begin() as connection:
+        # Cut the listener off, then revoke while it cannot hear: the notification is lost.
+        await connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'tenantry-auth-listener' AND datname = current_database()"
+            )
+        )
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE public.personal_access_tokens SET revoked_at = now() WHERE id = :id"), {"id": token_id}
+        )
+    for _ in range(200):  # until the process noticed the loss (it then stops serving) and is back
+        await asyncio.sleep(0.05)
+        if listener.subscriptions > subscriptions and listener.subscribed.is_set():
+            break
+    assert listener.subscriptions > subscriptions
+    assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 401
+    assert (await raw_client.get("/v1/whoami", headers=tenant_a.headers)).status_code == 200  # and it serves again
