@@ -18,7 +18,7 @@ BEGIN
         changed := pg_catalog.to_jsonb(NEW);
     END IF;
     PERFORM pg_catalog.pg_notify(
-        'tenantry_auth_changed',
+        'auth_changed',
         CASE WHEN TG_TABLE_NAME = 'workspaces' THEN changed ->> 'id' ELSE changed ->> 'tenant_id' END
     );
     RETURN NULL;

@@ -48,8 +48,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_statement_cache: bool = True
     # Verified tokens are remembered this long (0: never); see src/tenantry/auth/cache.py.
     auth_cache_ttl_s: float = 60.0
-    # A direct connection (not through a transaction-pooling PgBouncer, which cannot LISTEN) for the
-    # cache's change notifications; defaults to the app URL.
+    # The connection for the cache's change notifications; see `auth_listen_dsn`.
     auth_listen_url: str | None = None
 
     host: str = "127.0.0.1"
@@ -107,14 +106,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def auth_cache_enabled(self) -> bool:
-        """Caching needs LISTEN, which a transaction-pooling PgBouncer (the statement-cache-off setup)
-        does not carry: there it needs its own direct `auth_listen_url`."""
-        return self.auth_cache_ttl_s > 0 and (self.db_statement_cache or bool(self.auth_listen_url))
+        return self.auth_cache_ttl_s > 0
 
     @property
     def auth_listen_dsn(self) -> str:
-        """The libpq URL the cache's LISTEN connection uses (the app role, never the admin account)."""
-        url = to_asyncpg_url(self.auth_listen_url) if self.auth_listen_url else self.app_url
+        """The libpq URL of the cache's LISTEN connection: the app role, straight to PostgreSQL.
+
+        Not `app_database_url`, which may be a transaction-pooling PgBouncer, where LISTEN does not
+        hold: the server of `database_url` with the app role's credentials (those of
+        `app_database_url` when it carries them), unless `auth_listen_url` says otherwise."""
+        if self.auth_listen_url:
+            url = to_asyncpg_url(self.auth_listen_url)
+        elif self.app_database_url:
+            app = to_asyncpg_url(self.app_database_url)
+            url = self.admin_url.set(username=app.username, password=app.password)
+        else:
+            url = self.app_url
         return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     @property

@@ -325,3 +325,31 @@ def test_settings_are_immutable() -> None:
     with pytest.raises(AttributeError):
         settings.tenant_role = "other"  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+def test_the_auth_listener_goes_straight_to_postgresql_as_the_app_role() -> None:
+    direct = load_settings(_env(DATABASE_URL="postgresql://admin:pw@db:5432/app", TENANTRY_APP_PASSWORD="s"))
+    assert make_url(direct.auth_listen_dsn) == make_url("postgresql://tenantry_app:s@db:5432/app")
+
+    # Through a pooler the app URL is PgBouncer, where LISTEN does not hold: keep its credentials,
+    # take the server from DATABASE_URL.
+    pooled = load_settings(
+        _env(
+            DATABASE_URL="postgresql://admin:pw@db:5432/app",
+            TENANTRY_APP_DATABASE_URL="postgresql://tenantry_app:s2@pgbouncer:6432/app",
+        )
+    )
+    assert make_url(pooled.auth_listen_dsn) == make_url("postgresql://tenantry_app:s2@db:5432/app")
+
+    chosen = load_settings(_env(TENANTRY_AUTH_LISTEN_URL="postgresql://l:x@direct/app"))
+    assert make_url(chosen.auth_listen_dsn) == make_url("postgresql://l:x@direct/app")
+
+
+@pytest.mark.parametrize("raw", ["-1", "3601", "nan"])
+def test_auth_cache_ttl_is_bounded(raw: str) -> None:
+    with pytest.raises(SettingsError, match="TENANTRY_AUTH_CACHE_TTL_S"):
+        load_settings(_env(TENANTRY_AUTH_CACHE_TTL_S=raw))
+
+
+def test_a_zero_ttl_turns_the_auth_cache_off() -> None:
+    assert not load_settings(_env(TENANTRY_AUTH_CACHE_TTL_S="0")).auth_cache_enabled

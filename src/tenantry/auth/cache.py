@@ -35,7 +35,7 @@ import asyncpg
 
 from tenantry.core.context import Principal
 
-CHANNEL = "tenantry_auth_changed"
+CHANNEL = "auth_changed"
 # Expiry is decided by the database's clock; stop trusting an entry this long before it, so a
 # modest skew between the API's clock and the server's never lets an expired token through.
 EXPIRY_MARGIN_S = 2.0

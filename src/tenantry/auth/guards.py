@@ -1,4 +1,8 @@
-"""Route guards: the permission a route needs, checked against the token AND the member's role."""
+"""Route guards: the permission a route needs, checked against the token AND the member's role.
+
+They are coroutines although they never await: Litestar runs a plain-function guard in a worker
+thread (sync_to_thread), which cost a thread hop on every request.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ _REFUSED = "A valid bearer token is required."
 
 
 def requires_permission(resource: str, permission: str) -> Guard:
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
         principal = tenant_principal(connection)
         if not principal.allows(resource, permission):
             raise PermissionDenied(resource, permission)
@@ -30,12 +34,12 @@ def tenant_principal(connection: ASGIConnection) -> Principal:  # type: ignore[t
     return principal
 
 
-def requires_tenant_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+async def requires_tenant_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
     """Any valid tenant token: what a member may always do about themselves."""
     tenant_principal(connection)
 
 
-def requires_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+async def requires_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
     """Admin routes: a platform admin token, never a tenant token (the middleware already checks)."""
     if not isinstance(connection.scope.get("user"), AdminPrincipal):
         raise Unauthenticated(_REFUSED)

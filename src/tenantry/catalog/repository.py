@@ -7,6 +7,7 @@ tenant's rows (and what Citus routes on). Neither replaces the other.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,9 +39,12 @@ class ProductRepository:
 
     def filtered(
         self, *, include_deleted: bool, name_prefix: str | None, category_id: uuid.UUID | None = None
-    ) -> Select[tuple[Product]]:
-        """This tenant's products matching the list filters (ordering and paging are the caller's)."""
-        query = select(Product).where(Product.tenant_id == self.tenant_id)
+    ) -> Select[Any]:
+        """This tenant's products matching the list filters (ordering and paging are the caller's).
+
+        Columns, not Product objects: a page goes straight to the wire, and plain rows skip the
+        ORM's per-object bookkeeping (a measurable share of a list request)."""
+        query = select(*Product.__table__.columns).where(Product.tenant_id == self.tenant_id)
         if not include_deleted:
             query = query.where(Product.deleted_at.is_(None))
         if category_id is not None:

@@ -113,6 +113,11 @@ class Ordering:
         return self.column.asc(), self.id_column.asc()
 
 
+def _selects_one_mapped_class(query: Select[Any]) -> bool:
+    descriptions = query.column_descriptions
+    return len(descriptions) == 1 and isinstance(descriptions[0]["expr"], type)
+
+
 async def fetch_page(
     session: AsyncSession,
     query: Select[Any],
@@ -141,7 +146,10 @@ async def fetch_page(
                 ordering.column, ordering.id_column, descending=ordering.descending, after=after, sort_value=value
             )
         )
-    rows = list((await session.execute(query.order_by(*ordering.clauses()).limit(limit + 1))).scalars())
+    result = await session.execute(query.order_by(*ordering.clauses()).limit(limit + 1))
+    # A query for one mapped class yields its objects; a query for columns (cheaper: no identity
+    # map, no instance state, for lists that only go to the wire) yields rows. Both read by name.
+    rows = list(result.scalars() if _selects_one_mapped_class(query) else result)
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
