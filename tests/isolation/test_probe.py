@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import socket
+import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 from litestar import Controller, Litestar, Request, get
 from litestar.exceptions import NotFoundException
@@ -21,7 +30,7 @@ from tenantry.probe.samples import Ids, Sample, TenantApi, Use
 from tenantry.probe.targets import probe_app
 from tenantry.samples import SAMPLES
 from tenantry.settings import Settings
-from tests.conftest import snapshot_rows
+from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER, snapshot_rows
 
 
 def _token(headers: dict[str, str]) -> str:
@@ -145,3 +154,110 @@ async def test_probe_reports_a_tenant_route_no_sample_covers_as_unprobed(
     ], _describe(report)
     assert "GET /v1/widgets/{widget_id}" in report.checked.routes
     assert "GET /v1/widgets/{widget_id}" not in report.checked.probed
+
+
+# --- the command line, in process and against a running server -----------------------------------
+
+SOURCE = Path(__file__).resolve().parents[2] / "src"
+
+
+def _environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """The service's environment, with this checkout's package first on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_") and k != "DATABASE_URL"}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        TENANTRY_TOKEN_PEPPER=TEST_PEPPER,
+        TENANTRY_APP_PASSWORD=TEST_APP_PASSWORD,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(SOURCE), os.environ.get("PYTHONPATH")])),
+        **extra,
+    )
+    return env
+
+
+async def _tenantry(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tenantry", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def running_server(settings: Settings) -> AsyncIterator[str]:
+    """`tenantry serve` in a subprocess on a free port; yields its base URL once it answers."""
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tenantry",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env=_environment(settings),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            for _ in range(300):  # readiness, not timing: give up only if it never comes up
+                if process.returncode is not None:
+                    raise AssertionError(f"tenantry serve exited with {process.returncode}")
+                try:
+                    if (await http.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("tenantry serve never became ready")
+        yield base_url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def test_probe_command_against_a_running_server_exits_0(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    async with running_server(settings) as base_url:
+        env = _environment(settings, TENANTRY_PROBE_ADMIN_TOKEN=_token(admin_headers))
+        code, out, err = await _tenantry(env, "probe", "--base-url", base_url, "--json")
+
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert report["findings"] == []
+    assert report["checked"]["target"] == base_url
+    assert len(report["checked"]["routes"]) > 40
+    assert report["checked"]["probed"] == report["checked"]["routes"]
+
+
+async def test_probe_command_in_process_exits_0_and_without_a_token_for_a_deployment_exits_2(
+    settings: Settings,
+) -> None:
+    code, out, err = await _tenantry(_environment(settings), "probe")
+    assert code == 0, out + err
+    assert "0 findings" in out
+
+    code, out, err = await _tenantry(_environment(settings), "probe", "--base-url", "http://127.0.0.1:9")
+    assert code == 2
+    assert "admin token" in err
+
+    # A wrong admin token cannot make the workspaces: the probe could not run, which is not "clean".
+    async with running_server(settings) as base_url:
+        code, out, err = await _tenantry(
+            _environment(settings), "probe", "--base-url", base_url, "--admin-token", "tna_wrong"
+        )
+    assert code == 2, out + err
+    assert "401" in err
