@@ -156,6 +156,28 @@ async def test_probe_reports_a_tenant_route_no_sample_covers_as_unprobed(
     assert "GET /v1/widgets/{widget_id}" not in report.checked.probed
 
 
+class HiddenController(Controller):
+    path = "/v1/hidden"
+
+    @get("/", operation_id="getHidden", include_in_schema=False)
+    async def get_hidden(self) -> list[Peek]:
+        return []
+
+
+async def test_probe_reports_a_served_tenant_route_missing_from_the_openapi_document(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    """Against a deployment the document is all the probe sees: a hidden route would escape it there."""
+    app = _app_with(settings, HiddenController)
+
+    report = await probe_app(app, _token(admin_headers), SAMPLES)
+
+    found = {(f.check, f.route) for f in report.findings}
+    assert ("undocumented-route", "GET /v1/hidden") in found
+    assert ("unprobed-route", "GET /v1/hidden") in found
+    assert {route for _, route in found} == {"GET /v1/hidden", "HEAD /v1/hidden"}, _describe(report)
+
+
 # --- the command line, in process and against a running server -----------------------------------
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"

@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Any
 
+import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
 from tenantry.probe.prober import ProbeError
@@ -63,6 +64,8 @@ def probe_command(args: argparse.Namespace) -> int:
             report = asyncio.run(_probe_in_process(progress))
     except ProbeError as exc:
         return _fail(str(exc))
+    except httpx.HTTPError as exc:
+        return _fail(f"the API stopped answering: {exc!r}")
     except (SQLAlchemyError, OSError) as exc:
         cause = getattr(exc, "orig", None) or exc
         return _fail(f"cannot run: {(str(cause).strip().splitlines() or [type(cause).__name__])[0]}")
