@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tenantry.admin.cli import add_admin_commands
 from tenantry.isolation_audit.cli import add_audit_command
+from tenantry.probe.cli import add_probe_command
 from tenantry.seed import add_seed_command
 from tenantry.settings import SettingsError, load_settings
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_admin_commands(commands)
     add_audit_command(commands)
+    add_probe_command(commands)
     add_seed_command(commands)
     return parser
 

@@ -1,0 +1,60 @@
+"""The probe report for people (grouped by severity) and for machines (--json), as `tenantry audit` does."""
+
+from __future__ import annotations
+
+import textwrap
+
+import msgspec
+
+from tenantry.probe.findings import SEVERITIES, ProbeReport
+
+_WIDTH = 100
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def summary(report: ProbeReport) -> str:
+    checked = report.checked
+    line = (
+        f"{_count(len(checked.probed), 'route')} of {len(checked.routes)} probed with "
+        f"{_count(checked.requests, 'request')}: {_count(len(report.findings), 'finding')}"
+    )
+    if report.findings:
+        by_severity = [(s, sum(f.severity == s for f in report.findings)) for s in SEVERITIES]
+        line += " (" + ", ".join(f"{n} {s}" for s, n in by_severity if n) + ")"
+    return line
+
+
+def render_text(report: ProbeReport) -> str:
+    checked = report.checked
+    lines = [
+        f"tenantry probe of {checked.target}",
+        f"workspaces: A {checked.workspaces.get('a')}, B {checked.workspaces.get('b')} (purged afterwards)",
+    ]
+    for severity in SEVERITIES:
+        findings = [f for f in report.findings if f.severity == severity]
+        if not findings:
+            continue
+        lines += ["", f"{severity.upper()} ({len(findings)})"]
+        for finding in findings:
+            lines.append(f"  {finding.check}  {finding.route}")
+            lines.append(f"      {finding.title}")
+            lines += textwrap.wrap(
+                finding.message, _WIDTH, initial_indent="      ", subsequent_indent="        ", break_long_words=True
+            )
+    if report.notes:
+        lines += ["", f"NOTES ({len(report.notes)})"]
+        lines += [f"  {note}" for note in report.notes]
+    lines += ["", summary(report)]
+    return "\n".join(lines)
+
+
+def render_json(report: ProbeReport) -> str:
+    return msgspec.json.format(msgspec.json.encode(report).decode(), indent=2)
+
+
+def exit_code(report: ProbeReport) -> int:
+    """0 when clean, 1 when there is any finding (2, for errors, is the CLI's)."""
+    return 0 if report.ok else 1

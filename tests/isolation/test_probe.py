@@ -1,0 +1,285 @@
+"""`tenantry probe`: clean on the real app, and it catches leaky and unprobed routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+from litestar import Controller, Litestar, Request, get
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tenantry.admin.tables import tenant_tables
+from tenantry.app import create_app
+from tenantry.core.context import Principal
+from tenantry.probe.discovery import routes_of_app
+from tenantry.probe.findings import ProbeReport
+from tenantry.probe.samples import Ids, Sample, TenantApi, Use
+from tenantry.probe.targets import probe_app
+from tenantry.samples import SAMPLES
+from tenantry.settings import Settings
+from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER, snapshot_rows
+
+
+def _token(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def _rows_of(admin_engine: AsyncEngine):  # type: ignore[no-untyped-def]
+    """Ground truth past RLS: every row of the workspace in every tenant table, as text."""
+
+    async def rows(workspace_id: str) -> dict[str, Any]:
+        return {t.name: await snapshot_rows(admin_engine, t.name, workspace_id) for t in tenant_tables()}  # type: ignore[arg-type]
+
+    return rows
+
+
+def _describe(report: ProbeReport) -> str:
+    return (
+        "\n".join(f"{f.check} {f.route}: {f.message}" for f in report.findings) + "\nnotes:\n" + "\n".join(report.notes)
+    )
+
+
+async def test_probe_of_the_real_app_finds_nothing_and_reaches_every_tenant_route(
+    app: Litestar, admin_headers: dict[str, str], admin_engine: AsyncEngine
+) -> None:
+    report = await probe_app(app, _token(admin_headers), SAMPLES, ground_truth=_rows_of(admin_engine))
+
+    assert report.findings == [], _describe(report)
+    assert report.ok
+    discovered = {str(r) for r in routes_of_app(app)}
+    assert set(report.checked.routes) == discovered
+    assert report.checked.probed == report.checked.routes
+    assert len(discovered) > 40  # 37 operations and a HEAD per GET
+
+
+# --- a deliberately leaky app ---------------------------------------------------------------------
+
+
+class Peek(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+
+
+def leaky_controller(privileged: AsyncEngine) -> type[Controller]:
+    """Two classic mistakes: a lookup by id past RLS, and a tenant picked from a header."""
+
+    class LeakyController(Controller):
+        path = "/v1/leaky"
+
+        @get("/products/{product_id:str}", operation_id="peekProduct")
+        async def peek_product(self, product_id: FromPath[uuid.UUID]) -> Peek:
+            async with privileged.connect() as connection:
+                row = (
+                    await connection.execute(text("SELECT id, name FROM products WHERE id = :id"), {"id": product_id})
+                ).first()
+            if row is None:
+                raise NotFoundException()
+            return Peek(id=row.id, name=row.name)
+
+        @get("/catalog", operation_id="peekCatalog")
+        async def peek_catalog(self, request: Request[Principal, Any, Any]) -> list[Peek]:
+            tenant = request.headers.get("x-tenant-id") or str(request.user.tenant_id)
+            async with privileged.connect() as connection:
+                rows = await connection.execute(
+                    text("SELECT id, name FROM products WHERE tenant_id = :t ORDER BY id"), {"t": uuid.UUID(tenant)}
+                )
+            return [Peek(id=r.id, name=r.name) for r in rows]
+
+    return LeakyController
+
+
+async def leaky_sample(api: TenantApi, made: Ids) -> Sample:
+    return Sample(
+        routes={"GET /v1/leaky/products/{product_id}": Use(), "GET /v1/leaky/catalog": Use()},
+    )
+
+
+def _app_with(settings: Settings, controller: type[Controller]) -> Litestar:
+    app = create_app(settings)
+    app.register(controller)
+    return app
+
+
+async def test_probe_reports_a_route_that_reads_past_rls_or_takes_the_tenant_from_a_header(
+    settings: Settings, admin_headers: dict[str, str], admin_engine: AsyncEngine
+) -> None:
+    app = _app_with(settings, leaky_controller(admin_engine))
+
+    report = await probe_app(app, _token(admin_headers), [*SAMPLES, leaky_sample])
+
+    assert not report.ok
+    found = {(f.check, f.route) for f in report.findings}
+    by_id, by_header = "GET /v1/leaky/products/{product_id}", "GET /v1/leaky/catalog"
+    assert ("foreign-id", by_id) in found  # 200 for B's product, 404 for a random id
+    assert ("leak", by_id) in found
+    assert ("tenant-header", by_header) in found
+    assert ("leak", by_header) in found
+    # The app's own routes stay clean: every finding is about the two leaky routes.
+    assert {f.route for f in report.findings} <= {by_id, by_header, "HEAD /v1/leaky/catalog"}, _describe(report)
+    assert all(f.severity in ("critical", "high") for f in report.findings)
+
+
+class UnsampledController(Controller):
+    path = "/v1/widgets"
+
+    @get("/{widget_id:str}", operation_id="getWidget")
+    async def get_widget(self, widget_id: FromPath[uuid.UUID]) -> Peek:
+        raise NotFoundException()
+
+
+async def test_probe_reports_a_tenant_route_no_sample_covers_as_unprobed(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    app = _app_with(settings, UnsampledController)
+
+    report = await probe_app(app, _token(admin_headers), SAMPLES)
+
+    assert not report.ok
+    assert sorted((f.check, f.route) for f in report.findings) == [
+        ("unprobed-route", "GET /v1/widgets/{widget_id}"),
+        ("unprobed-route", "HEAD /v1/widgets/{widget_id}"),
+    ], _describe(report)
+    assert "GET /v1/widgets/{widget_id}" in report.checked.routes
+    assert "GET /v1/widgets/{widget_id}" not in report.checked.probed
+
+
+class HiddenController(Controller):
+    path = "/v1/hidden"
+
+    @get("/", operation_id="getHidden", include_in_schema=False)
+    async def get_hidden(self) -> list[Peek]:
+        return []
+
+
+async def test_probe_reports_a_served_tenant_route_missing_from_the_openapi_document(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    """Against a deployment the document is all the probe sees: a hidden route would escape it there."""
+    app = _app_with(settings, HiddenController)
+
+    report = await probe_app(app, _token(admin_headers), SAMPLES)
+
+    found = {(f.check, f.route) for f in report.findings}
+    assert ("undocumented-route", "GET /v1/hidden") in found
+    assert ("unprobed-route", "GET /v1/hidden") in found
+    assert {route for _, route in found} == {"GET /v1/hidden", "HEAD /v1/hidden"}, _describe(report)
+
+
+# --- the command line, in process and against a running server -----------------------------------
+
+SOURCE = Path(__file__).resolve().parents[2] / "src"
+
+
+def _environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """The service's environment, with this checkout's package first on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_") and k != "DATABASE_URL"}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        TENANTRY_TOKEN_PEPPER=TEST_PEPPER,
+        TENANTRY_APP_PASSWORD=TEST_APP_PASSWORD,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(SOURCE), os.environ.get("PYTHONPATH")])),
+        **extra,
+    )
+    return env
+
+
+async def _tenantry(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tenantry", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def running_server(settings: Settings) -> AsyncIterator[str]:
+    """`tenantry serve` in a subprocess on a free port; yields its base URL once it answers."""
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tenantry",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env=_environment(settings),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            for _ in range(300):  # readiness, not timing: give up only if it never comes up
+                if process.returncode is not None:
+                    raise AssertionError(f"tenantry serve exited with {process.returncode}")
+                try:
+                    if (await http.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("tenantry serve never became ready")
+        yield base_url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def test_probe_command_against_a_running_server_exits_0(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    async with running_server(settings) as base_url:
+        env = _environment(settings, TENANTRY_PROBE_ADMIN_TOKEN=_token(admin_headers))
+        code, out, err = await _tenantry(env, "probe", "--base-url", base_url, "--json")
+
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert report["findings"] == []
+    assert report["checked"]["target"] == base_url
+    assert len(report["checked"]["routes"]) > 40
+    assert report["checked"]["probed"] == report["checked"]["routes"]
+
+
+async def test_probe_command_in_process_exits_0_and_without_a_token_for_a_deployment_exits_2(
+    settings: Settings,
+) -> None:
+    code, out, err = await _tenantry(_environment(settings), "probe")
+    assert code == 0, out + err
+    assert "0 findings" in out
+
+    code, out, err = await _tenantry(_environment(settings), "probe", "--base-url", "http://127.0.0.1:9")
+    assert code == 2
+    assert "admin token" in err
+
+    # A wrong admin token cannot make the workspaces: the probe could not run, which is not "clean".
+    async with running_server(settings) as base_url:
+        code, out, err = await _tenantry(
+            _environment(settings), "probe", "--base-url", base_url, "--admin-token", "tna_wrong"
+        )
+    assert code == 2, out + err
+    assert "401" in err
