@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tenantry.admin.cli import add_admin_commands
+from tenantry.bench.cli import add_bench_command
 from tenantry.isolation_audit.cli import add_audit_command
 from tenantry.seed import add_seed_command
 from tenantry.settings import SettingsError, load_settings
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_commands(commands)
     add_audit_command(commands)
     add_seed_command(commands)
+    add_bench_command(commands)
     return parser
 
 
