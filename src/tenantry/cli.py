@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tenantry.admin.cli import add_admin_commands
+from tenantry.bench.cli import add_bench_command
 from tenantry.isolation_audit.cli import add_audit_command
 from tenantry.probe.cli import add_probe_command
 from tenantry.seed import add_seed_command
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_command(commands)
     add_probe_command(commands)
     add_seed_command(commands)
+    add_bench_command(commands)
     return parser
 
 

@@ -1,0 +1,325 @@
+"""The whole run: server, seeded databases, server processes, scenarios, memory, report."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from tenantry.bench import ALL_SCENARIOS, database, scenarios, servers
+from tenantry.bench.load import LoadResult, LoadTool, pick_tool, run_load
+from tenantry.bench.results import (
+    BenchReport,
+    LayoutResult,
+    Machine,
+    PairResult,
+    SingleResult,
+    WorkerMemory,
+    combine,
+    judge_pair,
+    judge_single,
+)
+from tenantry.seed import PlainProgress, Progress, RichProgress
+from tenantry.settings import Settings
+
+PG_SETTINGS = ("max_connections", "shared_buffers", "work_mem", "effective_cache_size", "synchronous_commit", "fsync")
+GET_IDS_PER_WORKSPACE = 20
+
+
+@dataclass
+class BenchOptions:
+    data_dir: Path
+    database_url: str | None = None
+    workers: int = 2
+    connections: int = 50
+    duration: float = 10.0
+    rounds: int = 3
+    warmup: float = 3.0
+    workspaces_small: int = 100
+    workspaces_large: int = 10_000
+    products_total: int = 1_000_000
+    scenarios: tuple[str, ...] = ALL_SCENARIOS
+    server: servers.ServerKind = "uvicorn"
+    load: str = "auto"
+    load_threads: int = 1
+    json_path: Path | None = None
+    report_path: Path | None = None
+    plot_path: Path | None = None
+    command: str = "tenantry bench"
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def products_per_workspace(self) -> int:
+        return max(1, math.ceil(self.products_total / self.workspaces_large))
+
+
+class Bench:
+    def __init__(self, options: BenchOptions, console: Console | None = None) -> None:
+        self.options = options
+        self.console = console or Console(stderr=True)
+        self.tool: LoadTool = pick_tool(options.load)
+        self.running: dict[str, servers.RunningServer] = {}
+        self.memory: list[WorkerMemory] = []
+
+    def _progress(self) -> Progress:
+        if self.console.is_terminal:
+            return _RowsOnly(RichProgress(), show_workspaces=True)
+        return _RowsOnly(PlainProgress(lambda line: self.console.print(line, highlight=False)), show_workspaces=False)
+
+    def _log(self, message: str) -> None:
+        self.console.print(f"[bold]bench[/bold] {message}", highlight=False)
+
+    def run(self) -> BenchReport:
+        options, started = self.options, time.perf_counter()
+        wanted = set(options.scenarios)
+        options.data_dir.mkdir(parents=True, exist_ok=True)
+        server_url, handle = database.start_server(options.data_dir, options.database_url)
+        try:
+            keys = database.bench_secrets(options.data_dir, options.environ)
+            per_workspace = options.products_per_workspace
+            few_layout = database.Layout("few", options.workspaces_small, per_workspace)
+            many_layout = database.Layout("many", options.workspaces_large, per_workspace)
+            few_settings = database.layout_settings(server_url, few_layout, keys)
+            layouts = [self._seed(few_layout, few_settings)]
+            few = self.workspaces
+            many_settings: Settings | None = None
+            many: list[database.BenchWorkspace] = []
+            if "d" in wanted:
+                many_settings = database.layout_settings(server_url, many_layout, keys)
+                layouts.append(self._seed(many_layout, many_settings))
+                many = self.workspaces
+            if "b" in wanted:
+                self._log("copying products to bench_products_norls (no RLS) for scenario b")
+                asyncio.run(database.ensure_norls_copy(few_settings))
+            pairs, singles = self._measure(wanted, few_settings, few, many_settings, many)
+            machine = self._machine(few_settings)
+        finally:
+            for server in list(self.running.values()):
+                self._stop(server)
+            if handle is not None:
+                handle.cleanup()  # type: ignore[attr-defined]
+        return BenchReport(
+            generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            command=options.command,
+            machine=machine,
+            connections=options.connections,
+            duration_s=options.duration,
+            rounds=options.rounds,
+            warmup_s=options.warmup,
+            layouts=layouts,
+            pairs=pairs,
+            singles=singles,
+            memory=self.memory if "f" in wanted else [],
+            total_seconds=time.perf_counter() - started,
+        )
+
+    def _seed(self, layout: database.Layout, settings: Settings) -> LayoutResult:
+        self._log(
+            f"database {layout.database}: {layout.workspaces:,} workspaces x {layout.products:,} products "
+            "(existing workspaces are reused)"
+        )
+        started = time.perf_counter()
+        progress = self._progress()
+        self.workspaces, created = asyncio.run(
+            database.prepare_layout(settings, layout, self.options.data_dir, progress)
+        )
+        seconds = time.perf_counter() - started
+        self._log(f"database {layout.database} ready in {seconds:.1f} s")
+        return LayoutResult(
+            label=layout.label,
+            database=layout.database,
+            workspaces=layout.workspaces,
+            products_per_workspace=layout.products,
+            products=layout.workspaces * layout.products,
+            seed_seconds=seconds,
+            created_workspaces=created,
+        )
+
+    def _server(self, role: str, settings: Settings) -> servers.RunningServer:
+        if role not in self.running:
+            target: servers.Target = "raw" if role == "raw" else "app"
+            self._log(f"starting {role} ({self.options.server}, {self.options.workers} workers)")
+            self.running[role] = servers.start(
+                role, self.options.server, target, settings, self.options.workers, self.options.data_dir / "logs"
+            )
+        return self.running[role]
+
+    def _stop(self, server: servers.RunningServer) -> None:
+        server.stop()
+        self.running.pop(server.label, None)
+        self.memory.append(
+            WorkerMemory(
+                server=server.label,
+                target=server.target,
+                workers=server.workers,
+                peak_rss_mb=[round(v / 2**20, 1) for v in sorted(server.peak_rss_bytes.values())],
+            )
+        )
+
+    def _load(self, server: servers.RunningServer, side: scenarios.Side, seconds: float) -> LoadResult:
+        result = run_load(
+            self.tool,
+            server.base_url,
+            side.specs,
+            connections=self.options.connections,
+            seconds=seconds,
+            threads=self.options.load_threads,
+        )
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"{server.label} exited with {server.process.returncode} during the load: see {server.log_path}"
+            )
+        server.sample_memory()
+        return result
+
+    def _pair(self, pair: scenarios.Pair, resolve: Callable[[str], servers.RunningServer]) -> PairResult:
+        options = self.options
+        self._log(f"scenario {pair.key}: {pair.title}")
+        base_server, subject_server = resolve(pair.baseline.server), resolve(pair.subject.server)
+        if options.warmup > 0:
+            self._load(base_server, pair.baseline, options.warmup)
+            self._load(subject_server, pair.subject, options.warmup)
+        baseline, subject = [], []
+        for number in range(1, options.rounds + 1):
+            baseline.append(self._load(base_server, pair.baseline, options.duration))
+            subject.append(self._load(subject_server, pair.subject, options.duration))
+            self._log(
+                f"  round {number}: {pair.baseline.label} {_brief(baseline[-1])} | "
+                f"{pair.subject.label} {_brief(subject[-1])}"
+            )
+        result = judge_pair(pair, baseline, subject)
+        self._log(f"  {pair.key}: {result.verdict}")
+        return result
+
+    def _measure(
+        self,
+        wanted: set[str],
+        few_settings: Settings,
+        few: list[database.BenchWorkspace],
+        many_settings: Settings | None,
+        many: list[database.BenchWorkspace],
+    ) -> tuple[list[PairResult], list[SingleResult]]:
+        def resolve(role: str) -> servers.RunningServer:
+            if role == "app_many":
+                assert many_settings is not None
+                return self._server(role, many_settings)
+            return self._server(role, few_settings)
+
+        pairs: list[PairResult] = []
+        singles: list[SingleResult] = []
+        if "a" in wanted:
+            pairs.append(self._pair(scenarios.pair_a(few), resolve))
+        if "b" in wanted:
+            pairs.append(self._pair(scenarios.pair_b(few), resolve))
+        if "raw" in self.running:
+            # At most two servers at a time: their pools must fit PostgreSQL's max_connections.
+            self._stop(self.running["raw"])
+        if "c" in wanted:
+            pairs.append(self._pair(scenarios.pair_c(few), resolve))
+        if "e" in wanted:
+            ids = asyncio.run(
+                database.sample_product_ids(
+                    few_settings, [w.workspace_id for w in few[: scenarios.E_WORKSPACES]], GET_IDS_PER_WORKSPACE
+                )
+            )
+            app = resolve("app")
+            for single in scenarios.singles_e(few, ids):
+                self._log(f"scenario {single.key}: {single.title}")
+                if self.options.warmup > 0:
+                    self._load(app, single.side, self.options.warmup)
+                rounds = [self._load(app, single.side, self.options.duration) for _ in range(self.options.rounds)]
+                judged = judge_single(single.key, single.title, combine(single.side.label, "app", rounds))
+                self._log(f"  {single.key}: {_brief(rounds[-1])}: {judged.verdict}")
+                singles.append(judged)
+        if "d" in wanted:
+            pairs.append(self._pair(scenarios.pair_d(few, many), resolve))
+        if "f" in wanted and not self.running:
+            resolve("app")  # f alone: at least the API's idle footprint
+        return pairs, singles
+
+    def _machine(self, settings: Settings) -> Machine:
+        return Machine(
+            cpu=_cpu_model(),
+            cores=os.cpu_count() or 0,
+            ram_gb=round(_ram_bytes() / 2**30, 1),
+            os=platform.platform(),
+            python=platform.python_version(),
+            postgres=asyncio.run(database.server_version(settings)),
+            postgres_settings=asyncio.run(database.server_settings(settings, PG_SETTINGS)),
+            server=f"{self.options.server} {_version(self.options.server)}",
+            workers=self.options.workers,
+            load_tool=_tool_version(self.tool),
+        )
+
+
+class _RowsOnly:
+    """The seeder's progress without a line per workspace (10,000 of them), reused or not."""
+
+    def __init__(self, inner: Progress, *, show_workspaces: bool) -> None:
+        self.inner, self.show_workspaces = inner, show_workspaces
+
+    def start(self, total_rows: int) -> None:
+        self.inner.start(total_rows)
+
+    def workspace(self, slug: str, skipped: bool) -> None:
+        if self.show_workspaces and not skipped:
+            self.inner.workspace(slug, skipped)
+
+    def advance(self, rows: int) -> None:
+        self.inner.advance(rows)
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
+def _brief(result: LoadResult) -> str:
+    errors = f", {result.errors} errors" if result.errors else ""
+    return f"{result.rps:,.0f} req/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms{errors}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ram_bytes() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+def _tool_version(tool: LoadTool) -> str:
+    if tool == "python":
+        return f"python client (httpx {_version('httpx')})"
+    wrk = shutil.which("wrk") or "wrk"
+    completed = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
+    first = (completed.stdout or completed.stderr).strip().splitlines()
+    return first[0].split(" Copyright")[0] if first else "wrk"

@@ -1,0 +1,126 @@
+"""`tenantry bench`: the harness runs end to end at a tiny size. Never a timed assertion: no speed is checked."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import NullPool, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tenantry.bench import servers
+from tenantry.bench.database import Layout, Secrets, layout_settings
+from tenantry.bench.load import RequestSpec, run_load
+from tenantry.bench.raw_app import LIST_SQL
+from tenantry.bench.report import END, START, read_json, render_markdown, update_markdown, write_json, write_plot
+from tenantry.bench.runner import Bench, BenchOptions
+from tenantry.catalog.models import Product
+from tenantry.catalog.repository import ProductRepository
+from tenantry.catalog.service import SORTABLE
+from tenantry.core.pagination import Ordering
+from tenantry.settings import Settings
+from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER
+
+TOOLS = ["python", *(["wrk"] if shutil.which("wrk") else [])]
+
+
+def test_raw_handler_runs_the_sql_the_products_list_compiles_to() -> None:
+    """The baseline is only fair while it issues the very SELECT the repository does."""
+    query = ProductRepository(None, uuid.uuid4()).filtered(include_deleted=False, name_prefix=None)  # type: ignore[arg-type]
+    ordering = Ordering.parse("created_at", SORTABLE, Product.id)
+    compiled = str(query.order_by(*ordering.clauses()).limit(21).compile(dialect=postgresql.asyncpg.dialect()))
+    assert LIST_SQL.format(t="products") == compiled
+
+
+async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(server_url: str, tmp_path: Path) -> None:
+    options = BenchOptions(
+        data_dir=tmp_path / "data",
+        database_url=server_url,
+        workers=1,
+        connections=4,
+        duration=1.0,
+        rounds=1,
+        warmup=0.0,
+        workspaces_small=3,
+        workspaces_large=6,
+        products_total=60,
+        command="tenantry bench --test",
+        # The roles are cluster-wide: the bench databases must use the test run's secrets.
+        environ={"TENANTRY_TOKEN_PEPPER": TEST_PEPPER, "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD},
+    )
+    # The runner drives its own event loops (asyncio.run) and subprocesses: run it off this loop.
+    report = await asyncio.to_thread(Bench(options).run)
+
+    assert [p.key for p in report.pairs] == ["a", "b", "c", "d"]
+    assert [s.key for s in report.singles] == ["e.get", "e.create", "e.mixed"]
+    for pair in report.pairs:
+        for side in (pair.baseline, pair.subject):
+            assert side.requests > 0, (pair.key, side.label)
+            assert side.errors == 0, (pair.key, side.label, side.rounds)
+        assert pair.ratio > 0
+        assert pair.passed == pair.verdict.endswith("PASS")
+    for single in report.singles:
+        assert single.result.requests > 0, single
+        assert single.result.errors == 0, single
+    assert [(layout.workspaces, layout.products_per_workspace) for layout in report.layouts] == [(3, 10), (6, 10)]
+    assert {m.server for m in report.memory} == {"app", "raw", "app_many"}
+    assert all(m.peak_rss_mb and min(m.peak_rss_mb) > 10 for m in report.memory)
+    assert report.machine.postgres
+    assert report.machine.cores >= 1
+
+    # The creates really created rows, through the API, in the workspaces the load used.
+    few = layout_settings(server_url, Layout("few", 3, 10), Secrets(TEST_PEPPER, TEST_APP_PASSWORD))
+    engine = create_async_engine(few.admin_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            created = (
+                await connection.execute(text("SELECT count(*) FROM products WHERE name = 'Bench product'"))
+            ).scalar_one()
+            norls = (await connection.execute(text("SELECT count(*) FROM bench_products_norls"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert created > 0
+    assert norls == 3 * 10  # the no-RLS copy was made before the creates
+
+    json_path, md_path, png_path = tmp_path / "results.json", tmp_path / "performance.md", tmp_path / "plot.png"
+    write_json(report, json_path)
+    assert read_json(json_path) == report
+    md_path.write_text("# Performance\n\nHand-written method.\n", encoding="utf-8")
+    for _ in range(2):  # regenerating replaces the section, keeps the hand-written text
+        update_markdown(md_path, render_markdown(report, png_path.name))
+    markdown = md_path.read_text(encoding="utf-8")
+    assert markdown.count(START) == 1
+    assert markdown.count(END) == 1
+    assert "Hand-written method." in markdown
+    assert "| a |" in markdown
+    assert "tenantry bench --test" in markdown
+    write_plot(report, png_path)
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # A second run reuses the seeded databases instead of seeding again.
+    again = await asyncio.to_thread(Bench(dataclasses.replace(options, scenarios=("c",))).run)
+    assert [layout.created_workspaces for layout in again.layouts] == [0]
+    assert again.pairs[0].subject.errors == 0
+    assert again.pairs[0].subject.requests > 0
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_load_generators_count_answers_outside_2xx_as_errors(tool: str, settings: Settings, tmp_path: Path) -> None:
+    server = servers.start("app", "uvicorn", "app", settings, 1, tmp_path)
+    try:
+        specs = [RequestSpec("GET", "/health/live"), RequestSpec("GET", "/v1/whoami", token="tnt_not_a_token")]
+        result = run_load(tool, server.base_url, specs, connections=2, seconds=1.0)  # type: ignore[arg-type]
+    finally:
+        server.stop()
+    # Half the requests are refused (401): counted, never hidden in the throughput.
+    assert result.requests > 4
+    assert 0 < result.status_errors < result.requests
+    assert result.socket_errors == 0
+    assert result.p50_ms <= result.p99_ms <= result.max_ms
+    assert server.peak_rss_bytes
+    assert min(server.peak_rss_bytes.values()) > 10 * 2**20
