@@ -7,6 +7,7 @@ exactly as they were.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 import pytest
@@ -212,3 +213,46 @@ async def test_longest_allowed_values_are_accepted(client: Client, admin_engine:
 async def test_tab_and_newline_are_allowed_in_description(client: Client, tenant_a: Tenant) -> None:
     product = await create_product(client, tenant_a, description="line one\n\tindented")
     assert product["description"] == "line one\n\tindented"
+
+
+async def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A load generator stopping with POSTs in flight used to log an 'unhandled error' 500 each."""
+    sent: list[dict[str, object]] = []
+    messages = [
+        {"type": "http.request", "body": b'{"name": "Half', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/products",
+        "raw_path": b"/v1/products",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", f"Bearer {tenant_a.token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"200"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    with caplog.at_level(logging.INFO):
+        await client.app(scope, receive, send)  # type: ignore[arg-type]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await snapshot_rows(admin_engine, "products", tenant_a.id) == []

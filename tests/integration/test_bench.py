@@ -81,7 +81,7 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
             created = (
                 await connection.execute(text("SELECT count(*) FROM products WHERE name = 'Bench product'"))
             ).scalar_one()
-            norls = (await connection.execute(text("SELECT count(*) FROM bench_products_norls"))).scalar_one()
+            norls = (await connection.execute(text("SELECT count(*) FROM bench.products_norls"))).scalar_one()
     finally:
         await engine.dispose()
     assert created > 0

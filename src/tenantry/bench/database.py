@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tenantry.auth.resolver import resolve_token
 from tenantry.auth.tokens import token_digest
-from tenantry.bench.raw_app import NORLS_TABLE
+from tenantry.bench.raw_app import NORLS_SCHEMA, NORLS_TABLE
 from tenantry.core.db import create_engine
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import embedded_server, ensure_database
@@ -148,7 +148,7 @@ def _write_private(path: Path, content: str) -> None:
 
 
 async def ensure_norls_copy(settings: Settings) -> int:
-    """`bench_products_norls`: products without RLS, for scenario b's baseline; returns its rows.
+    """`bench.products_norls`: products without RLS, for scenario b's baseline; returns its rows.
 
     Made by the privileged account (not the migration owner: the copy is no part of the schema),
     with the same columns, defaults, checks and indexes (LIKE ... INCLUDING ALL copies no policy
@@ -158,7 +158,13 @@ async def ensure_norls_copy(settings: Settings) -> int:
     engine = admin_engine(settings)
     try:
         async with engine.begin() as connection:
-            await connection.execute(text(f"CREATE TABLE IF NOT EXISTS {NORLS_TABLE} (LIKE products INCLUDING ALL)"))
+            # An earlier layout kept the copy in public, where the migrations cannot manage it.
+            await connection.execute(text("DROP TABLE IF EXISTS public.bench_products_norls"))
+            await connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {NORLS_SCHEMA}"))
+            await connection.execute(text(f'GRANT USAGE ON SCHEMA {NORLS_SCHEMA} TO "{settings.tenant_role}"'))
+            await connection.execute(
+                text(f"CREATE TABLE IF NOT EXISTS {NORLS_TABLE} (LIKE public.products INCLUDING ALL)")
+            )
             counts = await connection.execute(
                 text(f"SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM {NORLS_TABLE})")
             )

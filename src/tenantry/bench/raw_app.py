@@ -10,7 +10,7 @@ count, pool size and login role as the API.
 
 Routes:
 - `GET /raw/products?limit=N`: the RLS-protected `products` table (scenario a, and b's subject);
-- `GET /raw/products-norls?limit=N`: `bench_products_norls`, a copy without RLS, filtered by the
+- `GET /raw/products-norls?limit=N`: `bench.products_norls`, a copy without RLS, filtered by the
   same explicit `WHERE tenant_id = $1` (scenario b's baseline);
 - `GET /raw/health`: readiness for the harness.
 """
@@ -30,7 +30,10 @@ from tenantry.core.schemas import Page
 from tenantry.db.server import _asyncpg_dsn
 from tenantry.settings import Settings, load_settings
 
-NORLS_TABLE = "bench_products_norls"
+# In a schema of its own: the migrations' privilege statements cover schema public (they would
+# trip over a table the migration owner does not own), and `tenantry audit` reads only public.
+NORLS_SCHEMA = "bench"
+NORLS_TABLE = f"{NORLS_SCHEMA}.products_norls"
 
 # SET_TRANSACTION_CONTEXT with asyncpg's placeholders: role, tenant, user, statement timeout.
 SET_CONTEXT = (

@@ -99,7 +99,7 @@ class Bench:
                 layouts.append(self._seed(many_layout, many_settings))
                 many = self.workspaces
             if "b" in wanted:
-                self._log("copying products to bench_products_norls (no RLS) for scenario b")
+                self._log("copying products to bench.products_norls (no RLS) for scenario b")
                 asyncio.run(database.ensure_norls_copy(few_settings))
             pairs, singles = self._measure(wanted, few_settings, few, many_settings, many)
             machine = self._machine(few_settings)

@@ -103,6 +103,7 @@ class ProductService:
                 key=self.cursor_key,
                 binding=binding,
                 to_wire=_out,
+                as_rows=True,
             )
 
     async def get(self, product_id: uuid.UUID, *, include_deleted: bool) -> ProductOut:

@@ -113,11 +113,6 @@ class Ordering:
         return self.column.asc(), self.id_column.asc()
 
 
-def _selects_one_mapped_class(query: Select[Any]) -> bool:
-    descriptions = query.column_descriptions
-    return len(descriptions) == 1 and isinstance(descriptions[0]["expr"], type)
-
-
 async def fetch_page(
     session: AsyncSession,
     query: Select[Any],
@@ -128,11 +123,14 @@ async def fetch_page(
     key: bytes,
     binding: str,
     to_wire: Callable[[Any], T],
+    as_rows: bool = False,
 ) -> Page[T]:
     """One keyset page of `query` (already filtered by tenant and filters), and the next cursor.
 
     `binding` must name the resource, the tenant and every filter and the sort, so a cursor only
-    ever continues the exact list it came from.
+    ever continues the exact list it came from. `as_rows` is for a query of columns rather than of
+    one mapped class (cheaper for a page that only goes to the wire: no identity map, no instance
+    state); rows and objects are both read by attribute name.
     """
     if cursor:
         after, raw_value = decode_position(cursor, key=key, binding=binding)
@@ -147,9 +145,7 @@ async def fetch_page(
             )
         )
     result = await session.execute(query.order_by(*ordering.clauses()).limit(limit + 1))
-    # A query for one mapped class yields its objects; a query for columns (cheaper: no identity
-    # map, no instance state, for lists that only go to the wire) yields rows. Both read by name.
-    rows = list(result.scalars() if _selects_one_mapped_class(query) else result)
+    rows = list(result if as_rows else result.scalars())
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.exceptions import HTTPException, InternalServerException, SerializationException, ValidationException
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -22,6 +22,8 @@ from tenantry.core.sqlstate import sqlstate_of
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://tenantry.dev/problems/"
 log = logging.getLogger("tenantry.errors")
+# Litestar's detail when the body stream ends in http.disconnect (litestar/connection/request.py).
+CLIENT_GONE = "client disconnected prematurely"
 
 
 class FieldError(msgspec.Struct, omit_defaults=True):
@@ -156,6 +158,11 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             slug="malformed-json",
             errors=[FieldError(field="body", message=str(exc.__cause__))],
         )
+    if isinstance(exc, InternalServerException) and exc.detail == CLIENT_GONE:
+        # The client hung up while sending its body: nothing ran and nobody reads this answer. Not
+        # a server error (a load generator stopping mid-request logged one "unhandled error" each).
+        log.info("client disconnected before its body arrived", extra={"request_id": current_request_id.get()})
+        return problem_response(400, "The client closed the connection before the body was complete.")
     if isinstance(exc, HTTPException):
         status = exc.status_code
         if status >= 500:
