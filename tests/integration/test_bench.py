@@ -67,14 +67,17 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
     for single in report.singles:
         assert single.result.requests > 0, single
         assert single.result.errors == 0, single
-    assert [(layout.workspaces, layout.products_per_workspace) for layout in report.layouts] == [(3, 10), (6, 10)]
+    assert [(layout.workspaces, layout.products_per_workspace) for layout in report.layouts] == [
+        (3, 20),
+        (6, 10),
+    ]  # the same 60 products, 2x the tenants
     assert {m.server for m in report.memory} == {"app", "raw", "app_many"}
     assert all(m.peak_rss_mb and min(m.peak_rss_mb) > 10 for m in report.memory)
     assert report.machine.postgres
     assert report.machine.cores >= 1
 
     # The creates really created rows, through the API, in the workspaces the load used.
-    few = layout_settings(server_url, Layout("few", 3, 10), Secrets(TEST_PEPPER, TEST_APP_PASSWORD))
+    few = layout_settings(server_url, Layout("few", 3, 20), Secrets(TEST_PEPPER, TEST_APP_PASSWORD))
     engine = create_async_engine(few.admin_url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
@@ -85,7 +88,7 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
     finally:
         await engine.dispose()
     assert created > 0
-    assert norls == 3 * 10  # the no-RLS copy was made before the creates
+    assert norls == 3 * 20  # the no-RLS copy was made before the creates
 
     json_path, md_path, png_path = tmp_path / "results.json", tmp_path / "performance.md", tmp_path / "plot.png"
     write_json(report, json_path)

@@ -58,9 +58,9 @@ class BenchOptions:
     command: str = "tenantry bench"
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
-    @property
-    def products_per_workspace(self) -> int:
-        return max(1, math.ceil(self.products_total / self.workspaces_large))
+    def products_per_workspace(self, workspaces: int) -> int:
+        """Both databases hold `products_total` products: only the number of tenants differs."""
+        return max(1, math.ceil(self.products_total / workspaces))
 
 
 class Bench:
@@ -86,9 +86,12 @@ class Bench:
         server_url, handle = database.start_server(options.data_dir, options.database_url)
         try:
             keys = database.bench_secrets(options.data_dir, options.environ)
-            per_workspace = options.products_per_workspace
-            few_layout = database.Layout("few", options.workspaces_small, per_workspace)
-            many_layout = database.Layout("many", options.workspaces_large, per_workspace)
+            few_layout = database.Layout(
+                "few", options.workspaces_small, options.products_per_workspace(options.workspaces_small)
+            )
+            many_layout = database.Layout(
+                "many", options.workspaces_large, options.products_per_workspace(options.workspaces_large)
+            )
             few_settings = database.layout_settings(server_url, few_layout, keys)
             layouts = [self._seed(few_layout, few_settings)]
             few = self.workspaces
