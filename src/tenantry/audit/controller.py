@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
@@ -14,16 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.schemas import AuditEventOut, AuditFilters
 from tenantry.audit.service import AuditEventService
-from tenantry.auth.guards import requires_permission
-from tenantry.core.context import Principal
+from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
 
 
 def provide_audit_event_service(
-    db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal], state: State
+    db_session: NamedDependency[AsyncSession], request: Request, state: State
 ) -> AuditEventService:
-    return AuditEventService(db_session, principal, state.cursor_key)
+    return AuditEventService(db_session, tenant_principal(request), state.cursor_key)
 
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]

@@ -5,25 +5,24 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.guards import requires_permission
+from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
 from tenantry.catalog.service import ProductService
-from tenantry.core.context import Principal
 from tenantry.core.etag import IfMatch, with_etag
 from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
 
 
 def provide_product_service(
-    db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal], state: State
+    db_session: NamedDependency[AsyncSession], request: Request, state: State
 ) -> ProductService:
-    return ProductService(db_session, principal, state.cursor_key)
+    return ProductService(db_session, tenant_principal(request), state.cursor_key)
 
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]

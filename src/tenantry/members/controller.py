@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.guards import requires_permission, requires_tenant_token
-from tenantry.core.context import Principal
+from tenantry.auth.guards import requires_permission, requires_tenant_token, tenant_principal
 from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
 from tenantry.members.invitations import InvitationAcceptService, InvitationService
@@ -31,16 +30,14 @@ from tenantry.members.schemas import (
 from tenantry.members.service import MemberService
 
 
-def provide_member_service(
-    db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal], state: State
-) -> MemberService:
-    return MemberService(db_session, principal, state.cursor_key)
+def provide_member_service(db_session: NamedDependency[AsyncSession], request: Request, state: State) -> MemberService:
+    return MemberService(db_session, tenant_principal(request), state.cursor_key)
 
 
 def provide_invitation_service(
-    db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal], state: State
+    db_session: NamedDependency[AsyncSession], request: Request, state: State
 ) -> InvitationService:
-    return InvitationService(db_session, principal, state.cursor_key, state.settings.token_pepper)
+    return InvitationService(db_session, tenant_principal(request), state.cursor_key, state.settings.token_pepper)
 
 
 def provide_accept_service(platform_session: NamedDependency[AsyncSession], state: State) -> InvitationAcceptService:

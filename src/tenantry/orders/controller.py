@@ -9,14 +9,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from litestar import Controller, Response, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.guards import requires_permission
-from tenantry.core.context import Principal
+from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.core.etag import IfMatch, etag_of, with_etag
 from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
@@ -25,10 +24,8 @@ from tenantry.orders.service import OrderService
 from tenantry.orders.status import OrderStatus
 
 
-def provide_order_service(
-    db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal], state: State
-) -> OrderService:
-    return OrderService(db_session, principal, state.cursor_key)
+def provide_order_service(db_session: NamedDependency[AsyncSession], request: Request, state: State) -> OrderService:
+    return OrderService(db_session, tenant_principal(request), state.cursor_key)
 
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]

@@ -11,8 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.guards import requires_permission
-from tenantry.core.context import Principal
+from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
 from tenantry.tokens.schemas import (
@@ -27,10 +26,8 @@ from tenantry.tokens.service import LeakReportService, TokenService
 from tenantry.users.throttle import LoginThrottle
 
 
-def provide_token_service(
-    db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal], state: State
-) -> TokenService:
-    return TokenService(db_session, principal, state.cursor_key, state.settings.token_pepper)
+def provide_token_service(db_session: NamedDependency[AsyncSession], request: Request, state: State) -> TokenService:
+    return TokenService(db_session, tenant_principal(request), state.cursor_key, state.settings.token_pepper)
 
 
 def provide_leak_report_service(state: State) -> LeakReportService:
