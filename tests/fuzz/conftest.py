@@ -37,7 +37,7 @@ from tests.conftest import issue_admin_token
 from tests.fuzz.expectations import PROTECTED_IDS, register_expectations
 
 # Per operation and phase; the whole folder stays within about three minutes on a 2-core runner.
-MAX_EXAMPLES = int(os.environ.get("TENANTRY_FUZZ_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("TENANTRY_FUZZ_EXAMPLES", "50"))
 SEED = int(os.environ.get("TENANTRY_FUZZ_SEED", "20260115"))
 # Stateful scenarios are chains of up to STATEFUL_STEPS linked calls (create -> get -> update ...).
 STATEFUL_EXAMPLES = int(os.environ.get("TENANTRY_FUZZ_STATEFUL_EXAMPLES", str(2 * MAX_EXAMPLES)))
