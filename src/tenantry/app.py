@@ -15,6 +15,7 @@ from litestar.types import Receive, Scope, Send
 from tenantry import __version__
 from tenantry.auth.cache import AuthChangeListener, PrincipalCache
 from tenantry.auth.middleware import AuthenticationMiddleware
+from tenantry.core.allow import FixAllowHeader
 from tenantry.core.db import create_engine, platform_session_factory, tenant_session_factory
 from tenantry.core.dependencies import (
     provide_admin,
@@ -101,6 +102,7 @@ def create_app(settings: Settings) -> Litestar:
         # verified workspace and token.
         middleware=[DefineMiddleware(AuthenticationMiddleware), DefineMiddleware(IdempotencyMiddleware)],
         before_request=check_request,
+        before_send=[FixAllowHeader()],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=documentation,

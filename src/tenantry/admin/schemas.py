@@ -35,7 +35,10 @@ ExternalId = Annotated[
 DisplayName = Annotated[str, msgspec.Meta(max_length=200, pattern=_PRINTABLE)]
 Metadata = Annotated[
     dict[str, Any],
-    msgspec.Meta(description="A JSON object of your own, at most 16 KiB once encoded."),
+    msgspec.Meta(
+        description="A JSON object of your own, at most 16 KiB once encoded, with no NUL character (U+0000) "
+        "in any key or string (PostgreSQL's jsonb cannot store one)."
+    ),
 ]
 TokenLifetimeDays = Annotated[int, msgspec.Meta(ge=1, le=366, description="Longest lifetime of a token, in days.")]
 PurgeAfterDays = Annotated[int, msgspec.Meta(ge=1, le=365, description="Days until the purge; default 30.")]

@@ -6,9 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,8 +37,37 @@ TokenFingerprint = Annotated[
     Parameter(max_length=64, description="Only events made with this token: base64 of its SHA-256."),
 ]
 ActorMemberId = Annotated[uuid.UUID | None, Parameter(description="Only events by this member.")]
-Since = Annotated[datetime | None, Parameter(description="ISO 8601; events at or after it (UTC if no offset).")]
-Until = Annotated[datetime | None, Parameter(description="ISO 8601; events before it (UTC if no offset).")]
+# Taken as text and parsed strictly: Litestar converts query values leniently, so `until=0.5`
+# was read as a Unix timestamp (1970) instead of being refused like any other non-RFC 3339 value.
+Since = Annotated[
+    str | None,
+    Parameter(
+        schema_extra={"format": "date-time"},
+        max_length=64,
+        description="RFC 3339; events at or after it (UTC if no offset).",
+    ),
+]
+Until = Annotated[
+    str | None,
+    Parameter(
+        schema_extra={"format": "date-time"},
+        max_length=64,
+        description="RFC 3339; events before it (UTC if no offset).",
+    ),
+]
+
+
+def parse_instant(name: str, value: str | None) -> datetime | None:
+    """An RFC 3339 date-time (the offset may be left out), or a 400 naming the parameter."""
+    if value is None:
+        return None
+    try:
+        return msgspec.convert(value, datetime, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(
+            detail="The request is not valid.", extra=[{"key": name, "message": str(exc), "source": "query"}]
+        ) from exc
+
 
 read = requires_permission("audit_events", "read")
 
@@ -72,8 +103,8 @@ class AuditEventController(Controller):
             target_type=target_type,
             target_id=target_id,
             token_fingerprint=token_fingerprint,
-            since=since,
-            until=until,
+            since=parse_instant("since", since),
+            until=parse_instant("until", until),
         )
         return await audit_event_service.list(limit=limit, cursor=cursor, filters=filters)
 

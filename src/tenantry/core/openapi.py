@@ -40,6 +40,7 @@ from litestar.routes import HTTPRoute
 
 from tenantry.auth.middleware import ADMIN_PATHS, PUBLIC_PATHS
 from tenantry.core.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH, REDACT_OPT, REPLAYED_HEADER
+from tenantry.core.openapi_bodies import RequestBodyFacts, describe_request_bodies, request_body_facts
 from tenantry.core.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, FieldError, Problem
 
 PROBLEMS_OPT = "problems"
@@ -219,9 +220,12 @@ class DocumentedOpenAPI(OpenAPI):
     """Litestar's document object; serialising it completes it (see `complete_document`)."""
 
     operation_options: Mapping[str, Mapping[str, Any]] = {}
+    request_bodies: Mapping[str, RequestBodyFacts] = {}
 
     def to_schema(self) -> dict[str, Any]:
-        return complete_document(super().to_schema(), self.operation_options)
+        document = complete_document(super().to_schema(), self.operation_options)
+        describe_request_bodies(document, self.request_bodies)
+        return document
 
 
 class ApiDocumentation(OpenAPIConfig):
@@ -233,11 +237,13 @@ class ApiDocumentation(OpenAPIConfig):
 
     def describe(self, app: Litestar) -> None:
         self._operation_options = operation_options(app)
+        self._request_bodies = request_body_facts(app)
 
     def to_openapi_schema(self) -> OpenAPI:
         base = super().to_openapi_schema()
         document = DocumentedOpenAPI(**{field.name: getattr(base, field.name) for field in fields(base)})
         document.operation_options = getattr(self, "_operation_options", {})
+        document.request_bodies = getattr(self, "_request_bodies", {})
         return document
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from tenantry.core.permissions import LEVELS, RESOURCES
 from tenantry.core.schemas import ShortText
 
 # The hard ceiling; each workspace may set a lower one (max_token_lifetime_days).
@@ -35,13 +36,14 @@ GracePeriodSeconds = Annotated[
     ),
 ]
 # Resources and levels are checked by the service against core.permissions, so a new resource
-# needs no change here; unknown ones answer 422 naming the key.
+# needs no change here; unknown ones answer 422 naming the key. The document lists them from there too.
 Permissions = Annotated[
     dict[str, str],
     msgspec.Meta(
         description="Level per resource: none, read or write. Absent resources get none; an absent map "
         "copies the calling token's current effective permissions.",
         examples=[{"products": "read", "tokens": "write"}],
+        extra_json_schema={"propertyNames": {"enum": list(RESOURCES)}, "additionalProperties": {"enum": list(LEVELS)}},
     ),
 ]
 
