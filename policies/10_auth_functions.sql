@@ -45,7 +45,7 @@ RETURNS TABLE (
     member_active boolean,
     workspace_status text,
     max_token_lifetime_days integer,
-    expires_at timestamptz
+    expires_in_s double precision
 )
 LANGUAGE plpgsql
 VOLATILE
@@ -75,7 +75,8 @@ BEGIN
     RETURN QUERY
     SELECT tok.id, tok.tenant_id, member.user_id, member.id, member.role::text, tok.permissions,
            tok.expires_at <= pg_catalog.now(), tok.revoked_at IS NOT NULL, member.is_active,
-           workspace.status::text, workspace.max_token_lifetime_days, tok.expires_at;
+           workspace.status::text, workspace.max_token_lifetime_days,
+           pg_catalog.date_part('epoch', tok.expires_at - pg_catalog.now());
 END
 $$;
 REVOKE ALL ON FUNCTION public.resolve_token(bytea) FROM PUBLIC;

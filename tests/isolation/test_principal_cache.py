@@ -7,9 +7,9 @@ These clients do NOT wait for notifications before their requests (unlike tests/
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from litestar import Litestar
@@ -22,7 +22,7 @@ from tenantry.auth.cache import EXPIRY_MARGIN_S, PrincipalCache
 from tenantry.auth.tokens import token_digest
 from tenantry.core.context import Principal
 from tenantry.settings import Settings
-from tests.conftest import Tenant
+from tests.conftest import Tenant, serve
 
 Client = AsyncTestClient[Litestar]
 
@@ -46,18 +46,24 @@ class Clock:
         return self.now
 
 
-def in_days(days: float) -> datetime:
-    return datetime.now(UTC) + timedelta(days=days)
+DAY = 86_400.0
+
+
+def listening_cache(**options: object) -> PrincipalCache:
+    """A cache as its listener leaves it after subscribing."""
+    cache = PrincipalCache(**options)  # type: ignore[arg-type]
+    cache.serving = True
+    cache.heard_at = time.monotonic()
+    return cache
 
 
 def test_an_entry_lives_at_most_the_ttl_and_never_past_its_token_expiry() -> None:
     clock = Clock()
-    cache = PrincipalCache(ttl_s=60, clock=clock)
-    cache.serving = True
+    cache = listening_cache(ttl_s=60, clock=clock)
     long_lived, short_lived = principal(), principal()
-    cache.put(b"long", long_lived, in_days(30))
-    cache.put(b"short", short_lived, datetime.now(UTC) + timedelta(seconds=10 + EXPIRY_MARGIN_S))
-    cache.put(b"expired", principal(), datetime.now(UTC) + timedelta(seconds=1))  # inside the margin
+    assert cache.put(b"long", long_lived, 30 * DAY, cache.ticket())
+    assert cache.put(b"short", short_lived, 10 + EXPIRY_MARGIN_S, cache.ticket())
+    assert not cache.put(b"expired", principal(), EXPIRY_MARGIN_S / 2, cache.ticket())  # inside the margin
 
     assert cache.get(b"long") is long_lived
     assert cache.get(b"short") is short_lived
@@ -69,32 +75,57 @@ def test_an_entry_lives_at_most_the_ttl_and_never_past_its_token_expiry() -> Non
     assert cache.get(b"long") is None
 
 
+def test_an_answer_fetched_across_an_eviction_is_not_stored() -> None:
+    """A lookup that began before a revocation and ended after its eviction holds a stale answer."""
+    cache = listening_cache(ttl_s=60)
+    tenant = uuid.uuid4()
+    ticket = cache.ticket()  # the lookup starts...
+    cache.evict_tenant(tenant)  # ...the token is revoked and its workspace evicted (nothing cached yet)...
+    assert not cache.put(b"t", principal(tenant), DAY, ticket)  # ...and its answer arrives: refused
+    assert cache.get(b"t") is None
+
+    ticket = cache.ticket()
+    cache.clear()  # the listener lost and regained its connection meanwhile
+    assert not cache.put(b"t", principal(tenant), DAY, ticket)
+    assert cache.put(b"t", principal(tenant), DAY, cache.ticket())
+
+
 def test_eviction_by_workspace_leaves_other_workspaces_alone_and_the_size_is_bounded() -> None:
-    cache = PrincipalCache(ttl_s=60, max_entries=3)
-    cache.serving = True
+    cache = listening_cache(ttl_s=60, max_entries=3)
     tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
-    cache.put(b"a1", principal(tenant_a), in_days(1))
-    cache.put(b"a2", principal(tenant_a), in_days(1))
-    cache.put(b"b1", principal(tenant_b), in_days(1))
+    cache.put(b"a1", principal(tenant_a), DAY, cache.ticket())
+    cache.put(b"a2", principal(tenant_a), DAY, cache.ticket())
+    cache.put(b"b1", principal(tenant_b), DAY, cache.ticket())
     cache.evict_tenant(tenant_a)
     assert (cache.get(b"a1"), cache.get(b"a2")) == (None, None)
     assert cache.get(b"b1") is not None
 
     for n in range(5):
-        cache.put(f"x{n}".encode(), principal(tenant_b), in_days(1))
+        cache.put(f"x{n}".encode(), principal(tenant_b), DAY, cache.ticket())
     assert len(cache) == 3  # least recently used first out
     assert cache.get(b"b1") is None
     assert cache.get(b"x4") is not None
 
 
-def test_a_cache_that_is_not_serving_neither_answers_nor_stores() -> None:
+def test_a_cache_that_is_not_listening_neither_answers_nor_stores() -> None:
     cache = PrincipalCache(ttl_s=60)
-    cache.put(b"t", principal(), in_days(1))
+    assert not cache.put(b"t", principal(), DAY, cache.ticket())
     cache.serving = True
+    cache.heard_at = time.monotonic()
     assert cache.get(b"t") is None
-    cache.put(b"t", principal(), in_days(1))
+    assert cache.put(b"t", principal(), DAY, cache.ticket())
     cache.serving = False
     assert cache.get(b"t") is None
+
+
+def test_a_listener_that_has_not_been_heard_from_within_the_lease_stops_the_cache() -> None:
+    """A connection that dies without a word (no RST) must not leave the cache serving."""
+    cache = listening_cache(ttl_s=60, lease_s=3)
+    cache.put(b"t", principal(), DAY, cache.ticket())
+    assert cache.get(b"t") is not None
+    cache.heard_at = time.monotonic() - 4  # no keepalive answer for 4 s
+    assert cache.get(b"t") is None
+    assert not cache.put(b"u", principal(), DAY, cache.ticket())
 
 
 @pytest.fixture
@@ -103,10 +134,10 @@ async def raw_client(app: Litestar) -> AsyncIterator[Client]:
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
         # The lifespan (and the listener) runs on the test client's own thread and loop: poll.
         for _ in range(200):
-            if app.state.principal_cache.serving:
+            if app.state.principal_cache.listening():
                 break
             await asyncio.sleep(0.05)
-        assert app.state.principal_cache.serving
+        assert app.state.principal_cache.listening()
         yield client
 
 
@@ -236,3 +267,37 @@ async def test_while_the_listener_is_deaf_nothing_is_served_from_memory(
     assert listener.subscriptions > subscriptions
     assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 401
     assert (await raw_client.get("/v1/whoami", headers=tenant_a.headers)).status_code == 200  # and it serves again
+
+
+async def test_a_lookup_that_straddles_a_revocation_does_not_cache_the_stale_answer(
+    app: Litestar, tenant_a: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reviewer's reproduction: the database answers, the token is revoked (and evicted, with
+    nothing cached yet), then the old answer arrives. Before tickets it was served for a whole TTL."""
+    async with serve(app) as client:
+        for _ in range(200):
+            if app.state.principal_cache.listening():
+                break
+            await asyncio.sleep(0.05)
+        created = await client.post("/v1/tokens", json={"name": "race"}, headers=tenant_a.headers)
+        token, token_id = created.json()["token"], created.json()["id"]
+        target = token_digest(token, settings.token_pepper)
+        answered, release = asyncio.Event(), asyncio.Event()
+        real = middleware_module.resolve_token
+
+        async def delayed(engine: AsyncEngine, digest: bytes, fingerprint: str = "") -> object:
+            resolution = await real(engine, digest, fingerprint)
+            if digest == target and not release.is_set():
+                answered.set()
+                await release.wait()  # a scheduling delay after the database answered
+            return resolution
+
+        monkeypatch.setattr(middleware_module, "resolve_token", delayed)
+        in_flight = asyncio.create_task(client.get("/v1/whoami", headers=bearer(token)))
+        await asyncio.wait_for(answered.wait(), timeout=10)
+        assert (await client.delete(f"/v1/tokens/{token_id}", headers=tenant_a.headers)).status_code == 204
+        await app.state.auth_listener.sync()
+        release.set()
+        await in_flight  # answered with what it read before the revocation: it was in flight
+        later = [(await client.get("/v1/whoami", headers=bearer(token))).status_code for _ in range(3)]
+        assert later == [401, 401, 401]

@@ -12,9 +12,15 @@ resolve_token() reads changes:
   after a write through the admin or public routes, so a client that revokes a token and uses it
   next is refused whatever the notification's timing.
 
-The cache serves only while the listener is subscribed. When its connection is lost, every entry
-is dropped and each request is resolved in the database again until it is back: a change missed
+The cache serves only while the listener is subscribed and has heard from PostgreSQL within the
+last `LEASE_S` seconds (it asks every `KEEPALIVE_S`): a connection that dies silently stops the
+cache within seconds, not at the next TCP timeout. When its connection is lost, every entry is
+dropped and each request is resolved in the database again until it is back: a change missed
 while deaf can never be served from memory.
+
+An answer is stored only if nothing was evicted while it was being fetched (`ticket()` before the
+lookup, `put(..., ticket)` after): a lookup that started before a revocation and finished after
+its eviction would otherwise store the stale answer for a whole TTL.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -36,9 +41,11 @@ import asyncpg
 from tenantry.core.context import Principal
 
 CHANNEL = "auth_changed"
-# Expiry is decided by the database's clock; stop trusting an entry this long before it, so a
-# modest skew between the API's clock and the server's never lets an expired token through.
-EXPIRY_MARGIN_S = 2.0
+# The database says how many seconds its token has left (by its own clock, so the API's clock
+# does not matter); an entry stops this much earlier, for the time the answer took to arrive.
+EXPIRY_MARGIN_S = 1.0
+KEEPALIVE_S = 1.0
+LEASE_S = 3.0
 
 log = logging.getLogger("tenantry.auth.cache")
 
@@ -52,11 +59,20 @@ class _Entry:
 class PrincipalCache:
     """A bounded LRU of principals by token digest, evictable by workspace."""
 
-    def __init__(self, ttl_s: float, max_entries: int = 50_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+        lease_s: float = LEASE_S,
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.clock = clock
+        self.lease_s = lease_s
         self.serving = False  # set only by the listener, while it is subscribed
+        self.heard_at = float("-inf")  # time.monotonic() of the listener's last contact
+        self._changes = 0  # bumped by every eviction: see ticket()
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._by_tenant: dict[uuid.UUID, set[bytes]] = {}
         # Uncontended in a server (one event loop); a test client runs the lifespan, and with it
@@ -66,8 +82,16 @@ class PrincipalCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def listening(self) -> bool:
+        """Subscribed, and heard from PostgreSQL recently enough to trust that nothing was missed."""
+        return self.serving and time.monotonic() - self.heard_at <= self.lease_s
+
+    def ticket(self) -> int:
+        """Take before looking a token up; `put` refuses the answer if anything was evicted since."""
+        return self._changes
+
     def get(self, digest: bytes) -> Principal | None:
-        if not self.serving:
+        if not self.listening():
             return None
         with self._lock:
             entry = self._entries.get(digest)
@@ -79,27 +103,33 @@ class PrincipalCache:
             self._entries.move_to_end(digest)
             return entry.principal
 
-    def put(self, digest: bytes, principal: Principal, expires_at: datetime) -> None:
-        if not self.serving:
-            return
-        remaining = (expires_at - datetime.now(UTC)).total_seconds() - EXPIRY_MARGIN_S
-        lifetime = min(self.ttl_s, remaining)
+    def put(self, digest: bytes, principal: Principal, expires_in_s: float, ticket: int) -> bool:
+        """Store an answer fetched after `ticket()`; `expires_in_s` is the token's time left by the
+        database's clock. Returns whether it was stored."""
+        if not self.listening():
+            return False
+        lifetime = min(self.ttl_s, expires_in_s - EXPIRY_MARGIN_S)
         if lifetime <= 0:
-            return
+            return False
         with self._lock:
+            if ticket != self._changes:
+                return False  # something changed while the answer was on its way: it may be stale
             self._remove(digest)
             self._entries[digest] = _Entry(principal, self.clock() + lifetime)
             self._by_tenant.setdefault(principal.tenant_id, set()).add(digest)
             while len(self._entries) > self.max_entries:
                 self._remove(next(iter(self._entries)))
+        return True
 
     def evict_tenant(self, tenant_id: uuid.UUID) -> None:
         with self._lock:
+            self._changes += 1
             for digest in self._by_tenant.pop(tenant_id, set()):
                 self._entries.pop(digest, None)
 
     def clear(self) -> None:
         with self._lock:
+            self._changes += 1
             self._entries.clear()
             self._by_tenant.clear()
 
@@ -121,7 +151,7 @@ class AuthChangeListener:
         dsn: str,
         cache: PrincipalCache,
         *,
-        keepalive_s: float = 10.0,
+        keepalive_s: float = KEEPALIVE_S,
         retry_s: float = 1.0,
         connect: Callable[..., Any] = asyncpg.connect,
     ) -> None:
@@ -167,6 +197,7 @@ class AuthChangeListener:
         async with self._lock:
             try:
                 await connection.fetchval("SELECT 1")
+                self.cache.heard_at = time.monotonic()
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
                 self._on_lost(connection)
 
@@ -191,12 +222,14 @@ class AuthChangeListener:
         await connection.add_listener(CHANNEL, self._on_change)
         # Changes made while nobody listened are unknown: start empty.
         self.cache.clear()
+        self.cache.heard_at = time.monotonic()
         self.cache.serving = True
         self.subscriptions += 1
         self.subscribed.set()
 
     async def _watch(self) -> None:
-        """Wait for the connection to end; a silent network drop is caught by a periodic query."""
+        """Wait for the connection to end, renewing the cache's lease with a query every keepalive;
+        a silent network drop lets the lease run out (the cache stops serving) and fails the query."""
         while not self._lost.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), timeout=self.keepalive_s)
@@ -206,8 +239,10 @@ class AuthChangeListener:
                 if connection is None:
                     return
                 await asyncio.wait_for(connection.fetchval("SELECT 1"), timeout=self.keepalive_s)
+                self.cache.heard_at = time.monotonic()
 
     def _on_change(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.cache.heard_at = time.monotonic()
         try:
             self.cache.evict_tenant(uuid.UUID(payload))
         except ValueError:

@@ -45,6 +45,7 @@ ADMIN_PATHS = re.compile(r"^/admin/")
 # role or activity). After such a write this process forgets the workspace's cached principals
 # before answering; other processes learn it from PostgreSQL's notification.
 AUTH_CHANGING_TENANT_PATHS = re.compile(r"^/v1/(?:tokens|members|invitations)(?:/|$)")
+LEAK_REPORT_PATH = "/v1/tokens/leak-report"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BEARER = re.compile(r"^Bearer ([^\s]+)$", re.IGNORECASE)
 _REFUSED = "A valid bearer token is required."
@@ -68,8 +69,11 @@ class AuthenticationMiddleware:
             return
         path = scope["path"]
         if PUBLIC_PATHS.match(path):
-            # Leak reports revoke tokens of any workspace: forget everything after a public write.
-            await self.app(scope, receive, self._forgetting(scope, send, None))
+            # A leak report revokes tokens of any workspace: forget everything after one. (Signing
+            # in and accepting an invitation only add tokens, which nothing has cached.)
+            if path == LEAK_REPORT_PATH:
+                send = self._forgetting(scope, send, None)
+            await self.app(scope, receive, send)
             return
         resets: list[tuple[ContextVar[Any], Token[Any]]] = []
         if ADMIN_PATHS.match(path):
@@ -117,12 +121,15 @@ class AuthenticationMiddleware:
         state = scope["app"].state
         digest = token_digest(token, state.settings.token_pepper)
         cache: PrincipalCache | None = state.get("principal_cache")
-        if cache is not None and (cached := cache.get(digest)) is not None:
-            return cached
+        ticket = 0
+        if cache is not None:
+            if (cached := cache.get(digest)) is not None:
+                return cached
+            ticket = cache.ticket()
         resolution = await resolve_token(state.engine, digest, token_fingerprint(token))
         if cache is not None:
-            if resolution.principal is not None and resolution.expires_at is not None:
-                cache.put(digest, resolution.principal, resolution.expires_at)
+            if resolution.principal is not None and resolution.expires_in_s is not None:
+                cache.put(digest, resolution.principal, resolution.expires_in_s, ticket)
             elif resolution.tenant_id is not None:
                 # A refused token of a known workspace: presenting a rotated token after its grace
                 # has just revoked its family (reuse detection), so forget the workspace here now.

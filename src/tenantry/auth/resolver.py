@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, TextClause, text
@@ -19,7 +18,7 @@ from tenantry.core.context import AdminPrincipal, Principal
 
 _RESOLVE = text(
     "SELECT token_id, tenant_id, user_id, membership_id, member_role, permissions, expired, revoked, "
-    "member_active, workspace_status, max_token_lifetime_days, expires_at FROM public.resolve_token(:digest)"
+    "member_active, workspace_status, max_token_lifetime_days, expires_in_s FROM public.resolve_token(:digest)"
 )
 _RESOLVE_ADMIN = text("SELECT token_id, name, valid FROM public.resolve_admin_token(:digest)")
 
@@ -32,7 +31,8 @@ class Resolution:
     workspace_status: str | None = None
     # The token's workspace, also when it is refused (a refusal may mean its tokens just changed).
     tenant_id: uuid.UUID | None = None
-    expires_at: datetime | None = None
+    # Seconds the token has left by the database's clock (the API's clock is never consulted).
+    expires_in_s: float | None = None
 
 
 INVALID = Resolution(principal=None)
@@ -68,7 +68,7 @@ async def resolve_token(engine: AsyncEngine, digest: bytes, fingerprint: str = "
         ),
         workspace_status="active",
         tenant_id=row.tenant_id,
-        expires_at=row.expires_at,
+        expires_in_s=row.expires_in_s,
     )
 
 
