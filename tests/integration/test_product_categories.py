@@ -141,21 +141,26 @@ async def test_name_prefix_search_has_an_index_led_by_tenant_id(admin_engine: As
     assert "(tenant_id, name_lower text_pattern_ops)" in definition
 
 
-async def test_the_name_prefix_query_uses_that_index_under_rls(
-    admin_engine: AsyncEngine, app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant
-) -> None:
-    """The repository's own query, planned as the tenant role with its policy applied, on a catalog
-    large enough that reading it all would cost: the prefix becomes an index range."""
+async def insert_bulk_products(admin_engine: AsyncEngine, tenant: Tenant, count: int = 5000) -> None:
+    """A catalog large enough that reading it all would show in a plan, with fresh statistics."""
     async with admin_engine.begin() as connection:
         await connection.execute(
             text(
                 "INSERT INTO public.products (tenant_id, id, name, price_cents, currency, sku) "
                 "SELECT :t, gen_random_uuid(), 'Product ' || n, n, 'EUR', 'BULK-' || n "
-                "FROM generate_series(1, 5000) AS n"
+                "FROM generate_series(1, :count) AS n"
             ),
-            {"t": tenant_a.id},
+            {"t": tenant.id, "count": count},
         )
         await connection.execute(text("ANALYZE public.products"))
+
+
+async def test_the_name_prefix_query_uses_that_index_under_rls(
+    admin_engine: AsyncEngine, app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant
+) -> None:
+    """The repository's own query, planned as the tenant role with its policy applied, on a catalog
+    large enough that reading it all would cost: the prefix becomes an index range."""
+    await insert_bulk_products(admin_engine, tenant_a)
     query = ProductRepository(None, tenant_a.id).filtered(  # type: ignore[arg-type]
         include_deleted=False, name_prefix="Espresso"
     )
@@ -169,16 +174,7 @@ async def test_the_name_prefix_query_uses_that_index_under_rls(
 async def test_every_list_order_reads_one_page_from_an_index_instead_of_sorting_the_workspace(
     admin_engine: AsyncEngine, app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant, sort: str
 ) -> None:
-    async with admin_engine.begin() as connection:
-        await connection.execute(
-            text(
-                "INSERT INTO public.products (tenant_id, id, name, price_cents, currency, sku) "
-                "SELECT :t, gen_random_uuid(), 'Product ' || n, n, 'EUR', 'BULK-' || n "
-                "FROM generate_series(1, 5000) AS n"
-            ),
-            {"t": tenant_a.id},
-        )
-        await connection.execute(text("ANALYZE public.products"))
+    await insert_bulk_products(admin_engine, tenant_a)
     ordering = Ordering.parse(sort, SORTABLE, Product.id)
     query = (
         ProductRepository(None, tenant_a.id)  # type: ignore[arg-type]
