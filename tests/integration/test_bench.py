@@ -13,7 +13,7 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tenantry.bench import servers
+from tenantry.bench import servers, warm
 from tenantry.bench.database import Layout, Secrets, layout_settings
 from tenantry.bench.load import RequestSpec, run_load
 from tenantry.bench.raw_app import LIST_SQL
@@ -24,7 +24,7 @@ from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.service import SORTABLE
 from tenantry.core.pagination import Ordering
 from tenantry.settings import Settings
-from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER
+from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER, Tenant
 
 TOOLS = ["python", *(["wrk"] if shutil.which("wrk") else [])]
 
@@ -75,6 +75,9 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
     assert all(m.peak_rss_mb and min(m.peak_rss_mb) > 10 for m in report.memory)
     assert report.machine.postgres
     assert report.machine.cores >= 1
+    # Every API side that sends tokens was measured on a freshly filled token cache, and the report says so.
+    assert report.machine.auth_cache_ttl_s == 60.0
+    assert any(note.startswith("Token cache emptied and refilled") for note in report.notes), report.notes
 
     # The creates really created rows, through the API, in the workspaces the load used.
     few = layout_settings(server_url, Layout("few", 3, 20), Secrets(TEST_PEPPER, TEST_APP_PASSWORD))
@@ -102,6 +105,7 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
     assert "Hand-written method." in markdown
     assert "| a |" in markdown
     assert "tenantry bench --test" in markdown
+    assert "TENANTRY_AUTH_CACHE_TTL_S=60 s" in markdown
     write_plot(report, png_path)
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -127,3 +131,26 @@ def test_load_generators_count_answers_outside_2xx_as_errors(tool: str, settings
     assert result.p50_ms <= result.p99_ms <= result.max_ms
     assert server.peak_rss_bytes
     assert min(server.peak_rss_bytes.values()) > 10 * 2**20
+
+
+async def test_warming_sends_every_token_once_to_every_worker(
+    settings: Settings, tenant_a: Tenant, tenant_b: Tenant, tmp_path: Path
+) -> None:
+    server = await asyncio.to_thread(servers.start, "app", "uvicorn", "app", settings, 2, tmp_path)
+    try:
+        result = await warm.warm_tokens(server, [tenant_a.token, tenant_b.token, tenant_a.token])
+    finally:
+        await asyncio.to_thread(server.stop)
+    # Each worker was told apart by its socket, so the pass is exact: 2 tokens x 2 workers.
+    assert (result.workers, result.workers_reached, result.exact) == (2, 2, True)
+    assert result.tokens == 2
+    assert result.requests == 4
+    assert result.errors == 0
+
+
+def test_python_load_counts_no_request_for_a_failed_connection() -> None:
+    closed = servers.free_port()  # nothing listens there
+    result = run_load("python", f"http://127.0.0.1:{closed}", [RequestSpec("GET", "/")], connections=2, seconds=0.3)
+    assert result.socket_errors > 0
+    assert result.requests == 0
+    assert result.rps == 0.0

@@ -233,3 +233,17 @@ async def server_settings(settings: Settings, names: tuple[str, ...]) -> dict[st
             return {name: value for name, value in rows}
     finally:
         await engine.dispose()
+
+
+async def flush_principal_caches(settings: Settings) -> None:
+    """Make every API worker on this database drop its whole token cache (auth/cache.py).
+
+    A payload that is not a workspace id makes the listener clear everything: the same path a
+    real change takes, so the bench needs no hook in the app.
+    """
+    engine = admin_engine(settings)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("SELECT pg_notify('auth_changed', 'tenantry bench: flush')"))
+    finally:
+        await engine.dispose()

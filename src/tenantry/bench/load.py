@@ -164,7 +164,8 @@ async def run_python(base_url: str, specs: Sequence[RequestSpec], *, connections
     await asyncio.gather(*(worker(n) for n in range(connections)))
     elapsed = time.perf_counter() - started
     latencies.sort()
-    done = len(latencies) + socket_errors
+    # Completed answers only, as wrk counts: a failed connection is an error, not a request served.
+    done = len(latencies)
     return LoadResult(
         tool="python",
         connections=connections,

@@ -50,7 +50,14 @@ def render_markdown(report: BenchReport, plot_name: str | None) -> str:
         f"- PostgreSQL {m.postgres} (untuned: {pg})",
         f"- Python {m.python}; server {m.server}, {m.workers} workers per server; load: {m.load_tool}",
         f"- {report.connections} connections, {report.rounds} interleaved rounds of {report.duration_s:g} s "
-        f"per side after {report.warmup_s:g} s of warm-up",
+        f"per side (order alternating: A B, B A, ...) after {report.warmup_s:g} s of warm-up",
+        "- Token cache: "
+        + (
+            f"TENANTRY_AUTH_CACHE_TTL_S={m.auth_cache_ttl_s:g} s, per worker process; warm (filled before each side)"
+            if m.auth_cache_ttl_s > 0
+            else "off (TENANTRY_AUTH_CACHE_TTL_S=0): every request resolves its token in the database"
+        ),
+        *(f"- **{note}**" if note.startswith("WARNING") else f"- {note}" for note in report.notes),
         "",
         "Databases:",
         "",

@@ -65,6 +65,7 @@ class Machine(msgspec.Struct, kw_only=True):
     server: str
     workers: int
     load_tool: str
+    auth_cache_ttl_s: float = 60.0  # the API's token cache TTL (0: off); older results files predate it
 
 
 class LayoutResult(msgspec.Struct, kw_only=True):
@@ -90,6 +91,7 @@ class BenchReport(msgspec.Struct, kw_only=True):
     singles: list[SingleResult]
     memory: list[WorkerMemory]
     total_seconds: float
+    notes: list[str] = msgspec.field(default_factory=list)  # warnings and the cache warming, as printed
 
 
 def combine(label: str, server: str, rounds: Sequence[LoadResult]) -> SideResult:

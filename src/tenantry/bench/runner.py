@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tenantry.bench import ALL_SCENARIOS, database, scenarios, servers
+from tenantry.bench import ALL_SCENARIOS, database, scenarios, servers, warm
 from tenantry.bench.load import LoadResult, LoadTool, pick_tool, run_load
 from tenantry.bench.results import (
     BenchReport,
@@ -52,6 +52,7 @@ class BenchOptions:
     server: servers.ServerKind = "uvicorn"
     load: str = "auto"
     load_threads: int = 1
+    auth_cache_ttl_s: float = 60.0  # TENANTRY_AUTH_CACHE_TTL_S of the API servers; 0 = cache off
     json_path: Path | None = None
     report_path: Path | None = None
     plot_path: Path | None = None
@@ -70,6 +71,22 @@ class Bench:
         self.tool: LoadTool = pick_tool(options.load)
         self.running: dict[str, servers.RunningServer] = {}
         self.memory: list[WorkerMemory] = []
+        self.server_settings: dict[str, Settings] = {}
+        self.notes: list[str] = []
+        self.warm_runs: list[warm.WarmResult] = []
+        if self.tool == "python" and {"a", "b", "c"} & set(options.scenarios):
+            self._note(
+                "WARNING: the Python load generator was used (wrk "
+                + ("not installed" if options.load == "auto" else "not chosen")
+                + "). It is slower than the servers, so throughput pairs a-c are bounded by the client "
+                "and their ratios understate differences; install wrk for numbers worth reading."
+            )
+        ttl = options.auth_cache_ttl_s
+        if ttl > 0 and options.duration + options.warmup >= ttl / 2:
+            self._note(
+                f"WARNING: --duration {options.duration:g} s (+ warm-up {options.warmup:g} s) is not short next to "
+                f"the token cache TTL of {ttl:g} s: entries may expire inside a measured window and add misses."
+            )
 
     def _progress(self) -> Progress:
         if self.console.is_terminal:
@@ -78,6 +95,11 @@ class Bench:
 
     def _log(self, message: str) -> None:
         self.console.print(f"[bold]bench[/bold] {message}", highlight=False)
+
+    def _note(self, message: str) -> None:
+        """Said now on the console and again in the report."""
+        self.notes.append(message)
+        self._log(f"[yellow]{message}[/yellow]")
 
     def run(self) -> BenchReport:
         options, started = self.options, time.perf_counter()
@@ -106,6 +128,8 @@ class Bench:
                 asyncio.run(database.ensure_norls_copy(few_settings))
             pairs, singles = self._measure(wanted, few_settings, few, many_settings, many)
             machine = self._machine(few_settings)
+            if self.warm_runs:
+                self.notes.append(self._warm_summary())
         finally:
             for server in list(self.running.values()):
                 self._stop(server)
@@ -124,6 +148,7 @@ class Bench:
             singles=singles,
             memory=self.memory if "f" in wanted else [],
             total_seconds=time.perf_counter() - started,
+            notes=self.notes,
         )
 
     def _seed(self, layout: database.Layout, settings: Settings) -> LayoutResult:
@@ -153,8 +178,15 @@ class Bench:
             target: servers.Target = "raw" if role == "raw" else "app"
             self._log(f"starting {role} ({self.options.server}, {self.options.workers} workers)")
             self.running[role] = servers.start(
-                role, self.options.server, target, settings, self.options.workers, self.options.data_dir / "logs"
+                role,
+                self.options.server,
+                target,
+                settings,
+                self.options.workers,
+                self.options.data_dir / "logs",
+                auth_cache_ttl_s=self.options.auth_cache_ttl_s,
             )
+            self.server_settings[role] = settings
         return self.running[role]
 
     def _stop(self, server: servers.RunningServer) -> None:
@@ -168,6 +200,50 @@ class Bench:
                 peak_rss_mb=[round(v / 2**20, 1) for v in sorted(server.peak_rss_bytes.values())],
             )
         )
+
+    def _warm(self, server: servers.RunningServer, side: scenarios.Side) -> None:
+        """Empty the server's token caches, then fill them with every token the side sends, in every worker.
+
+        Emptied first so that every entry is put just before the window and lives `ttl` from then:
+        with the window shorter than that, the side is measured on hits only, whatever ran before.
+        """
+        tokens = [spec.token for spec in side.specs if spec.token]
+        if server.target != "app" or not tokens or self.options.auth_cache_ttl_s <= 0:
+            return
+        asyncio.run(database.flush_principal_caches(self.server_settings[server.label]))
+        time.sleep(0.5)  # the NOTIFY reaches the workers' listeners asynchronously
+        result = asyncio.run(warm.warm_tokens(server, tokens))
+        self.warm_runs.append(result)
+        how = "every worker" if result.exact else f"{result.workers_reached}/{result.workers} workers identified"
+        self._log(
+            f"  warmed {server.label}'s token cache: {result.tokens:,} tokens, {result.requests:,} requests "
+            f"({how}) in {result.seconds:.1f} s"
+        )
+        if result.errors:
+            raise RuntimeError(f"warming {server.label}: {result.errors} tokens were refused; see {server.log_path}")
+        if result.seconds + self.options.duration >= self.options.auth_cache_ttl_s:
+            self._note(
+                f"WARNING: warming {server.label} took {result.seconds:.1f} s; with {self.options.duration:g} s of "
+                f"load the first entries expire (TTL {self.options.auth_cache_ttl_s:g} s) inside the window."
+            )
+
+    def _warm_summary(self) -> str:
+        runs = self.warm_runs
+        inexact = sum(1 for r in runs if not r.exact)
+        reach = (
+            "each worker identified by its socket and sent every token"
+            if not inexact
+            else f"in {inexact} of them not every worker could be identified: every token went over "
+            f"workers x 3 connections instead"
+        )
+        return (
+            f"Token cache emptied and refilled before each measured API side: {len(runs)} fills, "
+            f"longest {max(r.seconds for r in runs):.1f} s, {sum(r.requests for r in runs):,} requests; {reach}."
+        )
+
+    def _measured(self, server: servers.RunningServer, side: scenarios.Side, seconds: float) -> LoadResult:
+        self._warm(server, side)
+        return self._load(server, side, seconds)
 
     def _load(self, server: servers.RunningServer, side: scenarios.Side, seconds: float) -> LoadResult:
         result = run_load(
@@ -190,14 +266,21 @@ class Bench:
         self._log(f"scenario {pair.key}: {pair.title}")
         base_server, subject_server = resolve(pair.baseline.server), resolve(pair.subject.server)
         if options.warmup > 0:
-            self._load(base_server, pair.baseline, options.warmup)
-            self._load(subject_server, pair.subject, options.warmup)
+            self._measured(base_server, pair.baseline, options.warmup)
+            self._measured(subject_server, pair.subject, options.warmup)
         baseline, subject = [], []
         for number in range(1, options.rounds + 1):
-            baseline.append(self._load(base_server, pair.baseline, options.duration))
-            subject.append(self._load(subject_server, pair.subject, options.duration))
+            # A B, B A, A B ...: neither side always runs first (after the other's load, on a warmer machine).
+            if number % 2:
+                baseline.append(self._measured(base_server, pair.baseline, options.duration))
+                subject.append(self._measured(subject_server, pair.subject, options.duration))
+                order = "baseline first"
+            else:
+                subject.append(self._measured(subject_server, pair.subject, options.duration))
+                baseline.append(self._measured(base_server, pair.baseline, options.duration))
+                order = "subject first"
             self._log(
-                f"  round {number}: {pair.baseline.label} {_brief(baseline[-1])} | "
+                f"  round {number} ({order}): {pair.baseline.label} {_brief(baseline[-1])} | "
                 f"{pair.subject.label} {_brief(subject[-1])}"
             )
         result = judge_pair(pair, baseline, subject)
@@ -229,6 +312,10 @@ class Bench:
             self._stop(self.running["raw"])
         if "c" in wanted:
             pairs.append(self._pair(scenarios.pair_c(few), resolve))
+        # d before e: e creates products in the small database, after which its products would no
+        # longer be the same as the large one's.
+        if "d" in wanted:
+            pairs.append(self._pair(scenarios.pair_d(few, many), resolve))
         if "e" in wanted:
             ids = asyncio.run(
                 database.sample_product_ids(
@@ -239,13 +326,11 @@ class Bench:
             for single in scenarios.singles_e(few, ids):
                 self._log(f"scenario {single.key}: {single.title}")
                 if self.options.warmup > 0:
-                    self._load(app, single.side, self.options.warmup)
-                rounds = [self._load(app, single.side, self.options.duration) for _ in range(self.options.rounds)]
+                    self._measured(app, single.side, self.options.warmup)
+                rounds = [self._measured(app, single.side, self.options.duration) for _ in range(self.options.rounds)]
                 judged = judge_single(single.key, single.title, combine(single.side.label, "app", rounds))
                 self._log(f"  {single.key}: {_brief(rounds[-1])}: {judged.verdict}")
                 singles.append(judged)
-        if "d" in wanted:
-            pairs.append(self._pair(scenarios.pair_d(few, many), resolve))
         if "f" in wanted and not self.running:
             resolve("app")  # f alone: at least the API's idle footprint
         return pairs, singles
@@ -262,6 +347,7 @@ class Bench:
             server=f"{self.options.server} {_version(self.options.server)}",
             workers=self.options.workers,
             load_tool=_tool_version(self.tool),
+            auth_cache_ttl_s=self.options.auth_cache_ttl_s,
         )
 
 

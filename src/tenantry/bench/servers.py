@@ -54,7 +54,7 @@ def server_command(kind: ServerKind, target: Target, workers: int, port: int) ->
     ]  # fmt: skip
 
 
-def server_environment(settings: Settings, port: int, workers: int) -> dict[str, str]:
+def server_environment(settings: Settings, port: int, workers: int, auth_cache_ttl_s: float = 60.0) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TENANTRY_", "DATABASE_URL"))}
     env.update(
         {
@@ -67,6 +67,8 @@ def server_environment(settings: Settings, port: int, workers: int) -> dict[str,
             "TENANTRY_HOST": "127.0.0.1",
             "TENANTRY_PORT": str(port),
             "TENANTRY_LOG_LEVEL": "WARNING",
+            # Set explicitly (every TENANTRY_* of this shell was dropped above): 0 measures the uncached path.
+            "TENANTRY_AUTH_CACHE_TTL_S": f"{auth_cache_ttl_s:g}",
         }
     )
     # The workers import tenantry from wherever this process did (a checkout, not only the install).
@@ -136,7 +138,13 @@ def read_peak_rss(pid: int) -> int | None:
 
 
 def start(
-    label: str, kind: ServerKind, target: Target, settings: Settings, workers: int, log_dir: Path
+    label: str,
+    kind: ServerKind,
+    target: Target,
+    settings: Settings,
+    workers: int,
+    log_dir: Path,
+    auth_cache_ttl_s: float = 60.0,
 ) -> RunningServer:
     """Start a server process and wait until every worker answers (or fail with its log)."""
     port = free_port()
@@ -145,7 +153,7 @@ def start(
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 -- our own fixed command line
             server_command(kind, target, workers, port),
-            env=server_environment(settings, port, workers),
+            env=server_environment(settings, port, workers, auth_cache_ttl_s),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
