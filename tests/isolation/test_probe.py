@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from litestar import Controller, Litestar, Request, get
+from litestar import Controller, Litestar, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from sqlalchemy import text
@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.admin.tables import tenant_tables
 from tenantry.app import create_app
+from tenantry.catalog.samples import product_sample
 from tenantry.core.context import Principal
 from tenantry.probe.discovery import routes_of_app
 from tenantry.probe.findings import ProbeReport
-from tenantry.probe.samples import Ids, Sample, TenantApi, Use
+from tenantry.probe.samples import PROBE_EMAIL_DOMAIN, Ids, Sample, SampleFactory, TenantApi, Use
 from tenantry.probe.targets import probe_app
 from tenantry.samples import SAMPLES
 from tenantry.settings import Settings
@@ -52,17 +53,36 @@ def _describe(report: ProbeReport) -> str:
     )
 
 
+async def _user_emails(admin_engine: AsyncEngine) -> set[str]:
+    async with admin_engine.connect() as connection:
+        return set((await connection.execute(text("SELECT email FROM users"))).scalars())
+
+
+def _served(report: ProbeReport) -> list[str]:
+    return [r for r in report.checked.routes if r not in report.checked.not_served]
+
+
 async def test_probe_of_the_real_app_finds_nothing_and_reaches_every_tenant_route(
     app: Litestar, admin_headers: dict[str, str], admin_engine: AsyncEngine
 ) -> None:
+    users_before = await _user_emails(admin_engine)
+
     report = await probe_app(app, _token(admin_headers), SAMPLES, ground_truth=_rows_of(admin_engine))
 
     assert report.findings == [], _describe(report)
     assert report.ok
     discovered = {str(r) for r in routes_of_app(app)}
     assert set(report.checked.routes) == discovered
-    assert report.checked.probed == report.checked.routes
     assert len(discovered) > 40  # 37 operations and a HEAD per GET
+    # Every served route was probed; only HEAD routes (Litestar answers them 405) are not served.
+    assert report.checked.probed == _served(report)
+    assert all(r.startswith("HEAD ") for r in report.checked.not_served)
+    assert all(r.startswith("GET ") for r in discovered - set(report.checked.probed) - set(report.checked.not_served))
+    assert report.checked.comparisons > len(report.checked.probed)
+    # The purge deletes no users: the probe's own stay behind, all in the reserved domain.
+    left = await _user_emails(admin_engine) - users_before
+    assert left, "the probe accepts invitations, so it makes users"
+    assert all(email.endswith("@" + PROBE_EMAIL_DOMAIN) for email in left), left
 
 
 # --- a deliberately leaky app ---------------------------------------------------------------------
@@ -89,6 +109,24 @@ def leaky_controller(privileged: AsyncEngine) -> type[Controller]:
                 raise NotFoundException()
             return Peek(id=row.id, name=row.name)
 
+        @post("/products/{product_id:str}/touch", operation_id="touchProduct", status_code=200)
+        async def touch_product(self, product_id: FromPath[uuid.UUID], request: Request[Principal, Any, Any]) -> Peek:
+            """A write that runs in the workspace a header names: A's product is not in B (404)."""
+            try:
+                tenant = uuid.UUID(request.headers.get("x-tenant-id") or str(request.user.tenant_id))
+            except ValueError:
+                tenant = request.user.tenant_id
+            async with privileged.begin() as connection:
+                row = (
+                    await connection.execute(
+                        text("UPDATE products SET name = name WHERE id = :id AND tenant_id = :t RETURNING id, name"),
+                        {"id": product_id, "t": tenant},
+                    )
+                ).first()
+            if row is None:
+                raise NotFoundException()
+            return Peek(id=row.id, name=row.name)
+
         @get("/catalog", operation_id="peekCatalog")
         async def peek_catalog(self, request: Request[Principal, Any, Any]) -> list[Peek]:
             tenant = request.headers.get("x-tenant-id") or str(request.user.tenant_id)
@@ -103,7 +141,11 @@ def leaky_controller(privileged: AsyncEngine) -> type[Controller]:
 
 async def leaky_sample(api: TenantApi, made: Ids) -> Sample:
     return Sample(
-        routes={"GET /v1/leaky/products/{product_id}": Use(), "GET /v1/leaky/catalog": Use()},
+        routes={
+            "GET /v1/leaky/products/{product_id}": Use(),
+            "GET /v1/leaky/catalog": Use(),
+            "POST /v1/leaky/products/{product_id}/touch": Use(),
+        },
     )
 
 
@@ -123,12 +165,15 @@ async def test_probe_reports_a_route_that_reads_past_rls_or_takes_the_tenant_fro
     assert not report.ok
     found = {(f.check, f.route) for f in report.findings}
     by_id, by_header = "GET /v1/leaky/products/{product_id}", "GET /v1/leaky/catalog"
+    write_by_header = "POST /v1/leaky/products/{product_id}/touch"
     assert ("foreign-id", by_id) in found  # 200 for B's product, 404 for a random id
     assert ("leak", by_id) in found
     assert ("tenant-header", by_header) in found
     assert ("leak", by_header) in found
-    # The app's own routes stay clean: every finding is about the two leaky routes.
-    assert {f.route for f in report.findings} <= {by_id, by_header, "HEAD /v1/leaky/catalog"}, _describe(report)
+    # The write run in B finds no A product there (404 against the control's 200); B is unchanged.
+    assert ("tenant-header", write_by_header) in found
+    # The app's own routes stay clean: every finding is about the leaky routes.
+    assert {f.route for f in report.findings} <= {by_id, by_header, write_by_header}, _describe(report)
     assert all(f.severity in ("critical", "high") for f in report.findings)
 
 
@@ -154,6 +199,32 @@ async def test_probe_reports_a_tenant_route_no_sample_covers_as_unprobed(
     ], _describe(report)
     assert "GET /v1/widgets/{widget_id}" in report.checked.routes
     assert "GET /v1/widgets/{widget_id}" not in report.checked.probed
+
+
+def with_route(factory: SampleFactory, route: str, use: Use) -> SampleFactory:
+    """The sample `factory`, calling `route` as `use` says instead."""
+
+    async def changed(api: TenantApi, made: Ids) -> Sample:
+        sample = await factory(api, made)
+        return Sample(ids=sample.ids, routes={**sample.routes, route: use})
+
+    return changed
+
+
+async def test_probe_reports_a_route_whose_own_valid_request_fails_instead_of_passing_it(
+    app: Litestar, admin_headers: dict[str, str]
+) -> None:
+    """An invalid sample body gets the same 422 for B's ids and random ones: that proves nothing."""
+    patch_product = "PATCH /v1/products/{product_id}"
+    broken = with_route(product_sample, patch_product, Use(body=lambda ids: {"price_cents": "free"}))
+    samples = [broken if factory is product_sample else factory for factory in SAMPLES]
+
+    report = await probe_app(app, _token(admin_headers), samples)
+
+    assert [(f.check, f.route) for f in report.findings] == [("control-failed", patch_product)], _describe(report)
+    assert "422" in report.findings[0].message
+    assert patch_product not in report.checked.probed
+    assert report.checked.probed == [r for r in _served(report) if r != patch_product]
 
 
 class HiddenController(Controller):
@@ -262,7 +333,9 @@ async def test_probe_command_against_a_running_server_exits_0(
     assert report["findings"] == []
     assert report["checked"]["target"] == base_url
     assert len(report["checked"]["routes"]) > 40
-    assert report["checked"]["probed"] == report["checked"]["routes"]
+    served = [r for r in report["checked"]["routes"] if r not in report["checked"]["not_served"]]
+    assert report["checked"]["probed"] == served
+    assert all(r.startswith("HEAD ") for r in report["checked"]["not_served"])
 
 
 async def test_probe_command_in_process_exits_0_and_without_a_token_for_a_deployment_exits_2(

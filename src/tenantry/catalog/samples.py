@@ -17,6 +17,16 @@ async def product_sample(api: TenantApi, made: Ids) -> Sample:
 
     created = await api.post("/v1/products", product(made))
     await api.post("/v1/products", product(made))
+
+    async def live_product(ids: Ids) -> dict[str, str]:
+        return {"product_id": (await api.post("/v1/products", product(ids)))["id"]}
+
+    async def deleted_product(ids: Ids) -> dict[str, str]:
+        # Restore and purge need a soft-deleted product (purge answers 409 for a live one).
+        fresh = await live_product(ids)
+        await api.delete(f"/v1/products/{fresh['product_id']}")
+        return fresh
+
     return Sample(
         ids={"product_id": created["id"]},
         routes={
@@ -26,8 +36,8 @@ async def product_sample(api: TenantApi, made: Ids) -> Sample:
             "PATCH /v1/products/{product_id}": Use(
                 body=lambda ids: {"name": f"Renamed {api.marker}", "category_id": ids["category_id"]}
             ),
-            "DELETE /v1/products/{product_id}": Use(),
-            "POST /v1/products/{product_id}/restore": Use(),
-            "POST /v1/products/{product_id}/purge": Use(),
+            "DELETE /v1/products/{product_id}": Use(fresh=live_product),
+            "POST /v1/products/{product_id}/restore": Use(fresh=deleted_product),
+            "POST /v1/products/{product_id}/purge": Use(fresh=deleted_product),
         },
     )

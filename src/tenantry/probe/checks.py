@@ -1,5 +1,12 @@
 """The checks, per route. Each sends requests as A and says what must hold of the answers.
 
+Every route starts with a control: A's own valid request (A's ids, a valid body) must succeed.
+Were it refused (a token without the right, a sample body gone invalid), B's ids and random ids
+would meet the same refusal and every comparison would pass without testing anything. A failed
+control is a finding ("control-failed") and the route's other checks are skipped; a HEAD route
+answering 405 is noted as not served. Routes that consume their object (`Use.fresh`) get a new one
+for the control and for every other request of A's own that must succeed.
+
 Phase one leaves A's sample objects in place, so every check meets them as the factories made
 them: B's ids in the path, B's ids in bodies and queries, B's cursors, B's Idempotency-Keys.
 Phase two then sends A's own valid requests with tenant-selecting headers, query parameters and
@@ -11,10 +18,11 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Mapping
 
 from tenantry.probe.answers import Answer, comparable, difference
 from tenantry.probe.discovery import Route, query_parameters
-from tenantry.probe.samples import Use
+from tenantry.probe.samples import Ids, Use
 from tenantry.probe.session import (
     NO_BODY,
     ProbeSession,
@@ -47,6 +55,45 @@ def _same(first: Answer, second: Answer, sent: list[str], *, strict: bool = True
     return comparable(first, sent, strict=strict) == comparable(second, sent, strict=strict)
 
 
+def _reads(route: Route) -> bool:
+    return route.method in ("GET", "HEAD")
+
+
+async def own_ids(session: ProbeSession, use: Use) -> dict[str, str]:
+    """A's ids, with a new object's in place of the sample's if the route consumes its object."""
+    ids = dict(session.a.ids)
+    if use.fresh is not None:
+        ids.update(await use.fresh(ids))
+    return ids
+
+
+async def _send_own(
+    session: ProbeSession, route: Route, use: Use, ids: Ids, headers: Mapping[str, str] | None = None
+) -> Answer:
+    """A's valid request for the route, built from `ids`."""
+    return await session.send(
+        session.a, route, ids, body=build_body(use.body, ids), query=build_query(use.query, ids), headers=headers
+    )
+
+
+async def control(session: ProbeSession, route: Route, use: Use) -> Answer | None:
+    """A's own valid request, which must succeed (2xx): None, and a finding or note, if it did not."""
+    answer = await _send_own(session, route, use, await own_ids(session, use))
+    if 200 <= answer.status < 300:
+        return answer
+    if route.method == "HEAD" and answer.status == 405:
+        session.not_served.add(route)
+        session.notes.append(f"{route}: answers 405 to A's own request: not served, so not probed")
+    else:
+        session.failed_control.add(route)
+        session.report(
+            "control-failed",
+            route,
+            f"control request failed: cannot probe: A's own request answered {answer.summary()}",
+        )
+    return None
+
+
 async def foreign_path(session: ProbeSession, route: Route, use: Use) -> None:
     """B's ids in the path (each alone, then all) must answer like random ids."""
     parameters = route.parameters
@@ -61,6 +108,7 @@ async def foreign_path(session: ProbeSession, route: Route, use: Use) -> None:
         answer_b = await session.send(a, route, foreign, body=body, query=query)
         answer_r = await session.send(a, route, random, body=body, query=query)
         sent = [foreign[p] for p in swapped] + [random[p] for p in swapped]
+        session.compared(route, answer_b, answer_r)
         if not _same(answer_b, answer_r, sent):
             session.report(
                 "foreign-id",
@@ -76,13 +124,16 @@ async def foreign_references(session: ProbeSession, route: Route, use: Use) -> N
         if name not in b.ids:
             session.notes.append(f"{route}: B has no {name}; that reference was not probed")
             continue
-        foreign, random = {**a.ids, name: b.ids[name]}, {**a.ids, name: random_id()}
+        # The path names A's own object: a new one each time if a request could consume it.
+        own_b, own_r = await own_ids(session, use), await own_ids(session, use)
+        foreign, random = {**own_b, name: b.ids[name]}, {**own_r, name: random_id()}
         answer_b = await session.send(
-            a, route, a.ids, body=build_body(use.body, foreign), query=build_query(use.query, foreign)
+            a, route, own_b, body=build_body(use.body, foreign), query=build_query(use.query, foreign)
         )
         answer_r = await session.send(
-            a, route, a.ids, body=build_body(use.body, random), query=build_query(use.query, random)
+            a, route, own_r, body=build_body(use.body, random), query=build_query(use.query, random)
         )
+        session.compared(route, answer_b, answer_r)
         if not _same(answer_b, answer_r, [foreign[name], random[name]]):
             session.report("foreign-reference", route, f"B's {name} vs a random one: {difference(answer_b, answer_r)}")
 
@@ -115,6 +166,7 @@ async def foreign_cursor(session: ProbeSession, route: Route, cursor: str) -> No
     forged = forge_cursor(cursor)
     answer_b = await session.send(a, route, a.ids, query={"limit": "1", "cursor": cursor})
     answer_f = await session.send(a, route, a.ids, query={"limit": "1", "cursor": forged})
+    session.compared(route, answer_b, answer_f)
     if not _same(answer_b, answer_f, [cursor, forged]):
         session.report("foreign-cursor", route, f"B's cursor vs a forged one: {difference(answer_b, answer_f)}")
 
@@ -160,32 +212,47 @@ async def foreign_idempotency_key(
     answer_f = await session.send(
         a, route, a.ids, body=build_body(use.body, a.ids), headers={IDEMPOTENCY_HEADER: f"probe-{uuid.uuid4().hex}"}
     )
+    session.compared(route, same, answer_k, answer_f)
     if not _same(answer_k, answer_f, [], strict=False):
         session.report("idempotency-key", route, f"B's key vs a fresh one: {difference(answer_k, answer_f)}")
 
 
 async def tenant_inputs(session: ProbeSession, route: Route, use: Use) -> None:
-    """A's own valid request naming B in headers, query and body: refused or ignored, never honoured."""
+    """A's own valid request naming B in headers, query and body: refused or ignored, never honoured.
+
+    With B's workspace in the headers, a read must answer exactly as the control did, and a write
+    with the control's status: a write run in B would not find A's object there (404), and leave
+    B unchanged, so only its own answer shows it. Each header variant of a write meets a new
+    object if the route consumes it. The query variants must be refused (400) before anything
+    happens, so they reuse the sample's object: one that ran anyway is a finding for that.
+    """
     a, b = session.a, session.b
-    query = build_query(use.query, a.ids)
-    reads = route.method in ("GET", "HEAD")
-    baseline = await session.send(a, route, a.ids, body=build_body(use.body, a.ids), query=query) if reads else None
+    baseline = await control(session, route, use)
+    if baseline is None:
+        return
     for value in (b.workspace.id, b.workspace.slug):
         headers = dict.fromkeys(TENANT_HEADERS, value)
-        answer = await session.send(a, route, a.ids, body=build_body(use.body, a.ids), query=query, headers=headers)
-        if baseline is not None and not _same(baseline, answer, []):
+        answer = await _send_own(session, route, use, await own_ids(session, use), headers=headers)
+        session.compared(route, baseline, answer)
+        # A write's body has new ids and times each time: its status (and problem type) must match.
+        if not _same(baseline, answer, [], strict=_reads(route)):
             session.report("tenant-header", route, f"with B's workspace in headers: {difference(baseline, answer)}")
+    query = build_query(use.query, a.ids)
     for name in TENANT_QUERY:
         answer = await session.send(
             a, route, a.ids, body=build_body(use.body, a.ids), query={**query, name: b.workspace.id}
         )
-        # Refused: 400 by the allowlist, or the very refusal the request gets without it (HEAD: 405).
-        refused_anyway = baseline is not None and baseline.status >= 400 and _same(baseline, answer, [])
-        if answer.status != 400 and not refused_anyway:
+        session.compared(route, answer)
+        if answer.status != 400:
             session.report("tenant-query", route, f"?{name}=<B's workspace> answered {answer.summary()}, not 400")
-    body = build_body(use.body, a.ids)
+    ids = await own_ids(session, use)
+    body = build_body(use.body, ids)
     if body is not NO_BODY and isinstance(body, dict):
         # Refused (422) or ignored are both fine; honoured shows in B's snapshot and the leak scan.
         await session.send(
-            a, route, a.ids, body={**body, **dict.fromkeys(TENANT_BODY_FIELDS, b.workspace.id)}, query=query
+            a,
+            route,
+            ids,
+            body={**body, **dict.fromkeys(TENANT_BODY_FIELDS, b.workspace.id)},
+            query=build_query(use.query, ids),
         )

@@ -22,6 +22,7 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "idempotency-key": ("high", "B's Idempotency-Key changes A's answer"),
     "tenant-header": ("high", "A tenant-selecting header changes the answer"),
     "tenant-query": ("high", "A tenant-selecting query parameter is not refused"),
+    "control-failed": ("medium", "A's own valid request failed, so the route could not be probed"),
     "unprobed-route": ("medium", "A tenant route was not probed"),
     "undocumented-route": ("medium", "A served tenant route is missing from the OpenAPI document"),
     "unserved-route": ("medium", "A documented tenant route is not served"),
@@ -45,8 +46,13 @@ class Checked(msgspec.Struct, kw_only=True):
     target: str
     workspaces: dict[str, str]
     routes: list[str]
+    # Probed: A's own request succeeded and some comparison got more than 401/403/405 answers.
     probed: list[str]
+    # HEAD routes answering 405 to A's own request: discovered, not served, not probed.
+    not_served: list[str] = []
     requests: int
+    # Comparisons that told something (not all answers 401/403/405).
+    comparisons: int = 0
 
 
 class ProbeReport(msgspec.Struct, kw_only=True):

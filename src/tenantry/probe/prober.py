@@ -3,7 +3,9 @@
 1. Make workspaces A and B (admin API) and run every sample factory in each.
 2. B sends one request under an Idempotency-Key per creation route; then B's state is snapshotted
    (every GET route B's samples cover, every page) and, if given, the ground truth (DB rows).
-3. Phase one and phase two of the checks (checks.py), route by route, as A.
+3. Phase one and phase two of the checks (checks.py), route by route, as A, each route's checks
+   behind a control request of A's own that must succeed (a failed control is a finding, and a
+   HEAD route answering 405 is noted as not served).
 4. B's state again: it must equal the snapshot (`last_used_at` is left out: B's own snapshot
    requests stamp it on B's token). Any tenant route no request of A's reached is a finding.
 5. Purge both workspaces, whatever happened.
@@ -123,7 +125,7 @@ async def run_probe(
         await _probe(session, discovered, ground_truth, progress)
     session.notes += workspaces.cleanup_errors
     for route in discovered:
-        if route not in session.probed:
+        if route not in session.probed | session.failed_control | session.not_served:
             why = "no sample covers it" if route not in a.uses else "its ids are not all made by a sample"
             session.report("unprobed-route", route, f"A sent it no request: {why}")
     for route in sorted(a.uses.keys() - set(discovered), key=_order):
@@ -133,9 +135,16 @@ async def run_probe(
         workspaces={"a": a.workspace.id, "b": b.workspace.id},
         routes=[str(r) for r in discovered],
         probed=[str(r) for r in discovered if r in session.probed],
+        not_served=[str(r) for r in discovered if r in session.not_served],
         requests=session.requests,
+        comparisons=session.comparisons,
     )
     return ProbeReport(ok=not session.findings, checked=checked, findings=session.findings, notes=session.notes)
+
+
+def _no_fresh_object(session: ProbeSession, route: Route, exc: SampleError) -> None:
+    session.failed_control.add(route)
+    session.report("control-failed", route, f"control request failed: cannot probe: no new object to use: {exc}")
 
 
 async def _probe(
@@ -169,16 +178,24 @@ async def _probe(
         task = bar.add_task("", total=2 * len(plan))
         for route, use in plan:
             bar.update(task, description=str(route))
-            await checks.foreign_path(session, route, use)
-            await checks.foreign_references(session, route, use)
-            if route in cursors:
-                await checks.foreign_cursor(session, route, cursors[route])
-            if route in keys:
-                await checks.foreign_idempotency_key(session, route, use, *keys[route])
+            try:
+                if await checks.control(session, route, use) is not None:
+                    await checks.foreign_path(session, route, use)
+                    await checks.foreign_references(session, route, use)
+                    if route in cursors:
+                        await checks.foreign_cursor(session, route, cursors[route])
+                    if route in keys:
+                        await checks.foreign_idempotency_key(session, route, use, *keys[route])
+            except SampleError as exc:
+                _no_fresh_object(session, route, exc)
             bar.advance(task)
         for route, use in sorted(plan, key=lambda item: _order(item[0])):
             bar.update(task, description=f"{route} (tenant inputs)")
-            await checks.tenant_inputs(session, route, use)
+            if route not in session.failed_control | session.not_served:
+                try:
+                    await checks.tenant_inputs(session, route, use)
+                except SampleError as exc:
+                    _no_fresh_object(session, route, exc)
             bar.advance(task)
 
     if ground_truth is not None:

@@ -17,9 +17,11 @@ def _count(n: int, noun: str) -> str:
 
 def summary(report: ProbeReport) -> str:
     checked = report.checked
+    not_served = f" ({len(checked.not_served)} not served)" if checked.not_served else ""
     line = (
-        f"{_count(len(checked.probed), 'route')} of {len(checked.routes)} probed with "
-        f"{_count(checked.requests, 'request')}: {_count(len(report.findings), 'finding')}"
+        f"{_count(len(checked.probed), 'route')} of {len(checked.routes)}{not_served} probed with "
+        f"{_count(checked.requests, 'request')} ({_count(checked.comparisons, 'comparison')}): "
+        f"{_count(len(report.findings), 'finding')}"
     )
     if report.findings:
         by_severity = [(s, sum(f.severity == s for f in report.findings)) for s in SEVERITIES]

@@ -1,8 +1,9 @@
 """The probe's state: the two workspaces, every request A makes, and what each answer revealed.
 
-Every request workspace A makes goes through `ProbeSession.send`, which marks the route probed
-and scans the answer for B's secrets; the checks (checks.py) only decide what to send and what
-must be equal.
+Every request workspace A makes goes through `ProbeSession.send`, which scans the answer for B's
+secrets; the checks (checks.py) decide what to send and what must be equal, and tell
+`ProbeSession.compared` each comparison they made. A route counts as probed only once a comparison
+of it told something: answers that are all 401, 403 or 405 would be equal whatever the ids were.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tenantry.probe.workspaces import ProbeWorkspace
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 NO_BODY: Any = object()
+# Refusals before the route looks at any id: two of them are equal whoever's ids were sent.
+UNINFORMATIVE = frozenset({401, 403, 405})
 
 
 @dataclass
@@ -103,10 +106,21 @@ class ProbeSession:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     probed: set[Route] = field(default_factory=set)
+    # Routes whose control request failed: reported once as such, not again as unprobed.
+    failed_control: set[Route] = field(default_factory=set)
+    # HEAD routes that answer 405 to A's own valid request: the app does not serve them.
+    not_served: set[Route] = field(default_factory=set)
     requests: int = 0
+    comparisons: int = 0
 
     def report(self, check: str, route: object, message: str) -> None:
         self.findings.append(Finding.of(check, route, message))
+
+    def compared(self, route: Route, *answers: Answer) -> None:
+        """Count a check's answers as probing `route`, unless each is a refusal that ignores ids."""
+        if any(answer.status not in UNINFORMATIVE for answer in answers):
+            self.comparisons += 1
+            self.probed.add(route)
 
     async def send(
         self,
@@ -129,7 +143,6 @@ class ProbeSession:
         self.requests += 1
         answer = Answer.of(response)
         if party is self.a:
-            self.probed.add(route)
             sent = " ".join(
                 [
                     path,

@@ -1,7 +1,11 @@
 """The two probe workspaces: made through POST /admin/v1/workspaces, purged at the end.
 
-Purging (schedule the deletion, then purge with the slug typed out) leaves only the tombstones a
-purge always keeps, so a probe of a deployment leaves it as it found it.
+Purging (schedule the deletion, then purge with the slug typed out) deletes every tenant row and
+leaves the tombstones a purge always keeps. It does not delete users: they are global (one
+account, many workspaces) and no API deletes them. So every run leaves five user rows behind, all
+with an email in `PROBE_EMAIL_DOMAIN` (`@probe.tenantry.invalid`): the two owners, B's and A's
+accepted invitee and A's one "spare" member (re-invited under the same address for every DELETE of
+a member). They belong to no workspace after the purge, and cannot sign in anywhere.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tenantry.probe.samples import SampleError
+from tenantry.probe.samples import PROBE_EMAIL_DOMAIN, SampleError
 
 ADMIN_WORKSPACES = "/admin/v1/workspaces"
 
@@ -38,7 +42,7 @@ class ProbeWorkspaces:
 
     async def create(self, label: str) -> ProbeWorkspace:
         slug = f"probe-{label}-{uuid.uuid4().hex[:12]}"
-        body = {"slug": slug, "name": f"Tenantry probe {label}", "owner_email": f"owner-{slug}@probe.example.com"}
+        body = {"slug": slug, "name": f"Tenantry probe {label}", "owner_email": f"owner-{slug}@{PROBE_EMAIL_DOMAIN}"}
         response = await self.http.post(ADMIN_WORKSPACES, json=body, headers=self.headers)
         if response.status_code != 201:
             raise SampleError(f"POST {ADMIN_WORKSPACES} answered {response.status_code}: {response.text[:300]}")
