@@ -6,26 +6,20 @@ import textwrap
 
 import msgspec
 
+from tenantry.core.reports import count, severity_tally
 from tenantry.isolation_audit.audit import AuditReport
 from tenantry.isolation_audit.findings import SEVERITIES
 
 _WIDTH = 100
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def summary(report: AuditReport) -> str:
     checked = report.checked
     line = (
-        f"{_count(len(checked.rules), 'check')} over {_count(len(checked.tenant_tables), 'tenant table')}, "
-        f"{_count(len(checked.global_tables), 'global table')}: {_count(len(report.findings), 'finding')}"
+        f"{count(len(checked.rules), 'check')} over {count(len(checked.tenant_tables), 'tenant table')}, "
+        f"{count(len(checked.global_tables), 'global table')}: {count(len(report.findings), 'finding')}"
     )
-    if report.findings:
-        by_severity = [(s, sum(f.severity == s for f in report.findings)) for s in SEVERITIES]
-        line += " (" + ", ".join(f"{n} {s}" for s, n in by_severity if n) + ")"
-    return line
+    return line + severity_tally(report.findings, SEVERITIES)
 
 
 def render_text(report: AuditReport) -> str:

@@ -6,27 +6,21 @@ import textwrap
 
 import msgspec
 
+from tenantry.core.reports import count, severity_tally
 from tenantry.probe.findings import SEVERITIES, ProbeReport
 
 _WIDTH = 100
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def summary(report: ProbeReport) -> str:
     checked = report.checked
     not_served = f" ({len(checked.not_served)} not served)" if checked.not_served else ""
     line = (
-        f"{_count(len(checked.probed), 'route')} of {len(checked.routes)}{not_served} probed with "
-        f"{_count(checked.requests, 'request')} ({_count(checked.comparisons, 'comparison')}): "
-        f"{_count(len(report.findings), 'finding')}"
+        f"{count(len(checked.probed), 'route')} of {len(checked.routes)}{not_served} probed with "
+        f"{count(checked.requests, 'request')} ({count(checked.comparisons, 'comparison')}): "
+        f"{count(len(report.findings), 'finding')}"
     )
-    if report.findings:
-        by_severity = [(s, sum(f.severity == s for f in report.findings)) for s in SEVERITIES]
-        line += " (" + ", ".join(f"{n} {s}" for s, n in by_severity if n) + ")"
-    return line
+    return line + severity_tally(report.findings, SEVERITIES)
 
 
 def render_text(report: ProbeReport) -> str:
