@@ -6,11 +6,13 @@ import asyncio
 import dataclasses
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import NullPool, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tenantry.bench import servers, warm
@@ -23,6 +25,7 @@ from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.service import SORTABLE
 from tenantry.core.pagination import Ordering
+from tenantry.db.server import drop_database
 from tenantry.settings import Settings
 from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER, Tenant
 
@@ -37,6 +40,20 @@ def test_raw_handler_runs_the_sql_the_products_list_compiles_to() -> None:
     assert LIST_SQL.format(t="products") == compiled
 
 
+@pytest.fixture
+async def bench_databases(server_url: str) -> AsyncIterator[None]:
+    """The bench names its databases by layout; on a shared server an earlier run's would be reused
+    (with its created products), so drop them before and after."""
+    names = [Layout("few", 3, 20).database, Layout("many", 6, 10).database]
+    urls = [make_url(server_url).set(database=name).render_as_string(hide_password=False) for name in names]
+    for url in urls:
+        await drop_database(url)
+    yield
+    for url in urls:
+        await drop_database(url)
+
+
+@pytest.mark.usefixtures("bench_databases")
 async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(server_url: str, tmp_path: Path) -> None:
     options = BenchOptions(
         data_dir=tmp_path / "data",
