@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import tenantry.auth.middleware as middleware_module
-from tenantry.auth.cache import EXPIRY_MARGIN_S, PrincipalCache
+from tenantry.auth.cache import EXPIRY_MARGIN_S, AuthChangeListener, PrincipalCache
 from tenantry.auth.tokens import token_digest
 from tenantry.core.context import Principal
 from tenantry.settings import Settings
@@ -301,3 +301,34 @@ async def test_a_lookup_that_straddles_a_revocation_does_not_cache_the_stale_ans
         await in_flight  # answered with what it read before the revocation: it was in flight
         later = [(await client.get("/v1/whoami", headers=bearer(token))).status_code for _ in range(3)]
         assert later == [401, 401, 401]
+
+
+class CancelSwallowingListener(AuthChangeListener):
+    """Loses its first cancellation, as asyncio.wait_for could on Python 3.11 when the cancel
+    arrived just as the awaited query completed."""
+
+    async def _watch(self) -> None:
+        try:
+            await super()._watch()
+        except asyncio.CancelledError:
+            await super()._watch()
+
+
+async def test_the_listener_stops_even_when_its_cancellation_is_lost(settings: Settings) -> None:
+    """`tenantry serve` once hung on SIGTERM with the listener still sending its keepalive: the
+    shutdown waited for a task that had lost its cancellation. Stopping must not depend on it."""
+    cache = PrincipalCache(ttl_s=60)
+    listener = CancelSwallowingListener(settings.auth_listen_dsn, cache, keepalive_s=0.05)
+    await listener.start()
+    for _ in range(200):
+        if cache.listening():
+            break
+        await asyncio.sleep(0.01)
+    assert cache.listening()
+    # Not wait_for: cancelling a hung stop() would cancel the task a second time and hide the hang.
+    stopping = asyncio.create_task(listener.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=10)
+    assert stopping in done, "stop() still waiting for the listener after 10 s"
+    assert listener._task is not None
+    assert listener._task.done()
+    assert not cache.listening()

@@ -165,6 +165,7 @@ class AuthChangeListener:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
         self.subscribed = asyncio.Event()
         self.subscriptions = 0  # how many times it has (re)subscribed
 
@@ -173,11 +174,16 @@ class AuthChangeListener:
         self._task = asyncio.create_task(self._run(), name="tenantry-auth-listener")
 
     async def stop(self) -> None:
+        # The flag ends the loops even if the cancellation below is lost: on Python 3.11,
+        # asyncio.wait_for can swallow a cancel that arrives as its awaitable completes, and a
+        # shutdown that waited on the task forever hung `tenantry serve` on SIGTERM.
+        self._stopping = True
         self._deafen()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=self.keepalive_s + 5)
+            if not done:
+                log.warning("auth change listener did not stop; closing its connection anyway")
         await self._close()
 
     async def sync(self) -> None:
@@ -202,7 +208,7 @@ class AuthChangeListener:
                 self._on_lost(connection)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._subscribe()
                 await self._watch()
@@ -230,15 +236,16 @@ class AuthChangeListener:
     async def _watch(self) -> None:
         """Wait for the connection to end, renewing the cache's lease with a query every keepalive;
         a silent network drop lets the lease run out (the cache stops serving) and fails the query."""
-        while not self._lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), timeout=self.keepalive_s)
+        # No asyncio.wait_for here: see stop(). A plain sleep and asyncpg's own query timeout.
+        while not self._lost.is_set() and not self._stopping:
+            await asyncio.sleep(self.keepalive_s)
+            if self._lost.is_set() or self._stopping:
                 return
             async with self._lock:
                 connection = self._connection
                 if connection is None:
                     return
-                await asyncio.wait_for(connection.fetchval("SELECT 1"), timeout=self.keepalive_s)
+                await connection.fetchval("SELECT 1", timeout=self.keepalive_s)
                 self.cache.heard_at = time.monotonic()
 
     def _on_change(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
