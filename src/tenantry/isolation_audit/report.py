@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import msgspec
 
-from tenantry.core.reports import count, severity_tally
+from tenantry.core.reports import by_severity, count, detail, severity_tally
 from tenantry.isolation_audit.audit import AuditReport
 from tenantry.isolation_audit.findings import SEVERITIES
-
-_WIDTH = 100
 
 
 def summary(report: AuditReport) -> str:
@@ -29,18 +25,16 @@ def render_text(report: AuditReport) -> str:
         f"tenantry audit of database {checked.database} (PostgreSQL {checked.server_version}), schema {checked.schema}",
         f"roles: tenant {roles['tenant']}, app {roles['app']}, owner {roles['owner']}",
     ]
-    for severity in SEVERITIES:
-        findings = [f for f in report.findings if f.severity == severity]
-        if not findings:
-            continue
-        lines += ["", f"{severity.upper()} ({len(findings)})"]
-        for finding in findings:
-            lines.append(f"  {finding.rule}  {finding.object}")
-            lines.append(f"      {finding.title}")
-            for label, body in (("", finding.message), ("fix: ", finding.fix)):
-                lines += textwrap.wrap(
-                    label + body, _WIDTH, initial_indent="      ", subsequent_indent="        ", break_long_words=False
-                )
+    lines += by_severity(
+        report.findings,
+        SEVERITIES,
+        lambda finding: [
+            f"  {finding.rule}  {finding.object}",
+            f"      {finding.title}",
+            *detail(finding.message),
+            *detail("fix: " + finding.fix),
+        ],
+    )
     lines += ["", summary(report)]
     return "\n".join(lines)
 

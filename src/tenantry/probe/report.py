@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import msgspec
 
-from tenantry.core.reports import count, severity_tally
+from tenantry.core.reports import by_severity, count, detail, severity_tally
 from tenantry.probe.findings import SEVERITIES, ProbeReport
-
-_WIDTH = 100
 
 
 def summary(report: ProbeReport) -> str:
@@ -29,17 +25,15 @@ def render_text(report: ProbeReport) -> str:
         f"tenantry probe of {checked.target}",
         f"workspaces: A {checked.workspaces.get('a')}, B {checked.workspaces.get('b')} (purged afterwards)",
     ]
-    for severity in SEVERITIES:
-        findings = [f for f in report.findings if f.severity == severity]
-        if not findings:
-            continue
-        lines += ["", f"{severity.upper()} ({len(findings)})"]
-        for finding in findings:
-            lines.append(f"  {finding.check}  {finding.route}")
-            lines.append(f"      {finding.title}")
-            lines += textwrap.wrap(
-                finding.message, _WIDTH, initial_indent="      ", subsequent_indent="        ", break_long_words=True
-            )
+    lines += by_severity(
+        report.findings,
+        SEVERITIES,
+        lambda finding: [
+            f"  {finding.check}  {finding.route}",
+            f"      {finding.title}",
+            *detail(finding.message, break_long_words=True),  # messages quote long URLs and bodies
+        ],
+    )
     if report.notes:
         lines += ["", f"NOTES ({len(report.notes)})"]
         lines += [f"  {note}" for note in report.notes]
