@@ -21,7 +21,6 @@ from tenantry.core.dependencies import (
     provide_admin,
     provide_db_session,
     provide_platform_session,
-    provide_principal,
 )
 from tenantry.core.idempotency import IdempotencyMiddleware
 from tenantry.core.openapi import ApiDocumentation
@@ -95,7 +94,6 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={
             "db_session": Provide(provide_db_session),
             "platform_session": Provide(provide_platform_session),
-            "principal": Provide(provide_principal, sync_to_thread=False),
             "admin": Provide(provide_admin, sync_to_thread=False),
         },
         # Outermost first: idempotency runs inside authentication, so its keys belong to the

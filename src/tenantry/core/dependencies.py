@@ -9,7 +9,7 @@ from litestar import Request
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.core.context import AdminPrincipal, Principal
+from tenantry.core.context import AdminPrincipal
 from tenantry.core.errors import Unauthenticated
 
 
@@ -23,13 +23,6 @@ async def provide_platform_session(state: State) -> AsyncIterator[AsyncSession]:
     """A platform-role session, for the admin surface and the unauthenticated entry points."""
     async with state.platform_session_factory() as session:
         yield session
-
-
-def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    principal = request.scope.get("user")
-    if not isinstance(principal, Principal):
-        raise Unauthenticated("A valid bearer token is required.")
-    return principal
 
 
 def provide_admin(request: Request[Any, Any, Any]) -> AdminPrincipal:
