@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from tenantry.db.models import metadata
+from tenantry.workspaces.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -1,6 +1,6 @@
 """Fixtures: database server -> migrated database -> settings -> app -> client -> workspaces.
 
-The server is provisioned in the order of DESIGN section 8: TEST_DATABASE_URL, then
+The server is provisioned in the order of docs/02-quickstart.md: TEST_DATABASE_URL, then
 testcontainers when a Docker engine answers, then the embedded PostgreSQL wheel. The schema comes
 from the real migrations and policies, and the app connects as the app login role, exactly as in
 production (not in dev mode, with real secrets).
@@ -29,11 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from tenantry.admin.accounts import AdminTokenService, NewAdminToken
 from tenantry.app import create_app
-from tenantry.core.db import SET_TRANSACTION_CONTEXT, create_engine, platform_session_factory, transaction_context
+from tenantry.db.engine import create_engine
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import drop_database, embedded_server, ensure_database
 from tenantry.settings import Settings, load_settings
-from tenantry.workspaces.provisioning import ProvisionedWorkspace, ProvisioningService
+from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, platform_session_factory, transaction_context
+from tenantry.workspaces.bootstrap import ProvisionedWorkspace, ProvisioningService
 
 TEST_PEPPER = "test-pepper-" + "x" * 40
 TEST_APP_PASSWORD = "test-app-password"

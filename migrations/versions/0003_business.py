@@ -1,7 +1,7 @@
 """The business domain: lookup lists, product categories and name search, orders, status history, tags.
 
 Every foreign key between tenant tables is composite with tenant_id and has an index led by its
-columns (DESIGN 3.5): a plain key would let one workspace point at another's row, and an unindexed
+columns (docs/security.md, contract rule 5): a plain key would let one workspace point at another's row, and an unindexed
 one makes every delete of the referenced row scan the referencing table.
 
 Revision ID: 0003_business

@@ -1,6 +1,6 @@
 """Idempotency keys for tenant POSTs, scoped to the workspace and the token.
 
-The key leads with tenant_id (DESIGN 3.5); the token reference is composite and cascades, so
+The key leads with tenant_id (docs/security.md, contract rule 5); the token reference is composite and cascades, so
 removing a token (or its member) removes its keys. The (tenant_id, expires_at) index serves the
 sweep of expired keys that each claim performs.
 

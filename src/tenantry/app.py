@@ -8,29 +8,31 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.types import Receive, Scope, Send
+from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from tenantry import __version__
 from tenantry.auth.cache import AuthChangeListener, PrincipalCache
 from tenantry.auth.middleware import AuthenticationMiddleware
-from tenantry.core.allow import FixAllowHeader
-from tenantry.core.db import create_engine, platform_session_factory, tenant_session_factory
-from tenantry.core.dependencies import (
+from tenantry.db.engine import create_engine
+from tenantry.http.allow import FixAllowHeader
+from tenantry.http.dependencies import (
     provide_admin,
     provide_db_session,
     provide_platform_session,
 )
-from tenantry.core.idempotency import IdempotencyMiddleware
-from tenantry.core.openapi import ApiDocumentation
-from tenantry.core.pagination import cursor_key
-from tenantry.core.problems import handle_exception
-from tenantry.core.request_checks import check_request
-from tenantry.core.requestlog import log_requests
-from tenantry.health import live, ready
+from tenantry.http.health import live, ready
+from tenantry.http.idempotency import IdempotencyMiddleware
+from tenantry.http.openapi import ApiDocumentation
+from tenantry.http.problems import handle_exception
+from tenantry.http.request_checks import check_request
+from tenantry.http.requestlog import log_requests
 from tenantry.routes import ROUTES
 from tenantry.settings import Settings
+from tenantry.tenancy.pagination import cursor_key
+from tenantry.tenancy.session import platform_session_factory, tenant_session_factory
 
 API_DESCRIPTION = """Multi-tenant API. Tenant routes (/v1) take `Authorization: Bearer tnt_...` and act on that \
 token's workspace only; platform admin routes (/admin/v1) take `Bearer tna_...` admin tokens.
@@ -43,9 +45,11 @@ an `Idempotency-Key`: repeated within 24 hours, it gets the first successful ans
 class TenantryApp(Litestar):
     """Litestar with the request log wrapped around everything, router 404s and 405s included."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await log_requests(super().__call__, scope, receive, send)
+    async def __call__(
+        self, scope: Scope | LifeSpanScope, receive: Receive | LifeSpanReceive, send: Send | LifeSpanSend
+    ) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            await log_requests(super().__call__, scope, receive, send)  # type: ignore[arg-type]
         else:
             await super().__call__(scope, receive, send)
 

@@ -7,17 +7,18 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from tenantry.admin.cli import add_admin_commands
-from tenantry.bench.cli import add_bench_command
-from tenantry.isolation_audit.cli import add_audit_command
-from tenantry.probe.cli import add_probe_command
-from tenantry.seed import add_seed_command
 from tenantry.settings import SettingsError, load_settings
+from tenantry.tools.bench.cli import add_bench_command
+from tenantry.tools.catalog_audit.cli import add_audit_command
+from tenantry.tools.probe.cli import add_probe_command
+from tenantry.tools.seed import add_seed_command
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
-    from tenantry.devserver import run_dev
+    from tenantry.tools.devserver import run_dev
 
     run_dev(Path(args.data_dir).resolve(), args.host, args.port)
     return 0
@@ -28,7 +29,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from tenantry.core.logs import configure_logging
 
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if args.workers:
         overrides["workers"] = args.workers
     settings = load_settings(**overrides)  # refuses to start without secrets outside dev mode

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from tenantry.admin.controller import AdminAuditController, AdminWorkspaceController
-from tenantry.audit.controller import AuditEventController
+from tenantry.auditlog.controller import AuditEventController
 from tenantry.auth.controller import WhoAmIController
 from tenantry.catalog.controller import ProductController
 from tenantry.lookups.controller import LookupController

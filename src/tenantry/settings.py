@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 from sqlalchemy.engine import URL, make_url
@@ -183,7 +184,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
     require: tuple[str, ...] = ("token_pepper", "app_password"),
-    **overrides: object,
+    **overrides: Any,
 ) -> Settings:
     """Read settings from `environ` (default: the process environment); `overrides` win.
 

@@ -32,9 +32,9 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tenantry.app import create_app
-from tenantry.core.db import create_engine
+from tenantry.db.engine import create_engine
 from tenantry.settings import Settings
-from tenantry.workspaces.provisioning import ProvisionedWorkspace, ProvisioningService
+from tenantry.workspaces.bootstrap import ProvisionedWorkspace, ProvisioningService
 from tests.conftest import issue_admin_token
 from tests.fuzz.expectations import PROTECTED_IDS, register_expectations
 

@@ -18,8 +18,8 @@ from schemathesis.core.transport import Response
 from schemathesis.hooks import HookContext
 from schemathesis.schemas import BaseSchema
 
-from tenantry.core.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
-from tenantry.core.problems import PROBLEM_BASE
+from tenantry.http.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
+from tenantry.http.problems import PROBLEM_BASE
 
 _VALID_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_KEY_LENGTH}}}")
 
@@ -69,7 +69,7 @@ def _problem(response: Response) -> dict[str, Any]:
 
 # (operationId or None for any, status, problem type) of answers to schema-valid input that are right.
 STATE_DEPENDENT_REFUSALS: dict[tuple[str | None, int, str], str] = {
-    # A cursor is an opaque value the server signs (core/pagination.py); any string it did not
+    # A cursor is an opaque value the server signs (tenancy/pagination.py); any string it did not
     # issue is refused, however schema-valid. Real cursors are followed in the integration tests.
     (None, 400, "invalid-cursor"): "unsigned cursor",
     # Invitation tokens are secrets: unknown, expired, revoked and used tokens answer the same 410,
@@ -125,7 +125,7 @@ def _dangling_reference(operation_id: str | None, status: int, problem: dict[str
 
 
 def _integral_float(operation_id: str | None, status: int, problem: dict[str, Any]) -> bool:
-    # JSON Schema counts 7.0 as an integer; the API decodes bodies strictly (core/body.py) and
+    # JSON Schema counts 7.0 as an integer; the API decodes bodies strictly (http/body.py) and
     # takes integers written as integers, as JSON clients send them.
     errors = _errors(problem)
     return (

@@ -16,7 +16,7 @@ from tests.conftest import Tenant, create_product, snapshot_rows
 Client = AsyncTestClient[Litestar]
 
 PROBLEM = "application/problem+json"
-# Nothing internal may cross the problem layer (DESIGN section 6).
+# Nothing internal may cross the problem layer (docs/05-api-guide.md, Errors).
 INTERNALS = ("uq_", "pk_", "ck_", "fk_", "23503", "23505", "constraint", "SELECT", "INSERT", "lookups_", "orders_")
 # Every table this domain writes, for "B's rows are unchanged" (the audit log included).
 BUSINESS_TABLES = ("lookups", "products", "orders", "order_status_history", "order_tags", "audit_events")

@@ -15,9 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry import cli
-from tenantry.admin.tables import tenant_table, tenant_tables
 from tenantry.settings import ENVIRONMENT, Settings
 from tenantry.users.passwords import verify_password
+from tenantry.workspaces.tables import tenant_table, tenant_tables
 from tests.conftest import Tenant, snapshot_rows
 from tests.integration.test_admin_export import ground_truth, read_back
 from tests.integration.test_admin_support import (

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import JSON, Table, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.admin.export import WorkspaceExporter
-from tenantry.admin.tables import exportable_columns, tenant_table, tenant_tables
-from tenantry.core.db import platform_session_factory
 from tenantry.settings import Settings
+from tenantry.tenancy.session import platform_session_factory
+from tenantry.workspaces.export import WorkspaceExporter
+from tenantry.workspaces.tables import exportable_columns, tenant_table, tenant_tables
 from tests.conftest import Tenant, snapshot_rows
 from tests.integration.test_admin_support import WORKSPACES, Client, add_products, bearer, create_workspace
 

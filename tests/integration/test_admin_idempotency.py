@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.admin.idempotency import request_fingerprint
-from tenantry.admin.schemas import WorkspaceCreate
+from tenantry.http.admin_idempotency import request_fingerprint
 from tenantry.settings import Settings
+from tenantry.workspaces.schemas import WorkspaceCreate
 from tests.conftest import issue_admin_token
 from tests.integration.test_admin_support import WORKSPACES, Client, bearer, create_workspace, workspace_body
 

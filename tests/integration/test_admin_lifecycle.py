@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.admin.service import AdminWorkspaceService
-from tenantry.admin.tables import tenant_tables
-from tenantry.core.context import AdminPrincipal, current_admin
-from tenantry.core.db import platform_session_factory
+from tenantry.auth.principal import AdminPrincipal, current_admin
 from tenantry.settings import Settings
+from tenantry.tenancy.session import platform_session_factory
+from tenantry.workspaces.service import AdminWorkspaceService
+from tenantry.workspaces.tables import tenant_tables
 from tests.conftest import Tenant, snapshot_rows
 from tests.integration.test_admin_support import (
     WORKSPACES,

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.admin.tables import tenant_tables
+from tenantry.workspaces.tables import tenant_tables
 
 Client = AsyncTestClient[Litestar]
 WORKSPACES = "/admin/v1/workspaces"

@@ -16,11 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenantry.auth.permissions import role_permissions
 from tenantry.core.ids import uuid7
-from tenantry.core.permissions import role_permissions
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.settings import Settings
-from tenantry.workspaces.provisioning import ProvisioningService
+from tenantry.workspaces.bootstrap import ProvisioningService
 from tests.conftest import Tenant, as_tenant, snapshot_rows
 
 Client = AsyncTestClient[Litestar]

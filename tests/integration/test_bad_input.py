@@ -24,7 +24,7 @@ PROBLEM_BASE = "https://tenantry.dev/problems/"
 FORBIDDEN = ("SELECT", "INSERT", "sqlstate", "asyncpg", "Traceback", "/work", ".py", "pk_", "uq_", "ck_", "fk_")
 
 # Body that parses but does not match the schema: 422 with the field named. Broken JSON and
-# anything wrong in the URL: 400 (DESIGN section 6).
+# anything wrong in the URL: 400 (docs/05-api-guide.md, Errors).
 SCHEMA = (422, "validation-error")
 
 VALID = {"name": "Widget", "price_cents": 1999, "currency": "EUR", "sku": "BAD-INPUT-1"}

@@ -15,18 +15,18 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tenantry.bench import servers, warm
-from tenantry.bench.database import Layout, Secrets, layout_settings
-from tenantry.bench.load import RequestSpec, run_load
-from tenantry.bench.raw_app import LIST_SQL
-from tenantry.bench.report import END, START, read_json, render_markdown, update_markdown, write_json, write_plot
-from tenantry.bench.runner import Bench, BenchOptions
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.service import SORTABLE
-from tenantry.core.pagination import Ordering
 from tenantry.db.server import drop_database
 from tenantry.settings import Settings
+from tenantry.tenancy.pagination import Ordering
+from tenantry.tools.bench import servers, warm
+from tenantry.tools.bench.database import Layout, Secrets, layout_settings
+from tenantry.tools.bench.load import RequestSpec, run_load
+from tenantry.tools.bench.raw_app import LIST_SQL
+from tenantry.tools.bench.report import END, START, read_json, render_markdown, update_markdown, write_json, write_plot
+from tenantry.tools.bench.runner import Bench, BenchOptions
 from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER, Tenant
 
 TOOLS = ["python", *(["wrk"] if shutil.which("wrk") else [])]

@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.core.idempotency import request_fingerprint
+from tenantry.http.idempotency import request_fingerprint
 from tenantry.settings import Settings
 from tests.conftest import Tenant, as_tenant, snapshot_rows
 

@@ -20,10 +20,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.admin.accounts import UserPasswordService
+from tenantry.auth.permissions import role_permissions
 from tenantry.auth.tokens import INVITATION_TOKEN_PREFIX, generate_token
-from tenantry.core.db import create_engine, platform_session_factory
-from tenantry.core.permissions import role_permissions
+from tenantry.db.engine import create_engine
 from tenantry.settings import Settings
+from tenantry.tenancy.session import platform_session_factory
 from tests.conftest import TEST_PEPPER, Tenant, snapshot_rows
 
 Client = AsyncTestClient[Litestar]

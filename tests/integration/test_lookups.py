@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.workspaces.provisioning import ProvisioningService
+from tenantry.workspaces.bootstrap import ProvisioningService
 from tests.conftest import Tenant, all_pages, create_product
 from tests.integration.business_helpers import (
     Client,

@@ -1,6 +1,6 @@
 """`tenantry db upgrade`: idempotent, policies as repeatable migrations, and the tenant session hook.
 
-DESIGN section 5: every policy file whose checksum changed is re-applied, all of them after a
+docs/04-security-model.md: every policy file whose checksum changed is re-applied, all of them after a
 versioned migration ran, none when nothing changed; and the catalog is then exactly as before.
 """
 
@@ -16,11 +16,11 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tenantry.core.context import TenantScope, current_scope
-from tenantry.core.db import TenantSession, tenant_session_factory
 from tenantry.db.migrate import render_policy, upgrade
 from tenantry.db.server import drop_database, ensure_database
 from tenantry.settings import Settings
+from tenantry.tenancy.context import TenantScope, current_scope
+from tenantry.tenancy.session import TenantSession, tenant_session_factory
 from tests.conftest import Tenant, make_settings
 
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"

@@ -15,12 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.core.permissions import effective_level, role_permissions
+from tenantry.auth.permissions import effective_level, role_permissions
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.orders.repository import OrderRepository
 from tenantry.orders.status import TRANSITIONS
 from tenantry.settings import Settings
-from tenantry.workspaces.provisioning import ProvisioningService
+from tenantry.workspaces.bootstrap import ProvisioningService
 from tests.conftest import Tenant, all_pages, as_tenant, create_product, plan_as_tenant
 from tests.integration.business_helpers import (
     Caller,

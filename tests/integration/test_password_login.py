@@ -17,7 +17,7 @@ from litestar.testing import transport as litestar_transport
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.core.permissions import role_permissions
+from tenantry.auth.permissions import role_permissions
 from tenantry.users import passwords, throttle
 from tenantry.users.passwords import HASHER
 from tests.conftest import Tenant

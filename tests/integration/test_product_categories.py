@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.service import SORTABLE
-from tenantry.core.pagination import Ordering
 from tenantry.settings import Settings
-from tenantry.workspaces.provisioning import ProvisioningService
+from tenantry.tenancy.pagination import Ordering
+from tenantry.workspaces.bootstrap import ProvisioningService
 from tests.conftest import Tenant, create_product, plan_as_tenant
 from tests.integration.business_helpers import (
     Client,

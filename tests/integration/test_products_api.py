@@ -12,13 +12,13 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.workspaces.provisioning import ProvisioningService
+from tenantry.workspaces.bootstrap import ProvisioningService
 from tests.conftest import Tenant, all_pages, create_product, snapshot_rows
 
 Client = AsyncTestClient[Litestar]
 
 PROBLEM = "application/problem+json"
-# Nothing internal may cross the problem layer (DESIGN section 6).
+# Nothing internal may cross the problem layer (docs/05-api-guide.md, Errors).
 INTERNALS = ("uq_", "pk_", "ck_", "fk_", "products_", "23505", "duplicate key", "constraint", "SELECT", "INSERT")
 
 
@@ -314,7 +314,7 @@ async def test_duplicate_sku_on_create_answers_409_without_internals(
 async def test_same_sku_in_another_workspace_is_allowed(
     client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
-    """Uniqueness is per workspace (DESIGN 3.5): B learns nothing about A's SKUs."""
+    """Uniqueness is per workspace (docs/security.md, contract rule 5): B learns nothing about A's SKUs."""
     await create_product(client, tenant_a, sku="SHARED-1")
     before_a = await snapshot_rows(admin_engine, "products", tenant_a.id)
 

@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry import cli
-from tenantry.seed import SeedOptions, seed
 from tenantry.settings import ENVIRONMENT, Settings
+from tenantry.tools.seed import SeedOptions, seed
 from tests.conftest import snapshot_rows
 
 PRODUCTS, ORDERS = 23, 31

@@ -14,10 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import tenantry.tokens.service as token_service_module
+from tenantry.auth.permissions import role_permissions
 from tenantry.auth.tokens import generate_token
-from tenantry.core.permissions import role_permissions
 from tenantry.settings import Settings
-from tenantry.workspaces.provisioning import ProvisioningService
+from tenantry.workspaces.bootstrap import ProvisioningService
 from tests.conftest import TEST_PEPPER, Tenant, as_tenant, snapshot_rows
 
 Client = AsyncTestClient[Litestar]

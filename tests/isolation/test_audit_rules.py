@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from tenantry import cli
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import drop_database, ensure_database
-from tenantry.isolation_audit import RULES, AuditReport, AuditRoles, audit_database
-from tenantry.isolation_audit.function_rules import DEFINER_ALLOWLIST
-from tenantry.isolation_audit.report import exit_code, render_json
 from tenantry.settings import ENVIRONMENT, Settings, to_asyncpg_url
+from tenantry.tools.catalog_audit import RULES, AuditReport, AuditRoles, audit_database
+from tenantry.tools.catalog_audit.function_rules import DEFINER_ALLOWLIST
+from tenantry.tools.catalog_audit.report import exit_code, render_json
 from tests.conftest import make_settings
 
 TENANT_VALUE = "(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)"

@@ -1,4 +1,4 @@
-"""DESIGN 3.4-3.6: A can neither see nor change B's rows; B's rows are unchanged byte for byte."""
+"""docs/security.md, contract rules 4-6: A can neither see nor change B's rows; B's rows are unchanged byte for byte."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN 3.3: with no tenant in context, zero rows are visible and every write is rejected."""
+"""docs/security.md, contract rule 3: with no tenant in context, zero rows are visible and every write is rejected."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.admin.tables import tenant_tables_children_first
 from tenantry.catalog.models import Product
-from tenantry.core.context import tenant_scope
-from tenantry.core.db import SET_TRANSACTION_CONTEXT, tenant_session_factory, transaction_context
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.settings import Settings
+from tenantry.tenancy.context import tenant_scope
+from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, tenant_session_factory, transaction_context
+from tenantry.workspaces.tables import tenant_tables_children_first
 from tests.conftest import Tenant, as_tenant
 
 INSERT = text(

@@ -1,4 +1,4 @@
-"""DESIGN 3.5, from the live catalog: every foreign key between tenant tables is composite with
+"""docs/security.md, contract rule 5, from the live catalog: every foreign key between tenant tables is composite with
 tenant_id and has an index led by exactly its columns (else each delete of a referenced row, and
 each usage count, scans the referencing table)."""
 

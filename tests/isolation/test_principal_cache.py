@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import tenantry.auth.middleware as middleware_module
 from tenantry.auth.cache import EXPIRY_MARGIN_S, AuthChangeListener, PrincipalCache
+from tenantry.auth.principal import Principal
 from tenantry.auth.tokens import token_digest
-from tenantry.core.context import Principal
 from tenantry.settings import Settings
 from tests.conftest import Tenant, serve
 

@@ -21,16 +21,16 @@ from litestar.params import FromPath
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.admin.tables import tenant_tables
 from tenantry.app import create_app
-from tenantry.catalog.samples import product_sample
-from tenantry.core.context import Principal
-from tenantry.probe.discovery import routes_of_app
-from tenantry.probe.findings import ProbeReport
-from tenantry.probe.samples import PROBE_EMAIL_DOMAIN, Ids, Sample, SampleFactory, TenantApi, Use
-from tenantry.probe.targets import probe_app
-from tenantry.samples import SAMPLES
+from tenantry.auth.principal import Principal
 from tenantry.settings import Settings
+from tenantry.tools.probe.discovery import routes_of_app
+from tenantry.tools.probe.findings import ProbeReport
+from tenantry.tools.probe.samples import SAMPLES
+from tenantry.tools.probe.samples.base import PROBE_EMAIL_DOMAIN, Ids, Sample, SampleFactory, TenantApi, Use
+from tenantry.tools.probe.samples.catalog import product_sample
+from tenantry.tools.probe.targets import probe_app
+from tenantry.workspaces.tables import tenant_tables
 from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER, snapshot_rows
 
 

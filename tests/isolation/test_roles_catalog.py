@@ -1,4 +1,4 @@
-"""DESIGN 3.1 and 3.2, asserted from the live catalog of the migrated database."""
+"""docs/security.md, contract rules 1 and 2, asserted from the live catalog of the migrated database."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 from tenantry.app import create_app
 from tenantry.auth.tokens import generate_token
 from tenantry.settings import Settings
-from tenantry.workspaces.provisioning import ProvisioningService
+from tenantry.workspaces.bootstrap import ProvisioningService
 from tests.conftest import TEST_PEPPER, Tenant
 
 Client = AsyncTestClient[Litestar]

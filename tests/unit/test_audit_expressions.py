@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenantry.isolation_audit.expressions import (
+from tenantry.tools.catalog_audit.expressions import (
     current_setting_outside_select,
     is_tenant_scoped,
     reads_relations,

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import msgspec
 
-from tenantry.isolation_audit import DEFINER_ALLOWLIST, RULES, AuditReport, Finding
-from tenantry.isolation_audit.audit import Checked
-from tenantry.isolation_audit.catalog import DefinerFunction, View
-from tenantry.isolation_audit.findings import SEVERITIES
-from tenantry.isolation_audit.function_rules import search_path
-from tenantry.isolation_audit.key_rules import not_null_columns
-from tenantry.isolation_audit.report import exit_code, render_json, render_text, summary
-from tenantry.isolation_audit.view_rules import security_invoker
+from tenantry.tools.catalog_audit import DEFINER_ALLOWLIST, RULES, AuditReport, Finding
+from tenantry.tools.catalog_audit.audit import Checked
+from tenantry.tools.catalog_audit.catalog import DefinerFunction, View
+from tenantry.tools.catalog_audit.findings import SEVERITIES
+from tenantry.tools.catalog_audit.function_rules import search_path
+from tenantry.tools.catalog_audit.key_rules import not_null_columns
+from tenantry.tools.catalog_audit.report import exit_code, render_json, render_text, summary
+from tenantry.tools.catalog_audit.view_rules import security_invoker
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "security-audit.md"
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.audit.recorder import record_event
+from tenantry.auditlog.recorder import record_event
 from tenantry.auth.tokens import ADMIN_TOKEN_PREFIX, generate_token
 from tenantry.core.errors import InvalidInput, NotFound
 from tenantry.core.ids import uuid7

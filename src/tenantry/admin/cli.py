@@ -23,14 +23,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tenantry.admin.accounts import AdminTokenService, UserPasswordService
-from tenantry.admin.export import EXPORT_MEDIA_TYPE, WorkspaceExporter
-from tenantry.admin.schemas import WorkspaceCreate, WorkspaceOut
-from tenantry.admin.service import AdminWorkspaceService
-from tenantry.core.context import AdminPrincipal, current_admin
-from tenantry.core.db import create_engine, platform_session_factory
+from tenantry.auth.principal import AdminPrincipal, current_admin
 from tenantry.core.errors import DomainError, InvalidInput
-from tenantry.core.pagination import cursor_key
+from tenantry.db.engine import create_engine
 from tenantry.settings import Settings, load_settings
+from tenantry.tenancy.pagination import cursor_key
+from tenantry.tenancy.session import platform_session_factory
+from tenantry.workspaces.export import EXPORT_MEDIA_TYPE, WorkspaceExporter
+from tenantry.workspaces.schemas import WorkspaceCreate, WorkspaceOut
+from tenantry.workspaces.service import AdminWorkspaceService
 
 EXIT_FAILURE = 2
 

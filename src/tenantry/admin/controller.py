@@ -16,13 +16,17 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.admin.audit_log import AdminAuditService
-from tenantry.admin.export import EXPORT_MEDIA_TYPE, WorkspaceExporter
-from tenantry.admin.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, REPLAYED_HEADER
-from tenantry.admin.schemas import (
+from tenantry.auditlog.platform import AdminAuditService
+from tenantry.auditlog.schemas import PlatformAuditEventOut
+from tenantry.auth.guards import requires_admin
+from tenantry.auth.principal import AdminPrincipal
+from tenantry.core.schemas import Page
+from tenantry.http.admin_idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, REPLAYED_HEADER
+from tenantry.tenancy.pagination import MAX_LIMIT
+from tenantry.workspaces.export import EXPORT_MEDIA_TYPE, WorkspaceExporter
+from tenantry.workspaces.schemas import (
     WORKSPACE_STATUS_PATTERN,
     ExportManifest,
-    PlatformAuditEventOut,
     PurgeReportOut,
     PurgeRequest,
     ScheduleDeletion,
@@ -32,11 +36,7 @@ from tenantry.admin.schemas import (
     WorkspaceOut,
     WorkspaceUpdate,
 )
-from tenantry.admin.service import AdminWorkspaceService
-from tenantry.auth.guards import requires_admin
-from tenantry.core.context import AdminPrincipal
-from tenantry.core.pagination import MAX_LIMIT
-from tenantry.core.schemas import Page
+from tenantry.workspaces.service import AdminWorkspaceService
 
 BASE = "/admin/v1/workspaces"
 

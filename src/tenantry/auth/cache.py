@@ -38,7 +38,7 @@ from typing import Any
 
 import asyncpg
 
-from tenantry.core.context import Principal
+from tenantry.auth.principal import Principal
 
 CHANNEL = "auth_changed"
 # The database says how many seconds its token has left (by its own clock, so the API's clock

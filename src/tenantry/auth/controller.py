@@ -13,7 +13,7 @@ from litestar import Controller, get
 from litestar.connection import ASGIConnection
 
 from tenantry.auth.guards import requires_tenant_token, tenant_principal
-from tenantry.core.permissions import RESOURCES
+from tenantry.auth.permissions import RESOURCES
 
 
 class WhoAmI(msgspec.Struct, kw_only=True):

@@ -10,7 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
-from tenantry.core.context import AdminPrincipal, Principal
+from tenantry.auth.principal import AdminPrincipal, Principal
 from tenantry.core.errors import PermissionDenied, Unauthenticated
 
 _REFUSED = "A valid bearer token is required."

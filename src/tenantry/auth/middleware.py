@@ -15,9 +15,11 @@ from contextvars import ContextVar, Token
 from typing import Any
 
 from litestar.datastructures import Headers
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from tenantry.auth.cache import PrincipalCache
+from tenantry.auth.principal import AdminPrincipal, Principal, current_admin, current_principal
 from tenantry.auth.resolver import resolve_admin_token, resolve_token
 from tenantry.auth.tokens import (
     ADMIN_TOKEN_PREFIX,
@@ -26,15 +28,8 @@ from tenantry.auth.tokens import (
     token_digest,
     token_fingerprint,
 )
-from tenantry.core.context import (
-    AdminPrincipal,
-    Principal,
-    TenantScope,
-    current_admin,
-    current_principal,
-    current_scope,
-)
 from tenantry.core.errors import Unauthenticated, WorkspaceUnavailable
+from tenantry.tenancy.context import TenantScope, current_scope
 
 # Anchored, whole-path matches: "/health/live" is public, "/v1/x/health/live" is not.
 PUBLIC_PATHS = re.compile(
@@ -64,7 +59,7 @@ class AuthenticationMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
@@ -95,7 +90,7 @@ class AuthenticationMiddleware:
                 variable.reset(reset)
 
     @staticmethod
-    def _forgetting(scope: Scope, send: Send, tenant_id: uuid.UUID | None) -> Send:
+    def _forgetting(scope: HTTPScope, send: Send, tenant_id: uuid.UUID | None) -> Send:
         """`send`, made to drop cached principals (one workspace's, or all) before a write's answer."""
         cache: PrincipalCache | None = scope["app"].state.get("principal_cache")
         if cache is None or scope["method"] in SAFE_METHODS:

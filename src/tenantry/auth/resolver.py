@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.core.context import AdminPrincipal, Principal
+from tenantry.auth.principal import AdminPrincipal, Principal
 
 _RESOLVE = text(
     "SELECT token_id, tenant_id, user_id, membership_id, member_role, permissions, expired, revoked, "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
 from tenantry.catalog.service import ProductService
-from tenantry.core.etag import IfMatch, with_etag
-from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
+from tenantry.http.etag import IfMatch, with_etag
+from tenantry.tenancy.pagination import MAX_LIMIT
 
 
 def provide_product_service(
-    db_session: NamedDependency[AsyncSession], request: Request, state: State
+    db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any], state: State
 ) -> ProductService:
     return ProductService(db_session, tenant_principal(request), state.cursor_key)
 

@@ -9,19 +9,19 @@ import msgspec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.audit.recorder import record_event
+from tenantry.auditlog.recorder import record_event
+from tenantry.auth.principal import Principal
 from tenantry.catalog.errors import ProductHasOrders
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
-from tenantry.core.context import Principal
 from tenantry.core.errors import Conflict, NotFound
-from tenantry.core.etag import check_if_match
-from tenantry.core.pagination import Ordering, fetch_page
 from tenantry.core.schemas import Page, to_wire
 from tenantry.core.sqlstate import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate_of
+from tenantry.http.etag import check_if_match
 from tenantry.lookups.references import require_lookups
 from tenantry.orders.repository import OrderRepository
+from tenantry.tenancy.pagination import Ordering, fetch_page
 
 _SKU_TAKEN = "A live product with this SKU already exists in this workspace."
 # The allowlist of sort fields (`sort=name`, `sort=-price_cents`); all NOT NULL columns.

@@ -1,1 +1,1 @@
-"""Cross-cutting pieces: tenant context, database sessions, errors, request log, ids."""
+"""The smallest shared pieces: domain errors, ids, wire primitives, SQLSTATE reading, logging."""

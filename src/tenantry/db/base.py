@@ -24,7 +24,7 @@ class Base(DeclarativeBase):
 
 
 class TenantScoped:
-    """Columns of every tenant-owned table: the key leads with the tenant (DESIGN 3.5)."""
+    """Columns of every tenant-owned table: the key leads with the tenant (docs/security.md, contract rule 5)."""
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)

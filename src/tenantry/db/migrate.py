@@ -1,6 +1,6 @@
 """`tenantry db upgrade`: roles, versioned migrations, then repeatable policies, in one transaction.
 
-Policies are repeatable migrations (DESIGN 5): each file in policies/ is applied when its checksum
+Policies are repeatable migrations (docs/04-security-model.md): each file in policies/ is applied when its checksum
 changed, and all of them are applied whenever a versioned migration ran (a recreated table loses
 its policies). A failure rolls everything back, so no table is ever left half-secured.
 """
@@ -76,7 +76,10 @@ def _current_revision(connection: Connection) -> str | None:
 
 def _apply_policies(connection: Connection, settings: Settings, *, force_all: bool) -> list[str]:
     connection.execute(text(CHECKSUM_TABLE))
-    recorded = dict(connection.execute(text("SELECT name, checksum FROM public.tenantry_policy_checksums")).all())
+    recorded: dict[str, str] = {
+        name: checksum
+        for name, checksum in connection.execute(text("SELECT name, checksum FROM public.tenantry_policy_checksums"))
+    }
     applied = []
     for path in policy_files():
         rendered = render_policy(path.read_text(encoding="utf-8"), settings)
@@ -84,7 +87,9 @@ def _apply_policies(connection: Connection, settings: Settings, *, force_all: bo
         if not force_all and recorded.get(path.name) == checksum:
             continue
         # A file holds several statements and `$$` bodies: asyncpg runs it as one simple-query script.
-        await_only(connection.connection.driver_connection.execute(rendered))
+        driver = connection.connection.driver_connection
+        assert driver is not None  # an open connection always has one
+        await_only(driver.execute(rendered))
         connection.execute(
             text(
                 "INSERT INTO public.tenantry_policy_checksums (name, checksum) VALUES (:n, :c) "

@@ -1,4 +1,4 @@
-"""The database roles of DESIGN section 4, created and corrected idempotently on every upgrade.
+"""The database roles of docs/04-security-model.md, created and corrected idempotently on every upgrade.
 
 - owner: owns the schema objects and runs migrations (NOLOGIN; the migrating account becomes it);
 - tenant: RLS-bound DML on tenant tables only (NOLOGIN);

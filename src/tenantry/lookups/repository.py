@@ -48,7 +48,7 @@ class LookupRepository:
         )
         return {row.id: row for row in (await self.session.execute(query)).scalars()}
 
-    def filtered(self, *, kind: str | None) -> Select[tuple[Lookup]]:
+    def filtered(self, *, kind: str | None) -> Select[Lookup]:
         query = select(Lookup).where(Lookup.tenant_id == self.tenant_id)
         if kind is not None:
             query = query.where(Lookup.kind == kind)
@@ -65,7 +65,7 @@ class LookupRepository:
             query = (
                 select(column, func.count()).where(tenant_column == self.tenant_id, column.in_(ids)).group_by(column)
             )
-            counts.update({row[0]: int(row[1]) for row in await self.session.execute(query)})
+            counts.update({row[0]: int(row[1]) for row in await self.session.execute(query) if row[0] is not None})
         return {lookup_id: counts.get(lookup_id, 0) for ids in by_kind.values() for lookup_id in ids}
 
     async def add(self, lookup: Lookup) -> Lookup:

@@ -10,17 +10,17 @@ import msgspec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.audit.recorder import record_event
-from tenantry.core.context import Principal
+from tenantry.auditlog.recorder import record_event
+from tenantry.auth.principal import Principal
 from tenantry.core.errors import Conflict, InvalidInput, NotFound
-from tenantry.core.etag import check_if_match
-from tenantry.core.pagination import Ordering, fetch_page
 from tenantry.core.schemas import Page, to_wire
 from tenantry.core.sqlstate import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate_of
+from tenantry.http.etag import check_if_match
 from tenantry.lookups.errors import LookupInUse
 from tenantry.lookups.models import Lookup
 from tenantry.lookups.repository import USED_BY, LookupRepository
 from tenantry.lookups.schemas import LookupCreate, LookupFields, LookupOut, LookupUpdate
+from tenantry.tenancy.pagination import Ordering, fetch_page
 
 _CODE_TAKEN = "An entry of this kind with this code already exists in this workspace."
 # The allowlist of sort fields (`sort=position`, `sort=-name`); all NOT NULL columns.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
@@ -12,7 +12,6 @@ from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission, requires_tenant_token, tenant_principal
-from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
 from tenantry.members.invitations import InvitationAcceptService, InvitationService
 from tenantry.members.schemas import (
@@ -28,14 +27,17 @@ from tenantry.members.schemas import (
     Role,
 )
 from tenantry.members.service import MemberService
+from tenantry.tenancy.pagination import MAX_LIMIT
 
 
-def provide_member_service(db_session: NamedDependency[AsyncSession], request: Request, state: State) -> MemberService:
+def provide_member_service(
+    db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any], state: State
+) -> MemberService:
     return MemberService(db_session, tenant_principal(request), state.cursor_key)
 
 
 def provide_invitation_service(
-    db_session: NamedDependency[AsyncSession], request: Request, state: State
+    db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any], state: State
 ) -> InvitationService:
     return InvitationService(db_session, tenant_principal(request), state.cursor_key, state.settings.token_pepper)
 

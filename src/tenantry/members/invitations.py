@@ -40,13 +40,11 @@ from sqlalchemy import Select, and_, case, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from tenantry.audit.recorder import record_event
+from tenantry.auditlog.recorder import record_event
+from tenantry.auth.principal import Principal
 from tenantry.auth.tokens import INVITATION_TOKEN_PREFIX, generate_token, is_well_formed, token_digest
-from tenantry.core.context import Principal, tenant_scope
-from tenantry.core.db import SET_TRANSACTION_CONTEXT, transaction_context
 from tenantry.core.errors import Conflict, NotFound, PermissionDenied, WorkspaceUnavailable
 from tenantry.core.ids import uuid7
-from tenantry.core.pagination import decode_cursor, encode_cursor
 from tenantry.core.schemas import Page
 from tenantry.core.sqlstate import UNIQUE_VIOLATION, sqlstate_of
 from tenantry.members.errors import InvitationUnavailable, OwnerRequired
@@ -60,6 +58,9 @@ from tenantry.members.schemas import (
 )
 from tenantry.members.service import NOT_FOUND, grantable_roles, member_emails, member_out
 from tenantry.settings import Settings
+from tenantry.tenancy.context import tenant_scope
+from tenantry.tenancy.pagination import decode_cursor, encode_cursor
+from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
 from tenantry.users.login import acting_as, issue_member_token
 from tenantry.users.models import User
 from tenantry.users.throttle import normalize_email

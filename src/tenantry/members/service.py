@@ -29,14 +29,14 @@ from msgspec import UNSET
 from sqlalchemy import Select, String, Uuid, column, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.audit.recorder import record_event
-from tenantry.core.context import Principal
+from tenantry.auditlog.recorder import record_event
+from tenantry.auth.principal import Principal
 from tenantry.core.errors import Conflict, NotFound
-from tenantry.core.pagination import decode_cursor, encode_cursor
 from tenantry.core.schemas import Page
 from tenantry.members.errors import OwnerRequired
 from tenantry.members.models import Invitation, Membership
 from tenantry.members.schemas import MemberOut, MemberUpdate, ProfileUpdate
+from tenantry.tenancy.pagination import decode_cursor, encode_cursor
 
 NOT_FOUND = "The resource was not found."
 LAST_OWNER = "The workspace must keep at least one active owner; make another member an owner first."

@@ -7,7 +7,7 @@ they never existed or belong to another workspace.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
@@ -16,15 +16,17 @@ from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission, tenant_principal
-from tenantry.core.etag import IfMatch, etag_of, with_etag
-from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
+from tenantry.http.etag import IfMatch, etag_of, with_etag
 from tenantry.orders.schemas import OrderCreate, OrderOut, OrderTransition, OrderUpdate, StatusChangeOut
 from tenantry.orders.service import OrderService
 from tenantry.orders.status import OrderStatus
+from tenantry.tenancy.pagination import MAX_LIMIT
 
 
-def provide_order_service(db_session: NamedDependency[AsyncSession], request: Request, state: State) -> OrderService:
+def provide_order_service(
+    db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any], state: State
+) -> OrderService:
     return OrderService(db_session, tenant_principal(request), state.cursor_key)
 
 

@@ -32,7 +32,7 @@ class OrderRepository:
 
     def filtered(
         self, *, status: str | None, product_id: uuid.UUID | None, customer_email: str | None
-    ) -> Select[tuple[Order]]:
+    ) -> Select[Order]:
         query = select(Order).where(Order.tenant_id == self.tenant_id)
         if status is not None:
             query = query.where(Order.status == status)

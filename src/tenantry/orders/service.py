@@ -8,18 +8,18 @@ from datetime import UTC, datetime
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.audit.recorder import record_event
+from tenantry.auditlog.recorder import record_event
+from tenantry.auth.principal import Principal
 from tenantry.catalog.repository import ProductRepository
-from tenantry.core.context import Principal
 from tenantry.core.errors import InvalidInput, NotFound
-from tenantry.core.etag import check_if_match
-from tenantry.core.pagination import Ordering, fetch_page
 from tenantry.core.schemas import Page, to_wire
+from tenantry.http.etag import check_if_match
 from tenantry.lookups.references import require_lookups
 from tenantry.orders.models import Order
 from tenantry.orders.repository import OrderRepository
 from tenantry.orders.schemas import OrderCreate, OrderFields, OrderOut, OrderTagOut, OrderUpdate, StatusChangeOut
 from tenantry.orders.status import INITIAL_STATUS, check_transition
+from tenantry.tenancy.pagination import Ordering, fetch_page
 
 NOT_FOUND = "The resource was not found."
 # The allowlist of sort fields (`sort=-amount_cents`); all NOT NULL columns.

@@ -12,8 +12,8 @@ from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission, tenant_principal
-from tenantry.core.pagination import MAX_LIMIT
 from tenantry.core.schemas import Page
+from tenantry.tenancy.pagination import MAX_LIMIT
 from tenantry.tokens.schemas import (
     LeakReport,
     LeakReportReceived,
@@ -26,7 +26,9 @@ from tenantry.tokens.service import LeakReportService, TokenService
 from tenantry.users.throttle import LoginThrottle
 
 
-def provide_token_service(db_session: NamedDependency[AsyncSession], request: Request, state: State) -> TokenService:
+def provide_token_service(
+    db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any], state: State
+) -> TokenService:
     return TokenService(db_session, tenant_principal(request), state.cursor_key, state.settings.token_pepper)
 
 

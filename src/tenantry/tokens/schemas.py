@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from tenantry.core.permissions import LEVELS, RESOURCES
+from tenantry.auth.permissions import LEVELS, RESOURCES
 from tenantry.core.schemas import ShortText
 
 # The hard ceiling; each workspace may set a lower one (max_token_lifetime_days).

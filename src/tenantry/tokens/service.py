@@ -16,17 +16,17 @@ from msgspec import UNSET, UnsetType
 from sqlalchemy import ColumnElement, func, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from tenantry.audit.recorder import record_event
+from tenantry.auditlog.recorder import record_event
+from tenantry.auth.permissions import LEVELS, RESOURCES, effective_level
+from tenantry.auth.principal import Principal
 from tenantry.auth.tokens import ADMIN_TOKEN_PREFIX, TENANT_TOKEN_PREFIX, is_well_formed, token_digest
-from tenantry.core.context import Principal
-from tenantry.core.db import SET_TRANSACTION_CONTEXT, transaction_context
 from tenantry.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from tenantry.core.pagination import decode_cursor, encode_cursor
-from tenantry.core.permissions import LEVELS, RESOURCES, effective_level
-from tenantry.core.problems import FieldError
 from tenantry.core.schemas import Page, to_wire
+from tenantry.http.problems import FieldError
 from tenantry.members.models import Membership
 from tenantry.settings import Settings
+from tenantry.tenancy.pagination import decode_cursor, encode_cursor
+from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
 from tenantry.tokens.issuing import new_personal_access_token
 from tenantry.tokens.models import PersonalAccessToken
 from tenantry.tokens.schemas import (

@@ -20,13 +20,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.audit.recorder import record_event
+from tenantry.auditlog.recorder import record_event
+from tenantry.auth.permissions import role_permissions
+from tenantry.auth.principal import Principal, current_principal
 from tenantry.auth.tokens import token_fingerprint
-from tenantry.core.context import Principal, current_principal, tenant_scope
 from tenantry.core.errors import WorkspaceUnavailable
-from tenantry.core.permissions import role_permissions
 from tenantry.members.models import Membership
 from tenantry.settings import Settings
+from tenantry.tenancy.context import tenant_scope
 from tenantry.tokens.issuing import new_personal_access_token
 from tenantry.users.errors import InvalidCredentials
 from tenantry.users.models import User

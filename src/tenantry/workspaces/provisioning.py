@@ -1,120 +1,127 @@
-"""Provisioning outside a request: the dev server's demo workspace and the tests' workspaces.
+"""Creating a workspace with its owner, for the admin service (HTTP and CLI alike).
 
-It runs the same code as the admin API (admin/provisioning.py) on platform-role sessions from the
-app login role, with the new workspace as the tenant scope, so the tenant rows go through the very
-RLS policies that guard requests and the creation is audited like any other.
+`workspaces/provisioning.py` does the same for tests and bootstrap on a raw connection; this one
+works on the platform session, takes external_id, metadata and the owner's display name, and
+audits in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+import msgspec
+from sqlalchemy import or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.admin.provisioning import provision_workspace
-from tenantry.admin.schemas import WorkspaceCreate
-from tenantry.auth.tokens import IssuedToken
-from tenantry.core.context import tenant_scope
-from tenantry.core.db import platform_session_factory
-from tenantry.core.errors import NotFound
+from tenantry.auditlog.recorder import record_event
+from tenantry.auth.permissions import role_permissions
+from tenantry.core.errors import Conflict, InvalidInput
 from tenantry.core.ids import uuid7
-from tenantry.core.permissions import role_permissions
 from tenantry.members.models import Membership
 from tenantry.settings import Settings
 from tenantry.tokens.issuing import new_personal_access_token
-from tenantry.tokens.models import PersonalAccessToken
 from tenantry.workspaces.models import Workspace
+from tenantry.workspaces.schemas import OwnerOut, WorkspaceCreate, WorkspaceCreated, WorkspaceOut
 
+MAX_METADATA_BYTES = 16 * 1024
 DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
+OWNER_TOKEN_NAME = "first owner token"  # noqa: S105 - a display name, not a secret
+TAKEN = "A workspace with this {} already exists."
+
+_UPSERT_USER = text(
+    "INSERT INTO public.users (id, email) VALUES (:id, :email) "
+    "ON CONFLICT ((lower(email))) DO UPDATE SET email = public.users.email "
+    "RETURNING id, email, (xmax = 0) AS created"
+)
 
 
-@dataclass(frozen=True)
-class ProvisionedWorkspace:
-    workspace_id: uuid.UUID
-    slug: str
-    owner_user_id: uuid.UUID
-    owner_membership_id: uuid.UUID
-    token: str  # the owner's first token, in clear
-    token_id: uuid.UUID
+def workspace_out(workspace: Workspace) -> WorkspaceOut:
+    return WorkspaceOut(
+        id=workspace.id,
+        slug=workspace.slug,
+        name=workspace.name,
+        status=workspace.status,
+        external_id=workspace.external_id,
+        metadata=dict(workspace.metadata_ or {}),
+        max_token_lifetime_days=workspace.max_token_lifetime_days,
+        created_at=workspace.created_at,
+        updated_at=workspace.updated_at,
+        suspended_at=workspace.suspended_at,
+        purge_after=workspace.purge_after,
+        purged_at=workspace.purged_at,
+        purge_report=workspace.purge_report,
+    )
 
 
-class ProvisioningService:
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
-        self.sessions = platform_session_factory(engine, settings)
-        self.settings = settings
-
-    async def find_workspace(self, slug: str) -> uuid.UUID | None:
-        async with self.sessions() as session, session.begin():
-            return (await session.execute(select(Workspace.id).where(Workspace.slug == slug))).scalar_one_or_none()
-
-    async def create_workspace(self, *, slug: str, name: str, owner_email: str) -> ProvisionedWorkspace:
-        workspace_id = uuid7()
-        with tenant_scope(workspace_id):
-            async with self.sessions() as session, session.begin():
-                created = await provision_workspace(
-                    session,
-                    self.settings,
-                    workspace_id,
-                    WorkspaceCreate(slug=slug, name=name, owner_email=owner_email),
-                )
-        return ProvisionedWorkspace(
-            workspace_id=workspace_id,
-            slug=slug,
-            owner_user_id=created.owner.user_id,
-            owner_membership_id=created.owner.membership_id,
-            token=created.owner_token or "",
-            token_id=created.owner_token_id,
+def check_metadata(metadata: dict[str, object]) -> None:
+    encoded = msgspec.json.encode(metadata)
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise InvalidInput(
+            "The body does not match the schema.",
+            errors=[{"field": "metadata", "message": f"Expected at most {MAX_METADATA_BYTES} bytes of JSON"}],
+        )
+    if b"\\u0000" in encoded:  # PostgreSQL's jsonb cannot hold NUL in a string
+        raise InvalidInput(
+            "The body does not match the schema.",
+            errors=[{"field": "metadata", "message": "NUL characters are not allowed"}],
         )
 
-    async def issue_token(
-        self,
-        workspace_id: uuid.UUID,
-        membership_id: uuid.UUID,
-        *,
-        name: str,
-        permissions: dict[str, str] | None = None,
-        lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
-    ) -> tuple[IssuedToken, uuid.UUID]:
-        with tenant_scope(workspace_id):
-            async with self.sessions() as session, session.begin():
-                row, issued = new_personal_access_token(
-                    self.settings.token_pepper,
-                    tenant_id=workspace_id,
-                    membership_id=membership_id,
-                    name=name,
-                    permissions=permissions or role_permissions("owner"),
-                    expires_at=datetime.now(UTC) + lifetime,
-                )
-                session.add(row)
-        return issued, row.id
 
-    async def owner_membership(self, workspace_id: uuid.UUID) -> uuid.UUID:
-        with tenant_scope(workspace_id):
-            async with self.sessions() as session, session.begin():
-                membership_id = (
-                    await session.execute(
-                        select(Membership.id)
-                        .where(Membership.tenant_id == workspace_id, Membership.role == "owner", Membership.is_active)
-                        .order_by(Membership.created_at)
-                        .limit(1)
-                    )
-                ).scalar_one_or_none()
-        if membership_id is None:
-            raise NotFound("The workspace has no active owner.")
-        return membership_id
+async def provision_workspace(
+    session: AsyncSession, settings: Settings, workspace_id: uuid.UUID, data: WorkspaceCreate
+) -> WorkspaceCreated:
+    """Workspace, owner user (created if new), owner membership, first token and the audit event.
 
-    async def revoke_token(self, workspace_id: uuid.UUID, token_id: uuid.UUID) -> None:
-        with tenant_scope(workspace_id):
-            async with self.sessions() as session, session.begin():
-                await session.execute(
-                    update(PersonalAccessToken)
-                    .where(
-                        PersonalAccessToken.tenant_id == workspace_id,
-                        PersonalAccessToken.id == token_id,
-                        PersonalAccessToken.revoked_at.is_(None),
-                    )
-                    .values(revoked_at=datetime.now(UTC))
-                )
+    Runs in the caller's transaction, begun inside `tenant_scope(workspace_id)`: the tenant rows
+    go through the same tenant policy as any request of the new workspace.
+    """
+    taken = Workspace.slug == data.slug
+    if data.external_id is not None:  # `== None` would be IS NULL and match every workspace
+        taken = or_(taken, Workspace.external_id == data.external_id)
+    existing = (await session.execute(select(Workspace.slug).where(taken).limit(1))).scalar_one_or_none()
+    if existing is not None:
+        raise Conflict(TAKEN.format("slug" if existing == data.slug else "external_id"))
+    workspace = Workspace(
+        id=workspace_id,
+        slug=data.slug,
+        name=data.name,
+        external_id=data.external_id,
+        metadata_=data.metadata,
+    )
+    session.add(workspace)
+    await session.flush()
+    await session.refresh(workspace)
+    user = (await session.execute(_UPSERT_USER, {"id": uuid7(), "email": data.owner_email})).one()
+    membership = Membership(
+        tenant_id=workspace_id, id=uuid7(), user_id=user.id, role="owner", display_name=data.owner_display_name
+    )
+    session.add(membership)
+    await session.flush()
+    lifetime = min(DEFAULT_TOKEN_LIFETIME, timedelta(days=workspace.max_token_lifetime_days))
+    token, issued = new_personal_access_token(
+        settings.token_pepper,
+        tenant_id=workspace_id,
+        membership_id=membership.id,
+        name=OWNER_TOKEN_NAME,
+        permissions=role_permissions("owner"),
+        expires_at=datetime.now(UTC) + lifetime,
+    )
+    session.add(token)
+    await session.flush()
+    await record_event(
+        session,
+        "workspace.created",
+        "workspace",
+        workspace_id,
+        tenant_id=workspace_id,
+        details={"slug": data.slug, "owner_membership_id": str(membership.id), "owner_token_id": str(token.id)},
+        platform_details={"owner_user_id": str(user.id), "user_created": bool(user.created)},
+    )
+    return WorkspaceCreated(
+        workspace=workspace_out(workspace),
+        owner=OwnerOut(user_id=user.id, membership_id=membership.id, email=user.email, user_created=user.created),
+        owner_token_id=token.id,
+        owner_token_expires_at=token.expires_at,
+        owner_token=issued.token,
+    )

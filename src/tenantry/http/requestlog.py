@@ -1,0 +1,70 @@
+"""Request ids and the access log, around everything (including 404 and 405 from the router).
+
+Each request is logged once, as one JSON line, with its request id, workspace id, route, status
+and duration. Headers are never logged, so a token cannot end up in a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+import msgspec
+from litestar.datastructures import MutableScopeHeaders
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenantry.auth.principal import Principal
+
+access_log = logging.getLogger("tenantry.access")
+# The request id of the request being served, for the audit log; None outside a request.
+current_request_id: ContextVar[str | None] = ContextVar("tenantry_request_id", default=None)
+# A client-chosen request id is kept only if it is short and plain, so it cannot inject into logs.
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _CLIENT_REQUEST_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def _route(scope: Scope) -> str:
+    # The template ("/v1/products/{product_id}"), not the path: ids stay out of route metrics.
+    return scope.get("path_template") or "<unmatched>"
+
+
+async def log_requests(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    request_id = _request_id(scope)
+    reset = current_request_id.set(request_id)
+    started = time.perf_counter()
+    status = 500
+
+    async def send_with_request_id(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            MutableScopeHeaders.from_message(message)["Request-Id"] = request_id
+        await send(message)
+
+    try:
+        await app(scope, receive, send_with_request_id)
+    finally:
+        principal = scope.get("user")
+        record: dict[str, Any] = {
+            "request_id": request_id,
+            "method": scope.get("method"),
+            "route": _route(scope),
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "workspace_id": str(principal.tenant_id) if isinstance(principal, Principal) else None,
+        }
+        access_log.info(msgspec.json.encode(record).decode())
+        current_request_id.reset(reset)

@@ -1,0 +1,247 @@
+"""Reading the snapshot from the live catalog, in the caller's transaction.
+
+Everything comes from the system catalogs (pg_class, pg_attribute, pg_policy, pg_index,
+pg_constraint, pg_depend, pg_rewrite, pg_proc, pg_roles, pg_auth_members) and the
+has_*_privilege functions. All of them are readable by any role, so the audit needs no privilege:
+run it as the app login role or a read-only monitoring role, not the migration account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tenantry.tools.catalog_audit.catalog import (
+    APP_SCHEMA,
+    BOOKKEEPING_TABLES,
+    TENANT_COLUMN,
+    AuditError,
+    AuditRoles,
+    Catalog,
+    Column,
+    DefinerFunction,
+    ForeignKey,
+    Index,
+    Membership,
+    Policy,
+    Role,
+    Table,
+    View,
+    qualify,
+)
+
+# A schema that users create objects in: not pg_catalog, pg_toast, pg_temp_N or information_schema.
+_USER_SCHEMA = "(n.nspname <> 'information_schema' AND n.nspname !~ '^pg_')"
+
+
+async def _rows(connection: AsyncConnection, query: str, **params: Any) -> list[Any]:
+    return list((await connection.execute(text(query), params)).all())
+
+
+_TABLES = """
+SELECT c.oid, c.relname, format('%I.%I', n.nspname, c.relname), c.relrowsecurity, c.relforcerowsecurity
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')
+"""
+
+_COLUMNS = """
+SELECT a.attrelid, a.attnum, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = :schema AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+_POLICIES = """
+SELECT p.polname::text, p.polrelid, p.polpermissive, p.polcmd::text,
+       ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) AS r),
+       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
+       ARRAY(SELECT DISTINCT format('%I.%I', dn.nspname, dc.relname)
+               FROM pg_depend d JOIN pg_class dc ON dc.oid = d.refobjid
+               JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+              WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid
+                AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> p.polrelid),
+       ARRAY(SELECT DISTINCT format('%I.%I(%s)', fn.nspname, f.proname, pg_get_function_identity_arguments(f.oid))
+               FROM pg_depend d JOIN pg_proc f ON f.oid = d.refobjid
+               JOIN pg_namespace fn ON fn.oid = f.pronamespace
+              WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_proc'::regclass)
+  FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = :schema
+ ORDER BY p.polrelid, p.polname
+"""
+_POLICY_COMMANDS = {"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
+
+# indkey is an int2vector: through text to a plain 1-based array.
+_INDEXES = """
+SELECT format('%I.%I', n.nspname, ic.relname), i.indrelid, string_to_array(i.indkey::text, ' ')::int[],
+       i.indnkeyatts, i.indisunique, i.indisprimary, i.indisexclusion, i.indisvalid,
+       pg_get_expr(i.indpred, i.indrelid), pg_get_indexdef(i.indexrelid), con.conname::text
+  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+                             AND con.contype IN ('p', 'u', 'x')
+ WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')
+ ORDER BY 1
+"""
+
+# conparentid <> 0: the copy of a partitioned table's key on each partition; the parent's is checked.
+_FOREIGN_KEYS = """
+SELECT con.conname::text, con.conrelid, con.confrelid, format('%I.%I', rn.nspname, rc.relname), con.conkey::int[],
+       ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, pos)
+               JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.pos),
+       ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, pos)
+               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum ORDER BY k.pos)
+  FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_class rc ON rc.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+ WHERE con.contype = 'f' AND con.conparentid = 0 AND n.nspname = :schema
+ ORDER BY 1
+"""
+
+_ROLES = "SELECT oid, rolname::text, rolsuper, rolbypassrls FROM pg_roles"
+# PostgreSQL 16 made INHERIT and SET per grant; before, INHERIT was the member's attribute and
+# every membership allowed SET ROLE.
+_MEMBERSHIPS_16 = "SELECT member, roleid, inherit_option, set_option FROM pg_auth_members"
+_MEMBERSHIPS_15 = (
+    "SELECT m.member, m.roleid, r.rolinherit, true FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member"
+)
+
+_OWNED = f"""
+WITH r AS (SELECT oid, rolname::text AS name FROM pg_roles WHERE rolname = ANY(CAST(:names AS text[])))
+SELECT r.name, CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                             WHEN 'f' THEN 'foreign table' ELSE 'table' END,
+       format('%I.%I', n.nspname, c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN r ON r.oid = c.relowner
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_USER_SCHEMA}
+UNION ALL
+SELECT r.name, 'function', format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN r ON r.oid = p.proowner
+ WHERE {_USER_SCHEMA}
+UNION ALL
+SELECT r.name, 'schema', format('%I', n.nspname) FROM pg_namespace n JOIN r ON r.oid = n.nspowner
+UNION ALL
+SELECT r.name, 'database', format('%I', d.datname) FROM pg_database d JOIN r ON r.oid = d.datdba
+ WHERE d.datname = current_database()
+ORDER BY 1, 2, 3
+"""
+
+# has_schema_privilege on every schema: CREATE on pg_catalog or a temp schema would be as bad.
+_MAY_CREATE = """
+SELECT r.name, 'schema ' || format('%I', n.nspname)
+  FROM unnest(CAST(:names AS text[])) AS r(name) JOIN pg_namespace n ON has_schema_privilege(r.name, n.oid, 'CREATE')
+UNION ALL
+SELECT r.name, 'database ' || format('%I', current_database())
+  FROM unnest(CAST(:names AS text[])) AS r(name) WHERE has_database_privilege(r.name, current_database(), 'CREATE')
+ORDER BY 1, 2
+"""
+
+# Functions an extension installed are the extension's business, not the application's.
+_DEFINER_FUNCTIONS = f"""
+SELECT n.nspname::text, p.proname::text,
+       format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+       coalesce(p.proconfig, '{{}}'), has_function_privilege('public', p.oid, 'EXECUTE')
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.prosecdef AND {_USER_SCHEMA}
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+ ORDER BY 3
+"""
+
+# A view's query is its rewrite rule; pg_depend records what the rule reads.
+_VIEWS = f"""
+SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind = 'm', coalesce(c.reloptions, '{{}}'),
+       ARRAY(SELECT DISTINCT d.refobjid FROM pg_rewrite w
+               JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
+              WHERE w.ev_class = c.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> c.oid)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('v', 'm') AND {_USER_SCHEMA}
+ ORDER BY 2
+"""
+
+
+async def load_catalog(
+    connection: AsyncConnection, roles: AuditRoles, *, schema: str = APP_SCHEMA, allowed_definers: Iterable[str] = ()
+) -> Catalog:
+    """Read everything the rules need. Runs in the caller's transaction and changes nothing."""
+    database, version, version_num = (
+        await _rows(
+            connection,
+            "SELECT current_database()::text, current_setting('server_version'), "
+            "current_setting('server_version_num')::int",
+        )
+    )[0]
+
+    role_by_oid = {row[0]: Role(*row) for row in await _rows(connection, _ROLES)}
+    names = {r.name for r in role_by_oid.values()}
+    for label, name in (("tenant", roles.tenant), ("app", roles.app), ("owner", roles.owner)):
+        if name not in names:
+            raise AuditError(
+                f"the {label} role {name!r} does not exist on this server (check the TENANTRY_*_ROLE settings)"
+            )
+
+    tables: dict[int, Table] = {}
+    columns: dict[int, dict[int, Column]] = {}
+    for relid, attnum, attname, type_, not_null in await _rows(connection, _COLUMNS, schema=schema):
+        columns.setdefault(relid, {})[attnum] = Column(attname, type_, not_null)
+    for oid, relname, qualified, enabled, forced in await _rows(connection, _TABLES, schema=schema):
+        tables[oid] = Table(oid, qualified, enabled, forced, columns.get(oid, {}), relname in BOOKKEEPING_TABLES)
+    if not any(t.is_tenant for t in tables.values()):
+        raise AuditError(
+            f"schema {schema!r} of database {database!r} has no tenant table (none has a {TENANT_COLUMN} column): "
+            "is this the Tenantry database, migrated?"
+        )
+
+    policies = [
+        Policy(
+            name, relid, permissive, _POLICY_COMMANDS[cmd], frozenset(pol_roles), using, check, tuple(rels), tuple(fns)
+        )
+        for name, relid, permissive, cmd, pol_roles, using, check, rels, fns in await _rows(
+            connection, _POLICIES, schema=schema
+        )
+    ]
+    indexes = [
+        Index(name, relid, tuple(keys[:nkey]), unique, primary, exclusion, valid, predicate, definition, constraint)
+        for name, relid, keys, nkey, unique, primary, exclusion, valid, predicate, definition, constraint in await _rows(
+            connection, _INDEXES, schema=schema
+        )
+    ]
+    foreign_keys = [
+        ForeignKey(name, relid, ref_relid, ref_name, tuple(keys), tuple(cols), tuple(ref_cols))
+        for name, relid, ref_relid, ref_name, keys, cols, ref_cols in await _rows(
+            connection, _FOREIGN_KEYS, schema=schema
+        )
+    ]
+    memberships = [
+        Membership(*row)
+        for row in await _rows(connection, _MEMBERSHIPS_16 if version_num >= 160000 else _MEMBERSHIPS_15)
+    ]
+
+    catalog = Catalog(
+        database=database,
+        server_version=version,
+        schema=schema,
+        roles=roles,
+        tables=tables,
+        policies=policies,
+        indexes=indexes,
+        foreign_keys=foreign_keys,
+        role_by_oid=role_by_oid,
+        memberships=memberships,
+        owned={},
+        may_create={},
+        definer_functions=[
+            DefinerFunction(nsp, name, signature, tuple(config), public)
+            for nsp, name, signature, config, public in await _rows(connection, _DEFINER_FUNCTIONS)
+        ],
+        views=[
+            View(oid, name, materialized, tuple(options), frozenset(deps))
+            for oid, name, materialized, options, deps in await _rows(connection, _VIEWS)
+        ],
+        allowed_definers=frozenset(qualify(name, schema) for name in allowed_definers),
+    )
+    serving = catalog.serving_roles()
+    for role_name, kind, name in await _rows(connection, _OWNED, names=serving):
+        catalog.owned.setdefault(role_name, []).append(f"{kind} {name}")
+    for role_name, target in await _rows(connection, _MAY_CREATE, names=serving):
+        catalog.may_create.setdefault(role_name, []).append(target)
+    return catalog

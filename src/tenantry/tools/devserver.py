@@ -1,0 +1,139 @@
+"""`tenantry dev`: the one-command development service.
+
+Without DATABASE_URL it starts an embedded PostgreSQL whose data folder survives restarts. It
+generates the secrets once and keeps them in the data folder, applies migrations and policies,
+makes sure a demo workspace with an owner exists, prints a working token and a curl line, and
+serves the API with its OpenAPI document and browsable UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tenantry.auth.resolver import resolve_token
+from tenantry.auth.tokens import is_well_formed, token_digest
+from tenantry.core.ids import uuid7
+from tenantry.db.engine import create_engine
+from tenantry.db.migrate import upgrade
+from tenantry.db.server import ensure_database, start_embedded
+from tenantry.settings import Settings, load_settings
+from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.workspaces.bootstrap import ProvisioningService
+
+DEMO_SLUG = "demo"
+DEMO_OWNER = "owner@demo.tenantry.dev"
+DEMO_PRODUCTS = [
+    ("Espresso beans, 1 kg", "ESP-1KG", 2490),
+    ("Ceramic cup", "CUP-CER", 1200),
+    ("Hand grinder", "GRD-HND", 5900),
+]
+
+
+def _write_private(path: Path, content: str) -> None:
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(content, encoding="utf-8")
+
+
+def dev_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets generated once per data folder and kept there (0600)."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    values = {"token_pepper": secrets.token_urlsafe(48), "app_password": secrets.token_urlsafe(24)}
+    _write_private(path, json.dumps(values, indent=2))
+    return values
+
+
+def dev_settings(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    generated = dev_secrets(data_dir)
+    if not env.get("DATABASE_URL"):
+        url = to_named_database(start_embedded(data_dir / "pgdata"), "tenantry")
+        env["DATABASE_URL"] = url
+        print(f"embedded PostgreSQL running, data in {data_dir / 'pgdata'}")
+    env.setdefault("TENANTRY_TOKEN_PEPPER", generated["token_pepper"])
+    env.setdefault("TENANTRY_APP_PASSWORD", generated["app_password"])
+    return load_settings(env, dev_mode=True)
+
+
+def to_named_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def prepare(settings: Settings, data_dir: Path) -> str:
+    """Migrate, make sure the demo workspace exists, and return a working demo token."""
+    await ensure_database(settings.database_url)
+    await upgrade(settings, log=print)
+    engine = create_engine(settings.app_url, settings, pool_size=1)
+    try:
+        provisioning = ProvisioningService(engine, settings)
+        token_file = data_dir / "demo-token"
+        workspace_id = await provisioning.find_workspace(DEMO_SLUG)
+        if workspace_id is None:
+            created = await provisioning.create_workspace(slug=DEMO_SLUG, name="Demo workspace", owner_email=DEMO_OWNER)
+            await _seed_demo_products(engine, settings, created.workspace_id)
+            _write_private(token_file, created.token)
+            print(f"created workspace '{DEMO_SLUG}' with owner {DEMO_OWNER}")
+            return created.token
+        if token_file.exists():
+            token = token_file.read_text(encoding="utf-8").strip()
+            if is_well_formed(token):
+                resolution = await resolve_token(engine, token_digest(token, settings.token_pepper))
+                if resolution.principal is not None and resolution.principal.tenant_id == workspace_id:
+                    return token
+        membership_id = await provisioning.owner_membership(workspace_id)
+        issued, _ = await provisioning.issue_token(workspace_id, membership_id, name="dev demo token")
+        _write_private(token_file, issued.token)
+        return issued.token
+    finally:
+        await engine.dispose()
+
+
+async def _seed_demo_products(engine: AsyncEngine, settings: Settings, workspace_id: uuid.UUID) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(SET_TRANSACTION_CONTEXT, transaction_context(settings.tenant_role, workspace_id))
+        for name, sku, price in DEMO_PRODUCTS:
+            await connection.execute(
+                text(
+                    "INSERT INTO public.products (tenant_id, id, name, price_cents, currency, sku) "
+                    "VALUES (:t, :id, :name, :price, 'EUR', :sku)"
+                ),
+                {"t": workspace_id, "id": uuid7(), "name": name, "price": price, "sku": sku},
+            )
+
+
+def run_dev(data_dir: Path, host: str, port: int) -> None:
+    import uvicorn
+
+    from tenantry.app import create_app
+    from tenantry.core.logs import configure_logging
+
+    settings = dev_settings(data_dir)
+    token = asyncio.run(prepare(settings, data_dir))
+    base = f"http://{host}:{port}"
+    print(
+        "\nTenantry is starting.\n"
+        f"  demo token : {token}\n"
+        f"  try        : curl -H 'Authorization: Bearer {token}' {base}/v1/products\n"
+        f"  API docs   : {base}/schema  (Swagger UI: {base}/schema/swagger)\n"
+        f"  data folder: {data_dir}\n",
+        flush=True,
+    )
+    configure_logging(settings.log_level)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+    # embedded PostgreSQL's atexit hook stop the server instead of leaving it running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

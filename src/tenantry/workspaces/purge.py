@@ -1,0 +1,31 @@
+"""Hard-deleting one workspace's rows from every tenant table, inside the caller's transaction.
+
+The caller runs the transaction inside `tenant_scope(workspace_id)`: the platform role is bound by
+the same tenant policy as the tenant role, so even a wrong WHERE clause here could only ever
+delete rows of that one workspace. Children go first (reverse of `metadata.sorted_tables`), so no
+foreign key is ever left dangling mid-purge.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.workspaces.tables import tenant_tables_children_first
+
+# A purge may touch many rows; it gets ten minutes instead of the request timeout.
+PURGE_STATEMENT_TIMEOUT_MS = 600_000
+
+
+async def delete_workspace_rows(session: AsyncSession, workspace_id: uuid.UUID) -> dict[str, int]:
+    """Delete every row of the workspace in every tenant table; return the count per table."""
+    await session.execute(
+        text("SELECT set_config('statement_timeout', :timeout, true)"), {"timeout": str(PURGE_STATEMENT_TIMEOUT_MS)}
+    )
+    counts: dict[str, int] = {}
+    for table in tenant_tables_children_first():
+        result = await session.execute(delete(table).where(table.c.tenant_id == workspace_id))
+        counts[str(table.name)] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return counts
