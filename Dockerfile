@@ -1,7 +1,10 @@
 # The Tenantry image: the API (`tenantry serve`, the default command) and the migration runner
 # (`tenantry db upgrade`). migrations/ and policies/ travel inside the wheel, so the installed
 # package needs no checkout next to it.
-FROM python:3.11-slim
+# BASE_IMAGE: the official image by default; where no registry is reachable, a local image with
+# Python 3.11 (docs/06-operations.md, "Containers without a registry").
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -10,11 +13,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /tmp/build
 # Only what the wheel is built from: a change to tests/ or docs/ does not rebuild the image.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
+COPY requirements/app.lock ./requirements/app.lock
+# The locked, hash-checked dependencies first (a layer that survives code changes), then the wheel.
+RUN pip install --require-hashes -r requirements/app.lock
 COPY src ./src
 COPY migrations ./migrations
 COPY policies ./policies
-RUN pip install . && rm -rf /tmp/build
+RUN pip install --no-deps . && rm -rf /tmp/build
 
 # The service needs no write access anywhere, and never runs as root.
 RUN useradd --system --create-home --uid 10001 --shell /usr/sbin/nologin tenantry

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""The two commands of the quickstart, for a machine with only Python >= 3.11 and pip.
+"""The commands of the quickstart, for a machine with only Python >= 3.11 and pip.
 
     python3 scripts/dev.py serve   # the service, on an embedded PostgreSQL unless DATABASE_URL is set
     python3 scripts/dev.py test    # the whole test suite
+    python3 scripts/dev.py check   # ruff, ruff format, mypy --strict and the import layers, as CI runs them
+    python3 scripts/dev.py lock    # re-resolve requirements/*.lock after a change to pyproject.toml
 
-Each makes a virtual environment in .venv on first use (and again when pyproject.toml changes),
-installs Tenantry with its test extras into it, and runs the real command inside it. Extra
-arguments pass through: `serve --port 8001`, `test -k products -x`.
+Each makes a virtual environment in .venv on first use (and again when pyproject.toml or a lockfile
+changes), installs the exact versions of requirements/dev.lock into it (hash-checked) and Tenantry
+itself, and runs the real command inside it. Extra arguments pass through: `serve --port 8001`,
+`test -k products -x`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,23 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("TENANTRY_VENV", ROOT / ".venv"))
 STAMP = VENV / ".tenantry-installed"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+# The runtime lock (what the image installs) and the development lock (runtime + tests + checks),
+# resolved for every platform and Python >= 3.11, with hashes.
+APP_LOCK = ROOT / "requirements" / "app.lock"
+DEV_LOCK = ROOT / "requirements" / "dev.lock"
+CHECKS = (
+    ("ruff", "check", "src", "tests", "migrations", "scripts"),
+    ("ruff", "format", "--check", "src", "tests", "migrations", "scripts"),
+    ("mypy",),
+    ("lint-imports",),
+)
 
 
 def _fingerprint() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", DEV_LOCK):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def ensure_environment() -> None:
@@ -39,17 +55,45 @@ def ensure_environment() -> None:
     print("installing Tenantry and its dependencies (first run only) ...", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[test]"], check=True)
+    # Exactly the locked versions, hash-checked; then Tenantry itself, which adds nothing new.
+    subprocess.run([*pip, "install", "--require-hashes", "-r", str(DEV_LOCK)], check=True)
+    subprocess.run([*pip, "install", "--no-deps", "-e", str(ROOT)], check=True)
     STAMP.write_text(_fingerprint())
 
 
+def lock() -> int:
+    """Re-resolve both lockfiles from pyproject.toml; the development lock is held to the runtime one."""
+    common = ["--universal", "--python-version", "3.11", "--generate-hashes", "--no-header", "--quiet"]
+    uv = [str(BIN / "uv"), "pip", "compile", str(ROOT / "pyproject.toml"), *common]
+    subprocess.run([*uv, "--upgrade", "-o", str(APP_LOCK)], check=True)
+    subprocess.run([*uv, "--upgrade", "--extra", "dev", "-c", str(APP_LOCK), "-o", str(DEV_LOCK)], check=True)
+    print(f"wrote {APP_LOCK.relative_to(ROOT)} and {DEV_LOCK.relative_to(ROOT)}")
+    return 0
+
+
+def check() -> int:
+    failed = []
+    for command in CHECKS:
+        print("$", " ".join(command), flush=True)
+        if subprocess.call([str(BIN / command[0]), *command[1:]]) != 0:
+            failed.append(" ".join(command))
+    if failed:
+        print("failed: " + "; ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"serve", "test"}:
+    if not argv or argv[0] not in {"serve", "test", "check", "lock"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
     ensure_environment()
     os.chdir(ROOT)
+    if command == "lock":
+        return lock()
+    if command == "check":
+        return check()
     if command == "serve":
         return subprocess.call([str(BIN / "tenantry"), "dev", *rest])
     code = subprocess.call([str(BIN / "python"), "-m", "pytest", *rest])
