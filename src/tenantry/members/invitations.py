@@ -60,7 +60,7 @@ from tenantry.members.service import NOT_FOUND, grantable_roles, member_emails, 
 from tenantry.settings import Settings
 from tenantry.tenancy.context import tenant_scope
 from tenantry.tenancy.pagination import decode_cursor, encode_cursor
-from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.tenancy.session import set_transaction_context
 from tenantry.users.login import acting_as, issue_member_token
 from tenantry.users.models import User
 from tenantry.users.throttle import normalize_email
@@ -234,9 +234,11 @@ class InvitationAcceptService:
         Invitations are written by the tenant role only (the platform role may read them), and
         users by the platform role only, so accepting crosses once in each direction.
         """
-        await self.session.execute(
-            SET_TRANSACTION_CONTEXT,
-            transaction_context(role, tenant_id, None, str(self.settings.db_statement_timeout_ms)),
+        await set_transaction_context(
+            self.session,
+            role=role,
+            tenant_id=tenant_id,
+            statement_timeout_ms=self.settings.db_statement_timeout_ms,
         )
 
     async def _lock_usable(self, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation:

@@ -26,7 +26,7 @@ from tenantry.http.problems import FieldError
 from tenantry.members.models import Membership
 from tenantry.settings import Settings
 from tenantry.tenancy.pagination import decode_cursor, encode_cursor
-from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.tenancy.session import set_transaction_context
 from tenantry.tokens.issuing import new_personal_access_token
 from tenantry.tokens.models import PersonalAccessToken
 from tenantry.tokens.schemas import (
@@ -298,7 +298,11 @@ class LeakReportService:
         async with AsyncSession(self.engine) as session, session.begin():
             revoked = (await session.execute(_REVOKE_LEAKED_ADMIN, {"digests": digests})).scalars().all()
             if revoked:
-                await session.execute(SET_TRANSACTION_CONTEXT, transaction_context(self.settings.platform_role, None))
+                await set_transaction_context(
+                    session,
+                    role=self.settings.platform_role,
+                    statement_timeout_ms=self.settings.db_statement_timeout_ms,
+                )
                 for token_id in sorted(revoked):
                     await record_event(
                         session, "admin_token.leak_reported", "admin_token", token_id, workspace_log=False
@@ -316,8 +320,11 @@ class LeakReportService:
             for tenant_id, token_id in (await session.execute(_REVOKE_LEAKED, {"digests": digests})).all():
                 revoked[tenant_id].append(token_id)
             for tenant_id in sorted(revoked):
-                await session.execute(
-                    SET_TRANSACTION_CONTEXT, transaction_context(self.settings.platform_role, tenant_id)
+                await set_transaction_context(
+                    session,
+                    role=self.settings.platform_role,
+                    tenant_id=tenant_id,
+                    statement_timeout_ms=self.settings.db_statement_timeout_ms,
                 )
                 for token_id in sorted(revoked[tenant_id]):
                     await record_event(session, "token.leak_reported", "token", token_id, tenant_id=tenant_id)
