@@ -25,11 +25,13 @@ import asyncpg
 import msgspec
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
-from tenantry.catalog.schemas import ProductOut
+from tenantry.catalog.models import Product
+from tenantry.catalog.schemas import ProductFilters, ProductOut
+from tenantry.catalog.service import SORTABLE
 from tenantry.core.schemas import Page
 from tenantry.db.server import _asyncpg_dsn
 from tenantry.settings import Settings, load_settings
-from tenantry.tenancy.pagination import MAX_LIMIT, cursor_key, encode_cursor
+from tenantry.tenancy.pagination import MAX_LIMIT, Ordering, cursor_binding, cursor_key, encode_cursor
 from tenantry.tenancy.session import positional_transaction_context
 
 # In a schema of its own: the migrations' privilege statements cover schema public (they would
@@ -39,6 +41,9 @@ NORLS_TABLE = f"{NORLS_SCHEMA}.products_norls"
 
 # The session hook's statement with asyncpg's placeholders, and its arguments in their order.
 SET_CONTEXT, SET_CONTEXT_ARGUMENTS = positional_transaction_context(asyncpg_dialect.dialect())  # type: ignore[no-untyped-call]
+# The list's default order and filters, which its cursors are bound to.
+ORDERING = Ordering.parse("created_at", SORTABLE, Product.id)
+FILTERS = ProductFilters()
 # What `ProductService.list(limit=20)` compiles to (see tests/integration/test_bench.py, which
 # checks this text against the repository's query so the two cannot drift apart).
 LIST_SQL = (
@@ -126,11 +131,8 @@ class RawListApp:
         items = [ProductOut(**{name: row[name] for name in _FIELDS}) for row in rows[:limit]]
         next_cursor = None
         if has_more:
-            last = items[-1]
-            binding = f"products:{tenant_id}:0:None:created_at:"
-            next_cursor = encode_cursor(
-                last.id, key=self.key, binding=binding, sort_value=msgspec.to_builtins(last.created_at)
-            )
+            binding = cursor_binding("products", tenant_id, FILTERS, ORDERING)
+            next_cursor = encode_cursor(ORDERING.position_of(items[-1]), key=self.key, binding=binding)
         return _encoder.encode(Page(data=items, has_more=has_more, next_cursor=next_cursor))
 
 
