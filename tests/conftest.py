@@ -33,7 +33,7 @@ from tenantry.db.engine import create_engine
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import drop_database, embedded_server, ensure_database
 from tenantry.settings import Settings, load_settings
-from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, platform_session_factory, transaction_context
+from tenantry.tenancy.session import platform_session_factory, set_transaction_context
 from tenantry.workspaces.bootstrap import ProvisionedWorkspace, ProvisioningService
 
 TEST_PEPPER = "test-pepper-" + "x" * 40
@@ -218,7 +218,7 @@ async def admin_headers(app_engine: AsyncEngine, settings: Settings) -> dict[str
 
 async def as_tenant(connection: AsyncConnection, settings: Settings, tenant_id: uuid.UUID | None) -> None:
     """Switch a raw app-role connection's transaction to the tenant role, as the session hook does."""
-    await connection.execute(SET_TRANSACTION_CONTEXT, transaction_context(settings.tenant_role, tenant_id))
+    await set_transaction_context(connection, role=settings.tenant_role, tenant_id=tenant_id)
 
 
 async def plan_as_tenant(app_engine: AsyncEngine, settings: Settings, tenant_id: uuid.UUID, query: Any) -> str:

@@ -32,7 +32,7 @@ from tenantry.http.requestlog import log_requests
 from tenantry.routes import ROUTES
 from tenantry.settings import Settings
 from tenantry.tenancy.pagination import cursor_key
-from tenantry.tenancy.session import platform_session_factory, tenant_session_factory
+from tenantry.tenancy.session import login_session_factory, platform_session_factory, tenant_session_factory
 
 API_DESCRIPTION = """Multi-tenant API. Tenant routes (/v1) take `Authorization: Bearer tnt_...` and act on that \
 token's workspace only; platform admin routes (/admin/v1) take `Bearer tna_...` admin tokens.
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.engine = engine
         app.state.session_factory = tenant_session_factory(engine, settings)
         app.state.platform_session_factory = platform_session_factory(engine, settings)
+        app.state.login_session_factory = login_session_factory(engine, settings)
         try:
             yield
         finally:

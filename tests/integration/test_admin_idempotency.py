@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import msgspec
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.http.admin_idempotency import request_fingerprint
+from tenantry.http.idempotency import request_fingerprint
 from tenantry.settings import Settings
-from tenantry.workspaces.schemas import WorkspaceCreate
 from tests.conftest import issue_admin_token
 from tests.integration.test_admin_support import WORKSPACES, Client, bearer, create_workspace, workspace_body
 
@@ -28,7 +28,10 @@ async def _workspaces_with_slug(admin_engine: AsyncEngine, slug: str) -> int:
 async def _key_rows(admin_engine: AsyncEngine, key: str) -> list[tuple[object, ...]]:
     async with admin_engine.connect() as connection:
         result = await connection.execute(
-            text("SELECT response_status, response_body::text FROM public.admin_idempotency_keys WHERE key = :k"),
+            text(
+                "SELECT response_status, convert_from(response_body, 'UTF8') "
+                "FROM public.admin_idempotency_keys WHERE key = :k"
+            ),
             {"k": key},
         )
         return [tuple(r) for r in result]
@@ -86,18 +89,18 @@ async def test_a_repeat_while_the_first_is_running_is_a_conflict(
     issued, token_id = await issue_admin_token(app_engine, settings, "in flight")
     key = f"create-{uuid.uuid4()}"
     body = workspace_body()
-    fingerprint = request_fingerprint("createWorkspace", WorkspaceCreate(**body))
+    fingerprint = request_fingerprint("POST", WORKSPACES, b"", msgspec.json.encode(body))
     async with admin_engine.begin() as connection:
         await connection.execute(
             text(
-                "INSERT INTO public.admin_idempotency_keys (admin_token_id, key, request_fingerprint) "
-                "VALUES (:t, :k, :f)"
+                "INSERT INTO public.admin_idempotency_keys (admin_token_id, key, request_fingerprint, expires_at) "
+                "VALUES (:t, :k, :f, now() + interval '1 day')"
             ),
             {"t": token_id, "k": key, "f": fingerprint},
         )
     response = await client.post(WORKSPACES, json=body, headers=_idem(bearer(issued.token), key))
     assert response.status_code == 409, response.text
-    assert response.json()["type"].endswith("idempotency-in-flight")
+    assert response.json()["type"].endswith("idempotency-key-in-progress")
     assert await _workspaces_with_slug(admin_engine, body["slug"]) == 0
 
 
@@ -161,12 +164,12 @@ async def test_a_key_left_in_flight_by_a_crashed_process_is_taken_over(
     issued, token_id = await issue_admin_token(app_engine, settings, "crashed")
     key = f"create-{uuid.uuid4()}"
     body = workspace_body()
-    fingerprint = request_fingerprint("createWorkspace", WorkspaceCreate(**body))
+    fingerprint = request_fingerprint("POST", WORKSPACES, b"", msgspec.json.encode(body))
     async with admin_engine.begin() as connection:
         await connection.execute(
             text(
-                "INSERT INTO public.admin_idempotency_keys (admin_token_id, key, request_fingerprint, created_at) "
-                "VALUES (:t, :k, :f, now() - interval '6 minutes')"
+                "INSERT INTO public.admin_idempotency_keys (admin_token_id, key, request_fingerprint, created_at, "
+                "expires_at) VALUES (:t, :k, :f, now() - interval '6 minutes', now() + interval '1 day')"
             ),
             {"t": token_id, "k": key, "f": fingerprint},
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -512,3 +514,73 @@ async def test_removing_a_member_removes_the_keys_of_their_tokens(
 
     assert removed.status_code == 204
     assert await key_rows(admin_engine, tenant_a.id, key) == []
+
+
+# --- a crash while the answer is stored ------------------------------------------------------------
+
+
+@asynccontextmanager
+async def connection_dies_when_storing_the_answer(admin_engine: AsyncEngine, key: str) -> AsyncIterator[None]:
+    """The database connection that writes this key's answer dies on the spot, as if its process had.
+
+    A trigger on the statement that stores the answer terminates its own backend: PostgreSQL ends
+    the session and rolls back whatever its transaction had not committed, exactly as it does when
+    the API process is killed at that moment.
+    """
+    suffix = uuid.uuid4().hex[:12]
+    function, trigger = f"test_die_{suffix}", f"test_die_{suffix}"
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text(
+                f"CREATE FUNCTION public.{function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+                "SET search_path = pg_catalog AS $$ BEGIN "
+                "PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); RETURN NEW; END $$"
+            )
+        )
+        await connection.execute(
+            text(
+                f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON public.idempotency_keys FOR EACH ROW "
+                f"WHEN (NEW.key = '{key}' AND NEW.response_status IS NOT NULL) EXECUTE FUNCTION public.{function}()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with admin_engine.begin() as connection:
+            await connection.execute(text(f"DROP TRIGGER {trigger} ON public.idempotency_keys"))
+            await connection.execute(text(f"DROP FUNCTION public.{function}()"))
+
+
+async def test_a_crash_while_the_answer_is_stored_leaves_no_work_and_no_stuck_key(
+    client: Client, tenant_a: Tenant, admin_engine: AsyncEngine
+) -> None:
+    key = f"crash-{uuid.uuid4()}"
+    body = product_body()
+    async with connection_dies_when_storing_the_answer(admin_engine, key):
+        crashed = await client.post("/v1/products", json=body, headers=with_key(tenant_a, key))
+
+    # The work was not committed without its answer: the client hears of the failure, nothing stays.
+    assert crashed.status_code >= 500, crashed.text
+    assert await product_count(admin_engine, tenant_a.id) == 0
+    assert await key_rows(admin_engine, tenant_a.id, key) == []
+
+    # The retry is not told to wait for a request that will never finish: it runs the work, once.
+    retried = await client.post("/v1/products", json=body, headers=with_key(tenant_a, key))
+    assert retried.status_code == 201, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    assert await product_count(admin_engine, tenant_a.id) == 1
+
+    # Later retries replay it, also past the age at which an abandoned key would be taken over.
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE public.idempotency_keys SET created_at = now() - interval '6 minutes' "
+                "WHERE tenant_id = :t AND key = :k"
+            ),
+            {"t": tenant_a.id, "k": key},
+        )
+    again = await client.post("/v1/products", json=body, headers=with_key(tenant_a, key))
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == retried.content
+    assert await product_count(admin_engine, tenant_a.id) == 1

@@ -13,7 +13,7 @@ from tenantry.catalog.models import Product
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.settings import Settings
 from tenantry.tenancy.context import tenant_scope
-from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, tenant_session_factory, transaction_context
+from tenantry.tenancy.session import set_transaction_context, tenant_session_factory
 from tenantry.workspaces.tables import tenant_tables_children_first
 from tests.conftest import Tenant, as_tenant
 
@@ -41,7 +41,7 @@ async def test_no_tenant_sees_zero_rows_in_any_tenant_table(
     db_role = settings.tenant_role if role == "tenant" else settings.platform_role
     assert {"products", "memberships", "personal_access_tokens", "invitations", "audit_events"} <= set(TENANT_TABLES)
     async with app_engine.connect() as connection, admin_engine.connect() as truth:
-        await connection.execute(SET_TRANSACTION_CONTEXT, transaction_context(db_role, None))
+        await set_transaction_context(connection, role=db_role, tenant_id=None)
         for table in TENANT_TABLES:
             query = text(f"SELECT count(*) FROM public.{table}")
             assert (await connection.execute(query)).scalar_one() == 0, table

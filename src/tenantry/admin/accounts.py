@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auditlog.recorder import record_event
@@ -17,9 +16,11 @@ from tenantry.auth.tokens import ADMIN_TOKEN_PREFIX, generate_token
 from tenantry.core.errors import InvalidInput, NotFound
 from tenantry.core.ids import uuid7
 from tenantry.settings import Settings
+from tenantry.tenancy.unit_of_work import UnitOfWork
 from tenantry.tokens.models import AdminToken
-from tenantry.users.models import User
+from tenantry.tokens.repository import AdminTokenRepository
 from tenantry.users.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
+from tenantry.users.repository import UserRepository
 
 MAX_ADMIN_TOKEN_DAYS = 366
 
@@ -34,7 +35,9 @@ class NewAdminToken:
 class AdminTokenService:
     def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.settings = settings
+        self.tokens = AdminTokenRepository(session)
 
     async def issue(self, name: str, days: int = 90) -> NewAdminToken:
         name = name.strip()
@@ -51,22 +54,16 @@ class AdminTokenService:
             last_four=issued.last_four,
             expires_at=datetime.now(UTC) + timedelta(days=days),
         )
-        async with self.session.begin():
-            self.session.add(token)
-            await self.session.flush()
+        async with self.uow.transaction():
+            await self.tokens.add(token, refresh=False)
             await record_event(
                 self.session, "admin_token.created", "admin_token", token.id, details={"name": name, "days": days}
             )
         return NewAdminToken(id=token.id, token=issued.token, expires_at=token.expires_at)
 
     async def revoke(self, token_id: uuid.UUID) -> None:
-        async with self.session.begin():
-            result = await self.session.execute(
-                update(AdminToken)
-                .where(AdminToken.id == token_id, AdminToken.revoked_at.is_(None))
-                .values(revoked_at=func.now())
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
+        async with self.uow.transaction():
+            if not await self.tokens.revoke(token_id):
                 raise NotFound("No live admin token has this id.")
             await record_event(self.session, "admin_token.revoked", "admin_token", token_id)
 
@@ -83,21 +80,19 @@ def check_password(password: str) -> None:
 class UserPasswordService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
+        self.users = UserRepository(session)
 
     async def set_password(self, email: str, password: str) -> uuid.UUID:
         """Set a user's password (argon2id, hashed off the event loop before the transaction)."""
         check_password(password)
         password_hash = await hash_password(password)
-        async with self.session.begin():
-            user = (
-                await self.session.execute(
-                    select(User).where(func.lower(User.email) == email.strip().lower()).with_for_update()
-                )
-            ).scalar_one_or_none()
+        async with self.uow.transaction():
+            user = await self.users.find_by_email(email.strip().lower(), lock="update")
             if user is None:
                 raise NotFound("No user has this email.")
             user.password_hash = password_hash
             user.updated_at = datetime.now(UTC)
-            await self.session.flush()
+            await self.users.save(user, refresh=False)
             await record_event(self.session, "user.password_set", "user", user.id)
         return user.id

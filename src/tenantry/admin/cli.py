@@ -27,10 +27,10 @@ from tenantry.auth.principal import AdminPrincipal, current_admin
 from tenantry.core.errors import DomainError, InvalidInput
 from tenantry.db.engine import create_engine
 from tenantry.settings import Settings, load_settings
-from tenantry.tenancy.pagination import cursor_key
+from tenantry.tenancy.pagination import PageRequest, cursor_key
 from tenantry.tenancy.session import platform_session_factory
 from tenantry.workspaces.export import EXPORT_MEDIA_TYPE, WorkspaceExporter
-from tenantry.workspaces.schemas import WorkspaceCreate, WorkspaceOut
+from tenantry.workspaces.schemas import WorkspaceCreate, WorkspaceFilters, WorkspaceOut
 from tenantry.workspaces.service import AdminWorkspaceService
 
 EXIT_FAILURE = 2
@@ -198,7 +198,7 @@ async def workspace_create(op: Operator, args: argparse.Namespace) -> None:
 async def workspace_list(op: Operator, args: argparse.Namespace) -> None:
     cursor: str | None = None
     while True:
-        page = await op.workspaces.list(limit=100, cursor=cursor, status=args.status)
+        page = await op.workspaces.list(PageRequest(limit=100, cursor=cursor), WorkspaceFilters(status=args.status))
         for workspace in page.data:
             print(msgspec.json.encode(workspace).decode() if op.json else _workspace_line(workspace))
         if not page.has_more:

@@ -12,17 +12,17 @@ from typing import Annotated
 from litestar import Controller, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auditlog.platform import AdminAuditService
-from tenantry.auditlog.schemas import PlatformAuditEventOut
+from tenantry.auditlog.schemas import PlatformAuditEventOut, PlatformAuditFilters
 from tenantry.auth.guards import requires_admin
-from tenantry.auth.principal import AdminPrincipal
 from tenantry.core.schemas import Page
-from tenantry.http.admin_idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, REPLAYED_HEADER
-from tenantry.tenancy.pagination import MAX_LIMIT
+from tenantry.http.idempotency import IDEMPOTENT_OPT, REDACT_OPT
+from tenantry.http.querying import Cursor, Limit
+from tenantry.tenancy.pagination import PageRequest
 from tenantry.workspaces.export import EXPORT_MEDIA_TYPE, WorkspaceExporter
 from tenantry.workspaces.schemas import (
     WORKSPACE_STATUS_PATTERN,
@@ -33,6 +33,7 @@ from tenantry.workspaces.schemas import (
     UsageOut,
     WorkspaceCreate,
     WorkspaceCreated,
+    WorkspaceFilters,
     WorkspaceOut,
     WorkspaceUpdate,
 )
@@ -59,21 +60,9 @@ def export_href(workspace_id: uuid.UUID) -> Callable[[str], str]:
     return lambda table: f"{BASE}/{workspace_id}/export/{table}"
 
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
-Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 StatusFilter = Annotated[
     str | None,
     Parameter(pattern=WORKSPACE_STATUS_PATTERN, description="Only workspaces in this status."),
-]
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name=IDEMPOTENCY_HEADER,
-        pattern=KEY_PATTERN,
-        max_length=255,
-        required=False,
-        description="1 to 255 printable ASCII characters; a repeat replays the first answer.",
-    ),
 ]
 ActionFilter = Annotated[
     str | None, Parameter(max_length=64, pattern=r"^[a-z0-9_.]+$", description="e.g. workspace.suspended")
@@ -90,30 +79,23 @@ class AdminWorkspaceController(Controller):
         "workspace_exporter": Provide(provide_workspace_exporter, sync_to_thread=False),
     }
 
-    @post("/", operation_id="createWorkspace", guards=[requires_admin], status_code=201)
+    @post(
+        "/",
+        operation_id="createWorkspace",
+        guards=[requires_admin],
+        status_code=201,
+        opt={IDEMPOTENT_OPT: True, REDACT_OPT: ("owner_token",)},
+    )
     async def create_workspace(
-        self,
-        data: JSONBody[WorkspaceCreate],
-        admin: NamedDependency[AdminPrincipal],
-        admin_workspace_service: NamedDependency[AdminWorkspaceService],
-        idempotency_key: IdempotencyKey = None,
+        self, data: JSONBody[WorkspaceCreate], admin_workspace_service: NamedDependency[AdminWorkspaceService]
     ) -> Response[WorkspaceCreated]:
         """Create a workspace and its owner; the answer carries the owner's first token, once.
 
         Under an `Idempotency-Key`, a repeat with the same body replays the first status and body
         (with `Idempotent-Replayed: true`, `replayed: true` and `owner_token: null`).
         """
-        headers: dict[str, str] = {}
-        if idempotency_key is not None and admin.token_id is not None:
-            status, created = await admin_workspace_service.create_idempotent(
-                data, admin_token_id=admin.token_id, key=idempotency_key
-            )
-            if created.replayed:
-                headers[REPLAYED_HEADER] = "true"
-        else:
-            status, created = 201, await admin_workspace_service.create(data)
-        headers["Location"] = f"{BASE}/{created.workspace.id}"
-        return Response(created, status_code=status, headers=headers)
+        created = await admin_workspace_service.create(data)
+        return Response(created, status_code=201, headers={"Location": f"{BASE}/{created.workspace.id}"})
 
     @get("/", operation_id="listWorkspaces", guards=[requires_admin])
     async def list_workspaces(
@@ -124,7 +106,9 @@ class AdminWorkspaceController(Controller):
         status: StatusFilter = None,
     ) -> Page[WorkspaceOut]:
         """List workspaces, oldest first, with keyset pagination."""
-        return await admin_workspace_service.list(limit=limit, cursor=cursor, status=status)
+        return await admin_workspace_service.list(
+            PageRequest(limit=limit, cursor=cursor), WorkspaceFilters(status=status)
+        )
 
     @get("/{workspace_id:str}", operation_id="getWorkspace", guards=[requires_admin])
     async def get_workspace(
@@ -252,7 +236,9 @@ class AdminAuditController(Controller):
         workspace_id: WorkspaceFilter = None,
     ) -> Page[PlatformAuditEventOut]:
         """The platform audit log, newest first, with keyset pagination."""
-        return await admin_audit_service.list(limit=limit, cursor=cursor, action=action, workspace_id=workspace_id)
+        return await admin_audit_service.list(
+            PageRequest(limit=limit, cursor=cursor), PlatformAuditFilters(action=action, workspace_id=workspace_id)
+        )
 
 
 __all__ = ["AdminAuditController", "AdminWorkspaceController"]

@@ -18,7 +18,8 @@ from tenantry.auditlog.schemas import AuditEventOut, AuditFilters
 from tenantry.auditlog.service import AuditEventService
 from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.core.schemas import Page
-from tenantry.tenancy.pagination import MAX_LIMIT
+from tenantry.http.querying import Cursor, Limit
+from tenantry.tenancy.pagination import PageRequest
 
 
 def provide_audit_event_service(
@@ -27,8 +28,6 @@ def provide_audit_event_service(
     return AuditEventService(db_session, tenant_principal(request), state.cursor_key)
 
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
-Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 Action = Annotated[str | None, Parameter(max_length=64, description="Only this action, e.g. token.created.")]
 TargetType = Annotated[str | None, Parameter(max_length=64, description="Only events on this kind of target.")]
 TargetId = Annotated[str | None, Parameter(max_length=64, description="Only events on this target.")]
@@ -106,7 +105,7 @@ class AuditEventController(Controller):
             since=parse_instant("since", since),
             until=parse_instant("until", until),
         )
-        return await audit_event_service.list(limit=limit, cursor=cursor, filters=filters)
+        return await audit_event_service.list(PageRequest(limit=limit, cursor=cursor), filters)
 
 
 __all__ = ["AuditEventController"]

@@ -21,6 +21,13 @@ class AuditFilters(msgspec.Struct, frozen=True, kw_only=True):
     until: datetime | None = None
 
 
+class PlatformAuditFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What a list of platform events is narrowed to; every field is part of the cursor's binding."""
+
+    action: str | None = None
+    workspace_id: uuid.UUID | None = None
+
+
 class AuditEventOut(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     occurred_at: datetime

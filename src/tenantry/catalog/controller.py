@@ -12,11 +12,12 @@ from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission, tenant_principal
-from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
+from tenantry.catalog.schemas import ProductCreate, ProductFilters, ProductOut, ProductUpdate
 from tenantry.catalog.service import ProductService
 from tenantry.core.schemas import Page
 from tenantry.http.etag import IfMatch, with_etag
-from tenantry.tenancy.pagination import MAX_LIMIT
+from tenantry.http.querying import Cursor, Limit
+from tenantry.tenancy.pagination import PageRequest
 
 
 def provide_product_service(
@@ -25,8 +26,6 @@ def provide_product_service(
     return ProductService(db_session, tenant_principal(request), state.cursor_key)
 
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
-Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 IncludeDeleted = Annotated[bool, Parameter(description="Also return soft-deleted products.")]
 NamePrefix = Annotated[
     str | None, Parameter(min_length=1, max_length=200, description="Only products whose name starts with this.")
@@ -67,12 +66,8 @@ class ProductController(Controller):
     ) -> Page[ProductOut]:
         """List products with keyset pagination; filter by name prefix or category, sort by an allowed field."""
         return await product_service.list(
-            limit=limit,
-            cursor=cursor,
-            include_deleted=include_deleted,
-            name_prefix=name_prefix,
-            sort=sort,
-            category_id=category_id,
+            PageRequest(limit=limit, cursor=cursor, sort=sort),
+            ProductFilters(include_deleted=include_deleted, name_prefix=name_prefix, category_id=category_id),
         )
 
     @get("/{product_id:str}", operation_id="getProduct", guards=[read])

@@ -1,41 +1,31 @@
-"""Tenant-scoped data access for products.
-
-RLS is the wall; the explicit `tenant_id` filter here is what lets the planner go straight to one
-tenant's rows (and what Citus routes on). Neither replaces the other.
-"""
+"""Tenant-scoped data access for products (the base in tenancy/repository.py adds the tenant filter)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, func
 
 from tenantry.catalog.models import Product
+from tenantry.catalog.schemas import ProductFilters
+from tenantry.tenancy.repository import Lock, TenantRepository
 
 
-class ProductRepository:
-    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
-        self.session = session
-        self.tenant_id = tenant_id
+class ProductRepository(TenantRepository[Product]):
+    model = Product
+    resource = "products"
 
-    async def get(self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: bool = False) -> Product | None:
-        query = select(Product).where(Product.tenant_id == self.tenant_id, Product.id == product_id)
-        if not include_deleted:
-            query = query.where(Product.deleted_at.is_(None))
-        if lock:
-            query = query.with_for_update()
-        return (await self.session.execute(query)).scalar_one_or_none()
+    async def find(
+        self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: Lock | None = None
+    ) -> Product | None:
+        """The product, live ones only unless `include_deleted`.
 
-    async def get_for_order(self, product_id: uuid.UUID) -> Product | None:
-        """A live product, share-locked: its price cannot change, nor can it be deleted, until the caller commits."""
-        query = (
-            select(Product)
-            .where(Product.tenant_id == self.tenant_id, Product.id == product_id, Product.deleted_at.is_(None))
-            .with_for_update(read=True)
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
+        `lock="share"` is what an order takes: the price cannot change, nor can the product be
+        deleted, until the order commits.
+        """
+        where = () if include_deleted else (Product.deleted_at.is_(None),)
+        return await self.get(product_id, lock=lock, where=where)
 
     def filtered(
         self, *, include_deleted: bool, name_prefix: str | None, category_id: uuid.UUID | None = None
@@ -44,7 +34,7 @@ class ProductRepository:
 
         Columns, not Product objects: a page goes straight to the wire, and plain rows skip the
         ORM's per-object bookkeeping (a measurable share of a list request)."""
-        query = select(*Product.__table__.columns).where(Product.tenant_id == self.tenant_id)
+        query = self.columns()
         if not include_deleted:
             query = query.where(Product.deleted_at.is_(None))
         if category_id is not None:
@@ -56,19 +46,7 @@ class ProductRepository:
             query = query.where(func.starts_with(Product.name_lower, func.lower(name_prefix)))
         return query
 
-    async def add(self, product: Product) -> Product:
-        product.tenant_id = self.tenant_id
-        self.session.add(product)
-        await self.session.flush()
-        await self.session.refresh(product)
-        return product
-
-    async def save(self, product: Product) -> Product:
-        await self.session.flush()
-        await self.session.refresh(product)
-        return product
-
-    async def remove(self, product: Product) -> None:
-        """Hard delete (the purge); the composite key from orders refuses it while orders exist."""
-        await self.session.delete(product)
-        await self.session.flush()
+    def matching(self, filters: ProductFilters) -> Select[Any]:
+        return self.filtered(
+            include_deleted=filters.include_deleted, name_prefix=filters.name_prefix, category_id=filters.category_id
+        )

@@ -50,3 +50,11 @@ class ProductOut(msgspec.Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+
+
+class ProductFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What a list of products is narrowed to; every field is part of the cursor's binding."""
+
+    include_deleted: bool = False
+    name_prefix: str | None = None
+    category_id: uuid.UUID | None = None

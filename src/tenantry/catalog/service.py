@@ -1,4 +1,4 @@
-"""Product use cases. Each method is one explicit transaction: a failed commit is an error, never a 2xx."""
+"""Product use cases. Each method is one unit of work: a failed commit is an error, never a 2xx."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime
 
 import msgspec
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auditlog.recorder import record_event
@@ -14,16 +13,16 @@ from tenantry.auth.principal import Principal
 from tenantry.catalog.errors import ProductHasOrders
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
-from tenantry.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
+from tenantry.catalog.schemas import ProductCreate, ProductFilters, ProductOut, ProductUpdate
 from tenantry.core.errors import Conflict, NotFound
 from tenantry.core.schemas import Page, to_wire
-from tenantry.core.sqlstate import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate_of
 from tenantry.http.etag import check_if_match
 from tenantry.lookups.references import require_lookups
 from tenantry.orders.repository import OrderRepository
-from tenantry.tenancy.pagination import Ordering, fetch_page
+from tenantry.tenancy.pagination import Ordering, PageRequest
+from tenantry.tenancy.unit_of_work import UnitOfWork
 
-_SKU_TAKEN = "A live product with this SKU already exists in this workspace."
+_SKU_TAKEN = Conflict("A live product with this SKU already exists in this workspace.")
 # The allowlist of sort fields (`sort=name`, `sort=-price_cents`); all NOT NULL columns.
 SORTABLE = {"created_at": Product.created_at, "name": Product.name, "price_cents": Product.price_cents}
 
@@ -35,19 +34,20 @@ def _out(product: Product) -> ProductOut:
 class ProductService:
     def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.principal = principal
         self.cursor_key = cursor_key
         self.products = ProductRepository(session, principal.tenant_id)
         self.orders = OrderRepository(session, principal.tenant_id)
 
-    async def _locked_current(self, product_id: uuid.UUID, if_match: str | None, **kwargs: bool) -> Product:
+    async def _locked_current(self, product_id: uuid.UUID, if_match: str | None) -> Product:
         """The row under lock, after checking the client's If-Match against what it would see now."""
-        product = await self._get_or_404(product_id, lock=True, **kwargs)
+        product = await self._get_or_404(product_id, lock=True)
         check_if_match(if_match, _out(product))
         return product
 
     async def _get_or_404(self, product_id: uuid.UUID, *, include_deleted: bool = False, lock: bool = False) -> Product:
-        product = await self.products.get(product_id, include_deleted=include_deleted, lock=lock)
+        product = await self.products.find(product_id, include_deleted=include_deleted, lock="update" if lock else None)
         if product is None:
             raise NotFound("The resource was not found.")
         return product
@@ -65,75 +65,48 @@ class ProductService:
             )
 
     async def create(self, data: ProductCreate) -> ProductOut:
-        try:
-            async with self.session.begin():
-                await self._require_category(data.category_id)
-                product = await self.products.add(Product(**msgspec.structs.asdict(data)))
-                await record_event(self.session, "product.created", "product", product.id)
-        except IntegrityError as exc:
-            if sqlstate_of(exc) == UNIQUE_VIOLATION:
-                raise Conflict(_SKU_TAKEN) from None
-            raise
+        async with self.uow.transaction(unique=_SKU_TAKEN):
+            await self._require_category(data.category_id)
+            product = await self.products.add(Product(**msgspec.structs.asdict(data)))
+            await record_event(self.session, "product.created", "product", product.id)
         return _out(product)
 
-    async def list(
-        self,
-        *,
-        limit: int,
-        cursor: str | None,
-        include_deleted: bool,
-        name_prefix: str | None,
-        sort: str,
-        category_id: uuid.UUID | None = None,
-    ) -> Page[ProductOut]:
-        ordering = Ordering.parse(sort, SORTABLE, Product.id)
-        binding = (
-            f"products:{self.principal.tenant_id}:{int(include_deleted)}:{name_prefix!r}:{sort}:{category_id or ''}"
-        )
-        query = self.products.filtered(
-            include_deleted=include_deleted, name_prefix=name_prefix, category_id=category_id
-        )
-        async with self.session.begin():
-            return await fetch_page(
-                self.session,
-                query,
+    async def list(self, page: PageRequest, filters: ProductFilters) -> Page[ProductOut]:
+        ordering = Ordering.parse(page.sort or "created_at", SORTABLE, Product.id)
+        async with self.uow.transaction():
+            return await self.products.page(
+                self.products.matching(filters),
+                page=page,
                 ordering=ordering,
-                limit=limit,
-                cursor=cursor,
                 key=self.cursor_key,
-                binding=binding,
+                filters=filters,
                 to_wire=_out,
                 as_rows=True,
             )
 
     async def get(self, product_id: uuid.UUID, *, include_deleted: bool) -> ProductOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             return _out(await self._get_or_404(product_id, include_deleted=include_deleted))
 
     async def update(self, product_id: uuid.UUID, data: ProductUpdate, *, if_match: str | None = None) -> ProductOut:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
-        try:
-            async with self.session.begin():
-                product = await self._locked_current(product_id, if_match)
-                if changes.get("category_id") is not None and changes["category_id"] != product.category_id:
-                    await self._require_category(changes["category_id"])
-                for field, value in changes.items():
-                    setattr(product, field, value)
-                if changes:
-                    product.updated_at = datetime.now(UTC)
-                    await record_event(
-                        self.session, "product.updated", "product", product_id, details={"fields": sorted(changes)}
-                    )
-                product = await self.products.save(product)
-        except IntegrityError as exc:
-            if sqlstate_of(exc) == UNIQUE_VIOLATION:
-                raise Conflict(_SKU_TAKEN) from None
-            raise
+        async with self.uow.transaction(unique=_SKU_TAKEN):
+            product = await self._locked_current(product_id, if_match)
+            if changes.get("category_id") is not None and changes["category_id"] != product.category_id:
+                await self._require_category(changes["category_id"])
+            for field, value in changes.items():
+                setattr(product, field, value)
+            if changes:
+                product.updated_at = datetime.now(UTC)
+                await record_event(
+                    self.session, "product.updated", "product", product_id, details={"fields": sorted(changes)}
+                )
+            product = await self.products.save(product)
         return _out(product)
 
     async def delete(self, product_id: uuid.UUID, *, if_match: str | None = None) -> None:
         """Soft delete: the row stays, hidden, and can be restored."""
-        async with self.session.begin():
+        async with self.uow.transaction():
             product = await self._locked_current(product_id, if_match)
             product.deleted_at = datetime.now(UTC)
             product.updated_at = product.deleted_at
@@ -141,36 +114,28 @@ class ProductService:
             await record_event(self.session, "product.deleted", "product", product_id)
 
     async def restore(self, product_id: uuid.UUID) -> ProductOut:
-        try:
-            async with self.session.begin():
-                product = await self._get_or_404(product_id, include_deleted=True, lock=True)
-                if product.deleted_at is None:
-                    return _out(product)
-                product.deleted_at = None
-                product.updated_at = datetime.now(UTC)
-                product = await self.products.save(product)
-                await record_event(self.session, "product.restored", "product", product_id)
-        except IntegrityError as exc:
-            if sqlstate_of(exc) == UNIQUE_VIOLATION:
-                raise Conflict("Another live product now uses this SKU; change it before restoring.") from None
-            raise
+        restored_sku_taken = Conflict("Another live product now uses this SKU; change it before restoring.")
+        async with self.uow.transaction(unique=restored_sku_taken):
+            product = await self._get_or_404(product_id, include_deleted=True, lock=True)
+            if product.deleted_at is None:
+                return _out(product)
+            product.deleted_at = None
+            product.updated_at = datetime.now(UTC)
+            product = await self.products.save(product)
+            await record_event(self.session, "product.restored", "product", product_id)
         return _out(product)
 
     async def purge(self, product_id: uuid.UUID) -> None:
         """Hard delete of a soft-deleted product that no order refers to (else 409)."""
-        try:
-            async with self.session.begin():
-                # FOR UPDATE also waits for, then excludes, orders being placed for it (they share-lock it).
-                product = await self._get_or_404(product_id, include_deleted=True, lock=True)
-                if product.deleted_at is None:
-                    raise Conflict("Only a deleted product can be purged: delete it first.")
-                order_count = await self.orders.count_for_product(product_id)
-                if order_count:
-                    raise ProductHasOrders(order_count)
-                await self.products.remove(product)
-                await record_event(self.session, "product.purged", "product", product_id, details={"sku": product.sku})
-        except IntegrityError as exc:
-            # The row lock makes this unreachable in practice; the key stays the last word.
-            if sqlstate_of(exc) == FOREIGN_KEY_VIOLATION:
-                raise Conflict("Orders refer to this product: it cannot be purged.") from None
-            raise
+        # The row lock makes a foreign-key violation unreachable in practice; the key stays the last word.
+        referenced = Conflict("Orders refer to this product: it cannot be purged.")
+        async with self.uow.transaction(foreign_key=referenced):
+            # FOR UPDATE also waits for, then excludes, orders being placed for it (they share-lock it).
+            product = await self._get_or_404(product_id, include_deleted=True, lock=True)
+            if product.deleted_at is None:
+                raise Conflict("Only a deleted product can be purged: delete it first.")
+            order_count = await self.orders.count_for_product(product_id)
+            if order_count:
+                raise ProductHasOrders(order_count)
+            await self.products.remove(product)
+            await record_event(self.session, "product.purged", "product", product_id, details={"sku": product.sku})

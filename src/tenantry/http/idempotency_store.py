@@ -1,19 +1,29 @@
-"""The `idempotency_keys` table: one row per (workspace, token, Idempotency-Key).
+"""Where Idempotency-Key answers are kept (docs/05-api-guide.md, Idempotency).
 
-A row is claimed (inserted and committed) before the request runs, with `response_status` NULL;
-it then either gets the 2xx answer stored on it, or is deleted so the client may retry with the
-same key. Every statement runs through the tenant session, so the row's workspace comes from the
-request's token like every other tenant row, and RLS keeps one workspace's keys from another.
+Two tables, one shape: `idempotency_keys` for tenant tokens (a tenant table: its rows belong to a
+workspace, RLS applies, the key is per workspace and token) and `admin_idempotency_keys` for
+platform admin tokens (global, per admin token). A row is only ever written together with the work
+it answers for, in that work's transaction, so a committed row always holds a complete answer.
+(Versions before this one committed a row without an answer before the work, and stored the answer
+afterwards; such a row still reads as "in progress" for five minutes, then as absent, so a rolling
+upgrade never runs a request twice.)
+
+While a request with a key runs, its transaction holds a transaction-level advisory lock named
+after the key (`lock()`): a concurrent duplicate that cannot take it is told the first is still in
+progress. The lock ends with the transaction, whether it commits, rolls back, or its process dies
+and PostgreSQL ends the connection: a crash never leaves a key stuck.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, ClassVar
 
 from sqlalchemy import (
+    ColumnElement,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -21,29 +31,30 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    Table,
     Uuid,
     and_,
     delete,
     func,
+    insert,
     or_,
     select,
     text,
     tuple_,
-    update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.db.base import Base
+from tenantry.tenancy.repository import Repository, TenantRepository
 
 KEY_LIFETIME = text("interval '24 hours'")
-# A row still running after this long belongs to a process that died: it may be taken over.
+# How long an unanswered row left by an older version counts as still running.
 ABANDONED_AFTER = text("interval '5 minutes'")
-# Each claim also removes up to this many expired keys of the workspace, so the table stays small
+# Each claim also removes up to this many expired keys of the same owner, so the tables stay small
 # without a sweeper process: every request adds at most one row and may remove several.
 SWEEP_BATCH = 20
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:id)")
 
 
 class IdempotencyKey(Base):
@@ -63,10 +74,9 @@ class IdempotencyKey(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("workspaces.id"), primary_key=True)
     token_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    # Identifies one claim, so a request whose abandoned row was taken over cannot touch the new one.
     id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, server_default=text("gen_random_uuid()"))
     request_fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
-    # NULL while the first request is still running.
+    # NULL only in rows claimed by versions before the answer committed with the work.
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -74,32 +84,24 @@ class IdempotencyKey(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
-_keys = cast("Table", IdempotencyKey.__table__)
+class AdminIdempotencyKey(Base):
+    """The first answer to an admin POST sent with an Idempotency-Key, replayed to repeats for 24 hours."""
+
+    __tablename__ = "admin_idempotency_keys"
+
+    admin_token_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("admin_tokens.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 @dataclass(frozen=True, slots=True)
-class KeyScope:
-    """Whose key this is: the workspace and the token, both taken from the verified principal."""
-
-    tenant_id: uuid.UUID
-    token_id: uuid.UUID
-    key: str
-
-    def matches(self) -> Any:
-        return and_(_keys.c.tenant_id == self.tenant_id, _keys.c.token_id == self.token_id, _keys.c.key == self.key)
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """This request owns the key and runs; `claim_id` identifies its row."""
-
-    scope: KeyScope
-    claim_id: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
-class ExistingKey:
-    """Another request claimed the key first: still running (status None) or finished."""
+class StoredAnswer:
+    """The first request's fingerprint and the answer it got (status None: still running)."""
 
     fingerprint: str
     status: int | None
@@ -107,88 +109,116 @@ class ExistingKey:
     body: bytes
 
 
-class IdempotencyStore:
-    """Claims, completes and releases keys, each in a short committed transaction of its own."""
+class _Keys:
+    """One Idempotency-Key of one owner (a tenant token or an admin token) in its table."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        self.session_factory = session_factory
+    model: ClassVar[type[Any]]
+    session: AsyncSession
+    key: str
 
-    async def claim(self, scope: KeyScope, fingerprint: str) -> Claim | ExistingKey:
-        """Insert the key row and commit it before the work, or return the row already there.
+    def _this(self) -> list[ColumnElement[bool]]:
+        """The conditions that pick this owner's row for this key."""
+        raise NotImplementedError
 
-        Committing first is what makes a concurrent duplicate see the key: its INSERT waits on the
-        unique index until this transaction ends, then finds the row.
-        """
-        for _ in range(3):
-            async with self.session_factory() as session, session.begin():
-                await self._forget_stale(session, scope)
-                inserted = await session.execute(
-                    insert(_keys)
-                    .values(
-                        tenant_id=scope.tenant_id,
-                        token_id=scope.token_id,
-                        key=scope.key,
-                        request_fingerprint=fingerprint,
-                        expires_at=func.now() + KEY_LIFETIME,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(_keys.c.id)
-                )
-                claim_id = inserted.scalar_one_or_none()
-                if claim_id is not None:
-                    return Claim(scope, claim_id)
-                row = (
-                    await session.execute(
-                        select(
-                            _keys.c.request_fingerprint,
-                            _keys.c.response_status,
-                            _keys.c.response_headers,
-                            _keys.c.response_body,
-                        ).where(scope.matches())
-                    )
-                ).one_or_none()
-            if row is not None:
-                return ExistingKey(row[0], row[1], dict(row[2] or {}), bytes(row[3] or b""))
-            # The holder released the key between our INSERT and SELECT: try again.
-        raise RuntimeError("could not claim an idempotency key")
+    def _owner(self) -> dict[str, Any]:
+        """The owner's columns, for the insert."""
+        raise NotImplementedError
 
-    async def complete(self, claim: Claim, status: int, headers: dict[str, str], body: bytes) -> None:
-        """Store the answer to replay (2xx only; the caller decides)."""
-        async with self.session_factory() as session, session.begin():
-            await session.execute(
-                update(_keys)
-                .where(claim.scope.matches(), _keys.c.id == claim.claim_id)
-                .values(response_status=status, response_headers=headers, response_body=body)
-            )
+    def _owners_expired(self) -> list[ColumnElement[bool]]:
+        """The owner's expired rows (the sweep)."""
+        raise NotImplementedError
 
-    async def release(self, claim: Claim) -> None:
-        """Forget the key after a failed attempt, so the client may retry with the same key."""
-        async with self.session_factory() as session, session.begin():
-            await session.execute(delete(_keys).where(claim.scope.matches(), _keys.c.id == claim.claim_id))
+    def lock_id(self) -> int:
+        """A 64-bit name for this key of this owner, for PostgreSQL's advisory locks."""
+        name = "\x00".join([self.model.__tablename__, *(str(v) for v in self._owner().values()), self.key])
+        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
-    @staticmethod
-    async def _forget_stale(session: AsyncSession, scope: KeyScope) -> None:
-        """Expired keys count as absent; a row left running by a crashed process may be taken over."""
-        await session.execute(
-            delete(_keys).where(
-                scope.matches(),
-                or_(
-                    _keys.c.expires_at <= func.now(),
-                    and_(
-                        _keys.c.response_status.is_(None),
-                        _keys.c.created_at < func.now() - ABANDONED_AFTER,
-                    ),
-                ),
-            )
-        )
-        # A few of the workspace's other expired keys, skipping any a concurrent request holds.
+    async def lock(self) -> bool:
+        """Take the key for this transaction; False while another transaction holds it."""
+        return bool((await self.session.execute(_TRY_LOCK, {"id": self.lock_id()})).scalar_one())
+
+    async def forget_stale(self) -> None:
+        """Expired keys and abandoned leftovers count as absent; sweep a few other expired ones."""
+        table = self.model.__table__
+        abandoned = and_(table.c.response_status.is_(None), table.c.created_at < func.now() - ABANDONED_AFTER)
+        await self.session.execute(delete(table).where(*self._this(), or_(table.c.expires_at <= func.now(), abandoned)))
+        # A few of the owner's other expired keys, skipping any a concurrent request holds.
+        primary_key = list(table.primary_key.columns)
         expired = (
-            select(_keys.c.tenant_id, _keys.c.token_id, _keys.c.key)
-            .where(_keys.c.tenant_id == scope.tenant_id, _keys.c.expires_at <= func.now())
-            .order_by(_keys.c.expires_at)
+            select(*primary_key)
+            .where(*self._owners_expired())
+            .order_by(table.c.expires_at)
             .limit(SWEEP_BATCH)
             .with_for_update(skip_locked=True)
         )
-        await session.execute(
-            delete(_keys).where(tuple_(_keys.c.tenant_id, _keys.c.token_id, _keys.c.key).in_(expired))
+        await self.session.execute(delete(table).where(tuple_(*primary_key).in_(expired)))
+
+    async def find(self) -> StoredAnswer | None:
+        table = self.model.__table__
+        query = select(
+            table.c.request_fingerprint, table.c.response_status, table.c.response_headers, table.c.response_body
+        ).where(*self._this())
+        row = (await self.session.execute(query)).first()
+        if row is None:
+            return None
+        return StoredAnswer(row[0], row[1], dict(row[2] or {}), bytes(row[3] or b""))
+
+    async def store(self, fingerprint: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        """Write the answer in the work's own transaction: it commits, or vanishes, with the work."""
+        await self.session.execute(
+            insert(self.model.__table__).values(
+                **self._owner(),
+                key=self.key,
+                request_fingerprint=fingerprint,
+                response_status=status,
+                response_headers=headers,
+                response_body=body,
+                expires_at=func.now() + KEY_LIFETIME,
+            )
         )
+
+
+class TenantKeys(_Keys, TenantRepository[IdempotencyKey]):
+    """A key of a tenant token, in the workspace's own rows (the tenant filter is the base's)."""
+
+    model = IdempotencyKey
+    resource = "idempotency-keys"
+
+    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID, token_id: uuid.UUID, key: str) -> None:
+        super().__init__(session, tenant_id)
+        self.token_id = token_id
+        self.key = key
+
+    def _this(self) -> list[ColumnElement[bool]]:
+        return [self.tenant_filter(), IdempotencyKey.token_id == self.token_id, IdempotencyKey.key == self.key]
+
+    def _owner(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "token_id": self.token_id}
+
+    def _owners_expired(self) -> list[ColumnElement[bool]]:
+        # The whole workspace's expired keys, whichever token sent them.
+        return [self.tenant_filter(), IdempotencyKey.expires_at <= func.now()]
+
+
+class AdminKeys(_Keys, Repository[AdminIdempotencyKey]):
+    """A key of a platform admin token."""
+
+    model = AdminIdempotencyKey
+    resource = "admin-idempotency-keys"
+
+    def __init__(self, session: AsyncSession, admin_token_id: uuid.UUID, key: str) -> None:
+        super().__init__(session)
+        self.admin_token_id = admin_token_id
+        self.key = key
+
+    def _this(self) -> list[ColumnElement[bool]]:
+        return [AdminIdempotencyKey.admin_token_id == self.admin_token_id, AdminIdempotencyKey.key == self.key]
+
+    def _owner(self) -> dict[str, Any]:
+        return {"admin_token_id": self.admin_token_id}
+
+    def _owners_expired(self) -> list[ColumnElement[bool]]:
+        return [
+            AdminIdempotencyKey.admin_token_id == self.admin_token_id,
+            AdminIdempotencyKey.expires_at <= func.now(),
+        ]

@@ -39,7 +39,7 @@ from litestar.openapi.spec import OpenAPI
 from litestar.routes import HTTPRoute
 
 from tenantry.auth.middleware import ADMIN_PATHS, PUBLIC_PATHS
-from tenantry.http.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH, REDACT_OPT, REPLAYED_HEADER
+from tenantry.http.idempotency import IDEMPOTENCY_HEADER, IDEMPOTENT_OPT, MAX_KEY_LENGTH, REDACT_OPT, REPLAYED_HEADER
 from tenantry.http.openapi_bodies import RequestBodyFacts, describe_request_bodies, request_body_facts
 from tenantry.http.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, FieldError, Problem
 
@@ -296,7 +296,7 @@ def applicable_problems(path: str, method: str, operation: Mapping[str, Any], op
         statuses.add(412)
     if "requestBody" in operation:
         statuses.update({413, 415, 422})
-    if takes_idempotency_key(path, method):
+    if takes_idempotency_key(path, method, opt):
         statuses.update({409, 422})
     if operation.get("operationId") not in NO_DATABASE:
         statuses.add(503)
@@ -304,9 +304,11 @@ def applicable_problems(path: str, method: str, operation: Mapping[str, Any], op
     return statuses
 
 
-def takes_idempotency_key(path: str, method: str) -> bool:
-    """Tenant POSTs (not the public ones, not the admin surface, which has its own keys)."""
-    return method == "post" and not PUBLIC_PATHS.match(_concrete(path)) and not ADMIN_PATHS.match(path)
+def takes_idempotency_key(path: str, method: str, opt: Mapping[str, Any]) -> bool:
+    """Tenant POSTs (not the public ones), and the admin POSTs whose handler opts in."""
+    if method != "post" or PUBLIC_PATHS.match(_concrete(path)):
+        return False
+    return not ADMIN_PATHS.match(path) or bool(opt.get(IDEMPOTENT_OPT))
 
 
 def _complete_operation(
@@ -322,7 +324,7 @@ def _complete_operation(
         operation["summary"] = description.splitlines()[0].strip().split(". ")[0].rstrip(".")
     public = PUBLIC_PATHS.match(_concrete(path)) is not None
     operation["security"] = [] if public else [{"adminToken" if ADMIN_PATHS.match(path) else "tenantToken": []}]
-    idempotent = takes_idempotency_key(path, method)
+    idempotent = takes_idempotency_key(path, method, opt)
     if idempotent and not _has_parameter(operation, IDEMPOTENCY_HEADER):
         operation.setdefault("parameters", []).append(copy.deepcopy(IDEMPOTENCY_PARAMETER))
     responses = operation.setdefault("responses", {})

@@ -8,14 +8,19 @@ and the OpenAPI document lists them); this check refuses anything else, so a cli
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
 from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import ParameterKwarg
+from litestar.params import Parameter, ParameterKwarg
 
 from tenantry.core.errors import DomainError
+from tenantry.tenancy.pagination import MAX_LIMIT
+
+# The paging parameters of every list (tenancy/pagination.py reads them as a PageRequest).
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
+Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 
 # Names Litestar injects that are never query parameters.
 _RESERVED = frozenset({"data", "request", "state", "headers", "cookies", "scope", "query", "body", "socket", "self"})

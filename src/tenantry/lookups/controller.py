@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.core.schemas import Page
 from tenantry.http.etag import IfMatch, etag_of, with_etag
-from tenantry.lookups.schemas import LookupCreate, LookupKind, LookupOut, LookupUpdate
+from tenantry.http.querying import Cursor, Limit
+from tenantry.lookups.schemas import LookupCreate, LookupFilters, LookupKind, LookupOut, LookupUpdate
 from tenantry.lookups.service import LookupService
-from tenantry.tenancy.pagination import MAX_LIMIT
+from tenantry.tenancy.pagination import PageRequest
 
 
 def provide_lookup_service(
@@ -25,8 +26,6 @@ def provide_lookup_service(
     return LookupService(db_session, tenant_principal(request), state.cursor_key)
 
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
-Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 KindFilter = Annotated[LookupKind | None, Parameter(description="Only entries of this kind.")]
 LookupSort = Annotated[
     Literal["position", "-position", "code", "-code", "name", "-name", "created_at", "-created_at"],
@@ -62,7 +61,7 @@ class LookupController(Controller):
         sort: LookupSort = "position",
     ) -> Page[LookupOut]:
         """List entries with keyset pagination, each with its usage count; filter by kind."""
-        return await lookup_service.list(limit=limit, cursor=cursor, kind=kind, sort=sort)
+        return await lookup_service.list(PageRequest(limit=limit, cursor=cursor, sort=sort), LookupFilters(kind=kind))
 
     @get("/{lookup_id:str}", operation_id="getLookup", guards=[read])
     async def get_lookup(

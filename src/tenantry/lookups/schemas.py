@@ -66,3 +66,9 @@ class LookupOut(LookupFields, kw_only=True):
     """An entry and how many rows use it: products for a category, orders for a tag."""
 
     usage_count: int
+
+
+class LookupFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What a list of entries is narrowed to; every field is part of the cursor's binding."""
+
+    kind: str | None = None

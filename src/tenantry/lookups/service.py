@@ -1,4 +1,4 @@
-"""Lookup use cases. Each method is one explicit transaction: a failed commit is an error, never a 2xx."""
+"""Lookup use cases. Each method is one unit of work: a failed commit is an error, never a 2xx."""
 
 from __future__ import annotations
 
@@ -7,22 +7,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auditlog.recorder import record_event
 from tenantry.auth.principal import Principal
 from tenantry.core.errors import Conflict, InvalidInput, NotFound
 from tenantry.core.schemas import Page, to_wire
-from tenantry.core.sqlstate import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate_of
 from tenantry.http.etag import check_if_match
 from tenantry.lookups.errors import LookupInUse
 from tenantry.lookups.models import Lookup
 from tenantry.lookups.repository import USED_BY, LookupRepository
-from tenantry.lookups.schemas import LookupCreate, LookupFields, LookupOut, LookupUpdate
-from tenantry.tenancy.pagination import Ordering, fetch_page
+from tenantry.lookups.schemas import LookupCreate, LookupFields, LookupFilters, LookupOut, LookupUpdate
+from tenantry.tenancy.pagination import Ordering, PageRequest
+from tenantry.tenancy.unit_of_work import UnitOfWork
 
-_CODE_TAKEN = "An entry of this kind with this code already exists in this workspace."
+_CODE_TAKEN = Conflict("An entry of this kind with this code already exists in this workspace.")
+# The row lock makes this unreachable in practice; the key stays the last word.
+_IN_USE = Conflict("This entry is in use; remove it from what uses it before deleting it.")
 # The allowlist of sort fields (`sort=position`, `sort=-name`); all NOT NULL columns.
 SORTABLE = {
     "position": Lookup.position,
@@ -43,12 +44,13 @@ def _upper(color: Any) -> Any:
 class LookupService:
     def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.principal = principal
         self.cursor_key = cursor_key
         self.lookups = LookupRepository(session, principal.tenant_id)
 
     async def _get_or_404(self, lookup_id: uuid.UUID, *, lock: bool = False) -> Lookup:
-        lookup = await self.lookups.get(lookup_id, lock=lock)
+        lookup = await self.lookups.get(lookup_id, lock="update" if lock else None)
         if lookup is None:
             raise NotFound("The resource was not found.")
         return lookup
@@ -60,90 +62,68 @@ class LookupService:
     async def create(self, data: LookupCreate) -> LookupOut:
         fields = msgspec.structs.asdict(data)
         fields["color"] = _upper(fields["color"])
-        try:
-            async with self.session.begin():
-                lookup = await self.lookups.add(Lookup(**fields))
-                await record_event(self.session, "lookup.created", "lookup", lookup.id, details={"kind": lookup.kind})
-        except IntegrityError as exc:
-            if sqlstate_of(exc) == UNIQUE_VIOLATION:
-                raise Conflict(_CODE_TAKEN) from None
-            raise
+        async with self.uow.transaction(unique=_CODE_TAKEN):
+            lookup = await self.lookups.add(Lookup(**fields))
+            await record_event(self.session, "lookup.created", "lookup", lookup.id, details={"kind": lookup.kind})
         return lookup_out(lookup, 0)
 
-    async def list(self, *, limit: int, cursor: str | None, kind: str | None, sort: str) -> Page[LookupOut]:
-        ordering = Ordering.parse(sort, SORTABLE, Lookup.id)
-        binding = f"lookups:{self.principal.tenant_id}:{kind or ''}:{sort}"
-        async with self.session.begin():
-            page: Page[Lookup] = await fetch_page(
-                self.session,
-                self.lookups.filtered(kind=kind),
-                ordering=ordering,
-                limit=limit,
-                cursor=cursor,
+    async def list(self, page: PageRequest, filters: LookupFilters) -> Page[LookupOut]:
+        async def with_usage(rows: list[Lookup]) -> list[LookupOut]:
+            counts = await self.lookups.usage_counts(rows)
+            return [lookup_out(row, counts[row.id]) for row in rows]
+
+        async with self.uow.transaction():
+            return await self.lookups.page(
+                self.lookups.filtered(kind=filters.kind),
+                page=page,
+                ordering=Ordering.parse(page.sort or "position", SORTABLE, Lookup.id),
                 key=self.cursor_key,
-                binding=binding,
-                to_wire=lambda row: row,
+                filters=filters,
+                enrich=with_usage,
             )
-            counts = await self.lookups.usage_counts(page.data)
-        return Page(
-            data=[lookup_out(row, counts[row.id]) for row in page.data],
-            has_more=page.has_more,
-            next_cursor=page.next_cursor,
-        )
 
     async def get(self, lookup_id: uuid.UUID) -> LookupOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             return await self._current(await self._get_or_404(lookup_id))
 
     async def update(self, lookup_id: uuid.UUID, data: LookupUpdate, *, if_match: str | None = None) -> LookupOut:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         if "color" in changes:
             changes["color"] = _upper(changes["color"])
-        try:
-            async with self.session.begin():
-                lookup = await self._get_or_404(lookup_id, lock=True)
-                check_if_match(if_match, await self._current(lookup))
-                if changes.pop("kind", lookup.kind) != lookup.kind:
-                    # What uses an entry depends on its kind: a category cannot become a tag.
-                    raise InvalidInput(
-                        "The kind of an entry cannot be changed; create a new entry instead.",
-                        errors=[{"field": "kind", "message": "cannot be changed"}],
-                    )
-                changes = {k: v for k, v in changes.items() if getattr(lookup, k) != v}
-                for field, value in changes.items():
-                    setattr(lookup, field, value)
-                if changes:
-                    lookup.updated_at = datetime.now(UTC)
-                    await record_event(
-                        self.session, "lookup.updated", "lookup", lookup_id, details={"fields": sorted(changes)}
-                    )
-                lookup = await self.lookups.save(lookup)
-                current = await self._current(lookup)
-        except IntegrityError as exc:
-            if sqlstate_of(exc) == UNIQUE_VIOLATION:
-                raise Conflict(_CODE_TAKEN) from None
-            raise
+        async with self.uow.transaction(unique=_CODE_TAKEN):
+            lookup = await self._get_or_404(lookup_id, lock=True)
+            check_if_match(if_match, await self._current(lookup))
+            if changes.pop("kind", lookup.kind) != lookup.kind:
+                # What uses an entry depends on its kind: a category cannot become a tag.
+                raise InvalidInput(
+                    "The kind of an entry cannot be changed; create a new entry instead.",
+                    errors=[{"field": "kind", "message": "cannot be changed"}],
+                )
+            changes = {k: v for k, v in changes.items() if getattr(lookup, k) != v}
+            for field, value in changes.items():
+                setattr(lookup, field, value)
+            if changes:
+                lookup.updated_at = datetime.now(UTC)
+                await record_event(
+                    self.session, "lookup.updated", "lookup", lookup_id, details={"fields": sorted(changes)}
+                )
+            lookup = await self.lookups.save(lookup)
+            current = await self._current(lookup)
         return current
 
     async def delete(self, lookup_id: uuid.UUID, *, if_match: str | None = None) -> None:
         """Hard delete, refused with 409 and the count while any row uses the entry."""
-        try:
-            async with self.session.begin():
-                lookup = await self._get_or_404(lookup_id, lock=True)
-                current = await self._current(lookup)
-                check_if_match(if_match, current)
-                if current.usage_count:
-                    raise LookupInUse(current.usage_count, USED_BY[lookup.kind][2])
-                await self.lookups.remove(lookup)
-                await record_event(
-                    self.session,
-                    "lookup.deleted",
-                    "lookup",
-                    lookup_id,
-                    details={"kind": lookup.kind, "code": lookup.code},
-                )
-        except IntegrityError as exc:
-            # The row lock makes this unreachable in practice; the key stays the last word.
-            if sqlstate_of(exc) == FOREIGN_KEY_VIOLATION:
-                raise Conflict("This entry is in use; remove it from what uses it before deleting it.") from None
-            raise
+        async with self.uow.transaction(foreign_key=_IN_USE):
+            lookup = await self._get_or_404(lookup_id, lock=True)
+            current = await self._current(lookup)
+            check_if_match(if_match, current)
+            if current.usage_count:
+                raise LookupInUse(current.usage_count, USED_BY[lookup.kind][2])
+            await self.lookups.remove(lookup)
+            await record_event(
+                self.session,
+                "lookup.deleted",
+                "lookup",
+                lookup_id,
+                details={"kind": lookup.kind, "code": lookup.code},
+            )

@@ -13,21 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission, requires_tenant_token, tenant_principal
 from tenantry.core.schemas import Page
+from tenantry.http.querying import Cursor, Limit
 from tenantry.members.invitations import InvitationAcceptService, InvitationService
 from tenantry.members.schemas import (
     AcceptedInvitation,
     InvitationAccept,
     InvitationCreate,
     InvitationCreated,
+    InvitationFilters,
     InvitationOut,
     InvitationStatus,
+    MemberFilters,
     MemberOut,
     MemberUpdate,
     ProfileUpdate,
     Role,
 )
 from tenantry.members.service import MemberService
-from tenantry.tenancy.pagination import MAX_LIMIT
+from tenantry.tenancy.pagination import PageRequest
 
 
 def provide_member_service(
@@ -46,8 +49,6 @@ def provide_accept_service(platform_session: NamedDependency[AsyncSession], stat
     return InvitationAcceptService(platform_session, state.settings, state.engine)
 
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
-Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 RoleFilter = Annotated[Role | None, Parameter(description="Only members with this role.")]
 ActiveFilter = Annotated[bool | None, Parameter(description="Only active (true) or deactivated (false) members.")]
 StatusFilter = Annotated[
@@ -73,7 +74,9 @@ class MemberController(Controller):
         is_active: ActiveFilter = None,
     ) -> Page[MemberOut]:
         """List the workspace's members, oldest first, with keyset pagination."""
-        return await member_service.list(limit=limit, cursor=cursor, role=role, is_active=is_active)
+        return await member_service.list(
+            PageRequest(limit=limit, cursor=cursor), MemberFilters(role=role, is_active=is_active)
+        )
 
     @get("/me", operation_id="getMyMembership", guards=[requires_tenant_token])
     async def get_me(self, member_service: NamedDependency[MemberService]) -> MemberOut:
@@ -165,7 +168,7 @@ class InvitationController(Controller):
         status: StatusFilter = None,
     ) -> Page[InvitationOut]:
         """List invitations, oldest first, with keyset pagination."""
-        return await invitation_service.list(limit=limit, cursor=cursor, status=status)
+        return await invitation_service.list(PageRequest(limit=limit, cursor=cursor), InvitationFilters(status=status))
 
     @get("/{invitation_id:str}", operation_id="getInvitation", guards=[read])
     async def get_invitation(

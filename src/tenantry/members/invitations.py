@@ -36,8 +36,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, and_, case, func, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tenantry.auditlog.recorder import record_event
@@ -46,38 +44,36 @@ from tenantry.auth.tokens import INVITATION_TOKEN_PREFIX, generate_token, is_wel
 from tenantry.core.errors import Conflict, NotFound, PermissionDenied, WorkspaceUnavailable
 from tenantry.core.ids import uuid7
 from tenantry.core.schemas import Page
-from tenantry.core.sqlstate import UNIQUE_VIOLATION, sqlstate_of
 from tenantry.members.errors import InvitationUnavailable, OwnerRequired
 from tenantry.members.models import Invitation, Membership
+from tenantry.members.repository import InvitationRepository, MembershipRepository, resolve_invitation
 from tenantry.members.schemas import (
     AcceptedInvitation,
     InvitationAccept,
     InvitationCreate,
     InvitationCreated,
+    InvitationFilters,
     InvitationOut,
 )
-from tenantry.members.service import NOT_FOUND, grantable_roles, member_emails, member_out
+from tenantry.members.service import NOT_FOUND, grantable_roles, member_out
 from tenantry.settings import Settings
 from tenantry.tenancy.context import tenant_scope
-from tenantry.tenancy.pagination import decode_cursor, encode_cursor
-from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.tenancy.pagination import Ordering, PageRequest
+from tenantry.tenancy.unit_of_work import UnitOfWork
 from tenantry.users.login import acting_as, issue_member_token
-from tenantry.users.models import User
+from tenantry.users.repository import UserRepository
 from tenantry.users.throttle import normalize_email
-from tenantry.workspaces.models import Workspace
+from tenantry.workspaces.repository import WorkspaceRepository
 
 ACCEPTED_TOKEN_LIFETIME = timedelta(days=90)
 ACCEPTED_TOKEN_NAME = "invitation token"  # noqa: S105 - a display name, not a secret
 ALREADY_MEMBER = "This account is already a member of the workspace."
 
-# The status a reader sees: 'expired' is computed, by the database clock, never stored.
-_STATUS = case(
-    (and_(Invitation.status == "pending", Invitation.expires_at <= func.now()), "expired"),
-    else_=Invitation.status,
-).label("effective_status")
+_ALREADY_MEMBER = Conflict(ALREADY_MEMBER)
 
 
-def _out(invitation: Invitation, status: str) -> InvitationOut:
+def _out(invitation: Any, status: str) -> InvitationOut:
+    """An invitation (object or row) and its effective status, as the wire sees it."""
     return InvitationOut(
         id=invitation.id,
         email=invitation.email,
@@ -97,22 +93,19 @@ class InvitationService:
 
     def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes, pepper: str) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.principal = principal
         self.tenant_id = principal.tenant_id
         self.cursor_key = cursor_key
         self.pepper = pepper
-
-    def _select(self) -> Select[Any]:
-        return select(Invitation, _STATUS).where(Invitation.tenant_id == self.tenant_id)
+        self.invitations = InvitationRepository(session, principal.tenant_id)
+        self.members = MembershipRepository(session, principal.tenant_id)
 
     async def _read(self, invitation_id: uuid.UUID, *, lock: bool = False) -> tuple[Invitation, str]:
-        query = self._select().where(Invitation.id == invitation_id)
-        if lock:
-            query = query.with_for_update()
-        row = (await self.session.execute(query)).first()
-        if row is None:
+        found = await self.invitations.with_status_of(invitation_id, lock="update" if lock else None)
+        if found is None:
             raise NotFound(NOT_FOUND)
-        return row[0], row[1]
+        return found
 
     async def _require_authority(self, role: str) -> None:
         """The inviter's current role, not the one the token resolved with, must grant `role`.
@@ -121,13 +114,7 @@ class InvitationService:
         UPDATE) either waits for this invitation to exist and then revokes it, or goes first and
         is seen here.
         """
-        inviter = (
-            await self.session.execute(
-                select(Membership.role, Membership.is_active)
-                .where(Membership.tenant_id == self.tenant_id, Membership.id == self.principal.membership_id)
-                .with_for_update(read=True)
-            )
-        ).first()
+        inviter = await self.members.role_of(self.principal.membership_id, lock="share")
         if inviter is not None and role in grantable_roles(inviter.role, is_active=inviter.is_active):
             return
         if role == "owner":
@@ -137,17 +124,12 @@ class InvitationService:
     async def create(self, data: InvitationCreate) -> InvitationCreated:
         issued = generate_token(self.pepper, INVITATION_TOKEN_PREFIX)
         invitation_id = uuid7()
-        async with self.session.begin():
+        async with self.uow.transaction():
             await self._require_authority(data.role)
-            emails = member_emails()
-            taken = await self.session.execute(
-                select(emails.c.membership_id).where(func.lower(emails.c.email) == normalize_email(data.email))
-            )
-            if taken.first() is not None:
+            if await self.members.email_taken(normalize_email(data.email)):
                 raise Conflict(ALREADY_MEMBER)
-            self.session.add(
+            await self.invitations.add(
                 Invitation(
-                    tenant_id=self.tenant_id,
                     id=invitation_id,
                     email=data.email,
                     role=data.role,
@@ -156,7 +138,6 @@ class InvitationService:
                     expires_at=datetime.now(UTC) + timedelta(days=data.expires_in_days),
                 )
             )
-            await self.session.flush()
             invitation, status = await self._read(invitation_id)
             await record_event(
                 self.session,
@@ -167,31 +148,24 @@ class InvitationService:
             )
         return InvitationCreated(**msgspec.structs.asdict(_out(invitation, status)), token=issued.token)
 
-    async def list(self, *, limit: int, cursor: str | None, status: str | None) -> Page[InvitationOut]:
-        binding = f"invitations:{self.tenant_id}:{status or ''}"
-        after = decode_cursor(cursor, key=self.cursor_key, binding=binding) if cursor else None
-        query = self._select()
-        if status == "expired":
-            query = query.where(Invitation.status == "pending", Invitation.expires_at <= func.now())
-        elif status == "pending":
-            query = query.where(Invitation.status == "pending", Invitation.expires_at > func.now())
-        elif status is not None:
-            query = query.where(Invitation.status == status)
-        if after is not None:
-            query = query.where(Invitation.id > after)
-        async with self.session.begin():
-            rows = list((await self.session.execute(query.order_by(Invitation.id).limit(limit + 1))).all())
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1][0].id, key=self.cursor_key, binding=binding) if has_more else None
-        return Page(data=[_out(i, s) for i, s in rows], has_more=has_more, next_cursor=next_cursor)
+    async def list(self, page: PageRequest, filters: InvitationFilters) -> Page[InvitationOut]:
+        async with self.uow.transaction():
+            return await self.invitations.page(
+                self.invitations.matching(filters),
+                page=page,
+                ordering=Ordering.by_id(Invitation.id),
+                key=self.cursor_key,
+                filters=filters,
+                to_wire=lambda row: _out(row, row.effective_status),
+                as_rows=True,
+            )
 
     async def get(self, invitation_id: uuid.UUID) -> InvitationOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             return _out(*await self._read(invitation_id))
 
     async def revoke(self, invitation_id: uuid.UUID) -> InvitationOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             invitation, status = await self._read(invitation_id, lock=True)
             if status != "pending":
                 raise Conflict(f"Only a pending invitation can be revoked; this one is {status}.")
@@ -207,21 +181,16 @@ class InvitationAcceptService:
 
     def __init__(self, session: AsyncSession, settings: Settings, engine: AsyncEngine) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.settings = settings
         self.engine = engine
+        self.workspaces = WorkspaceRepository(session)
+        self.users = UserRepository(session)
 
     async def accept(self, data: InvitationAccept) -> AcceptedInvitation:
         if not is_well_formed(data.token, INVITATION_TOKEN_PREFIX):
             raise InvitationUnavailable
-        # Like the token resolver: the app login role itself, on a short connection of its own (the
-        # function is granted to that role only, and the tenant is not known yet).
-        async with self.engine.begin() as connection:
-            found = (
-                await connection.execute(
-                    text("SELECT tenant_id, invitation_id FROM public.resolve_invitation(:digest)"),
-                    {"digest": token_digest(data.token, self.settings.token_pepper)},
-                )
-            ).first()
+        found = await resolve_invitation(self.engine, token_digest(data.token, self.settings.token_pepper))
         if found is None:
             raise InvitationUnavailable
         tenant_id, invitation_id = found
@@ -234,35 +203,22 @@ class InvitationAcceptService:
         Invitations are written by the tenant role only (the platform role may read them), and
         users by the platform role only, so accepting crosses once in each direction.
         """
-        await self.session.execute(
-            SET_TRANSACTION_CONTEXT,
-            transaction_context(role, tenant_id, None, str(self.settings.db_statement_timeout_ms)),
-        )
+        await self.uow.become(role, tenant_id=tenant_id)
 
-    async def _lock_usable(self, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation:
+    async def _lock_usable(
+        self, invitations: InvitationRepository, members: MembershipRepository, invitation_id: uuid.UUID
+    ) -> Invitation:
         """The invitation, locked, if it is pending and its inviter may still grant its role."""
-        row = (
-            await self.session.execute(
-                select(Invitation, _STATUS)
-                .where(Invitation.tenant_id == tenant_id, Invitation.id == invitation_id)
-                .with_for_update()
-            )
-        ).first()
-        if row is None or row.effective_status != "pending":
+        found = await invitations.with_status_of(invitation_id, lock="update")
+        if found is None or found[1] != "pending":
             raise InvitationUnavailable
-        invitation: Invitation = row[0]
+        invitation = found[0]
         if invitation.invited_by_member_id is None:  # the inviter was removed
             raise InvitationUnavailable
         # No lock on the inviter's row: a change of it revokes this invitation in its own
         # transaction, so it either committed before (seen here, or the invitation is revoked)
         # or waits for our lock on the invitation and then finds it accepted.
-        inviter = (
-            await self.session.execute(
-                select(Membership.role, Membership.is_active).where(
-                    Membership.tenant_id == tenant_id, Membership.id == invitation.invited_by_member_id
-                )
-            )
-        ).first()
+        inviter = await members.role_of(invitation.invited_by_member_id)
         if inviter is None or invitation.role not in grantable_roles(inviter.role, is_active=inviter.is_active):
             raise InvitationUnavailable
         return invitation
@@ -270,75 +226,56 @@ class InvitationAcceptService:
     async def _complete(
         self, tenant_id: uuid.UUID, invitation_id: uuid.UUID, data: InvitationAccept
     ) -> AcceptedInvitation:
-        try:
-            async with self.session.begin():
-                await self._become(self.settings.tenant_role, tenant_id)
-                invitation = await self._lock_usable(tenant_id, invitation_id)
+        invitations = InvitationRepository(self.session, tenant_id)
+        members = MembershipRepository(self.session, tenant_id)
+        # A unique violation here is a concurrent accept for the same account.
+        async with self.uow.transaction(unique=_ALREADY_MEMBER):
+            await self._become(self.settings.tenant_role, tenant_id)
+            invitation = await self._lock_usable(invitations, members, invitation_id)
 
-                await self._become(self.settings.platform_role, tenant_id)
-                max_days = await self._available_workspace(tenant_id)
-                user_id = await self._user(invitation.email)
+            await self._become(self.settings.platform_role, tenant_id)
+            max_days = await self._available_workspace(tenant_id)
+            user_id = await self._user(invitation.email)
 
-                await self._become(self.settings.tenant_role, tenant_id)
-                already = await self.session.execute(
-                    select(Membership.id).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
-                )
-                if already.first() is not None:
-                    raise Conflict(ALREADY_MEMBER)
-                membership = Membership(
-                    tenant_id=tenant_id,
-                    id=uuid7(),
-                    user_id=user_id,
-                    role=invitation.role,
-                    display_name=data.display_name,
-                )
-                self.session.add(membership)
-                await self.session.flush()
-                token, principal = await issue_member_token(
+            await self._become(self.settings.tenant_role, tenant_id)
+            if await members.of_user(user_id) is not None:
+                raise Conflict(ALREADY_MEMBER)
+            membership = await members.add(
+                Membership(id=uuid7(), user_id=user_id, role=invitation.role, display_name=data.display_name)
+            )
+            token, principal = await issue_member_token(
+                self.session,
+                self.settings,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                membership_id=membership.id,
+                role=membership.role,
+                name=ACCEPTED_TOKEN_NAME,
+                lifetime=min(ACCEPTED_TOKEN_LIFETIME, timedelta(days=max_days)),
+            )
+            invitation.status = "accepted"
+            invitation.accepted_at = datetime.now(UTC)
+            invitation.accepted_member_id = membership.id
+            with acting_as(principal):
+                # Nothing here says whether the account existed: the tenant reads this log.
+                await record_event(
                     self.session,
-                    self.settings,
-                    tenant_id=tenant_id,
-                    user_id=user_id,
-                    membership_id=membership.id,
-                    role=membership.role,
-                    name=ACCEPTED_TOKEN_NAME,
-                    lifetime=min(ACCEPTED_TOKEN_LIFETIME, timedelta(days=max_days)),
+                    "invitation.accepted",
+                    "invitation",
+                    invitation.id,
+                    details={
+                        "member_id": str(membership.id),
+                        "role": membership.role,
+                        "token_id": str(token.token_id),
+                    },
                 )
-                invitation.status = "accepted"
-                invitation.accepted_at = datetime.now(UTC)
-                invitation.accepted_member_id = membership.id
-                with acting_as(principal):
-                    # Nothing here says whether the account existed: the tenant reads this log.
-                    await record_event(
-                        self.session,
-                        "invitation.accepted",
-                        "invitation",
-                        invitation.id,
-                        details={
-                            "member_id": str(membership.id),
-                            "role": membership.role,
-                            "token_id": str(token.token_id),
-                        },
-                    )
-                await self.session.flush()  # as the tenant role, before the commit
-                await self.session.refresh(membership)
-                emails = member_emails()
-                member_email = (
-                    await self.session.execute(select(emails.c.email).where(emails.c.membership_id == membership.id))
-                ).scalar_one()
-        except IntegrityError as exc:
-            if sqlstate_of(exc) == UNIQUE_VIOLATION:  # a concurrent accept for the same account
-                raise Conflict(ALREADY_MEMBER) from None
-            raise
+            await self.session.flush()  # as the tenant role, before the commit
+            member_email = await members.email_of(membership.id)
         return AcceptedInvitation(member=member_out(membership, member_email), token=token)
 
     async def _available_workspace(self, tenant_id: uuid.UUID) -> int:
         """The workspace's token-lifetime cap; a suspended one answers as the middleware would."""
-        workspace = (
-            await self.session.execute(
-                select(Workspace.status, Workspace.max_token_lifetime_days).where(Workspace.id == tenant_id)
-            )
-        ).first()
+        workspace = await self.workspaces.get(tenant_id)
         if workspace is None or workspace.status == "purged":
             raise InvitationUnavailable
         if workspace.status != "active":
@@ -348,20 +285,9 @@ class InvitationAcceptService:
     async def _user(self, email: str) -> uuid.UUID:
         """The id of the account with this email, created without a password if there is none.
 
-        An existing account is only looked up, never written. The same two statements run in
-        both cases; the lookup runs after the insert, so it also finds an account that a
-        concurrent transaction created and committed in the meantime.
+        An existing account is only looked up, never written (see `UserRepository.ensure`).
         """
-        await self.session.execute(
-            text(
-                "INSERT INTO public.users (id, email, password_hash) VALUES (:id, :email, NULL) "
-                "ON CONFLICT ((lower(email))) DO NOTHING"
-            ),
-            {"id": uuid7(), "email": email},
-        )
-        user_id = (
-            await self.session.execute(select(User.id).where(func.lower(User.email) == func.lower(email)))
-        ).scalar_one_or_none()
+        user_id = await self.users.ensure(email)
         if user_id is None:  # the conflicting account was deleted between the two statements
             raise Conflict("The account changed meanwhile; accept the invitation again.")
         return user_id

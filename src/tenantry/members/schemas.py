@@ -104,3 +104,16 @@ class AcceptedInvitation(msgspec.Struct, kw_only=True):
 
     member: MemberOut
     token: IssuedTokenOut
+
+
+class MemberFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What a list of members is narrowed to; every field is part of the cursor's binding."""
+
+    role: str | None = None
+    is_active: bool | None = None
+
+
+class InvitationFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What a list of invitations is narrowed to; every field is part of the cursor's binding."""
+
+    status: str | None = None

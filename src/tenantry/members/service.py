@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from msgspec import UNSET
-from sqlalchemy import Select, String, Uuid, column, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auditlog.recorder import record_event
@@ -34,9 +33,11 @@ from tenantry.auth.principal import Principal
 from tenantry.core.errors import Conflict, NotFound
 from tenantry.core.schemas import Page
 from tenantry.members.errors import OwnerRequired
-from tenantry.members.models import Invitation, Membership
-from tenantry.members.schemas import MemberOut, MemberUpdate, ProfileUpdate
-from tenantry.tenancy.pagination import decode_cursor, encode_cursor
+from tenantry.members.models import Membership
+from tenantry.members.repository import InvitationRepository, MembershipRepository
+from tenantry.members.schemas import MemberFilters, MemberOut, MemberUpdate, ProfileUpdate
+from tenantry.tenancy.pagination import Ordering, PageRequest
+from tenantry.tenancy.unit_of_work import UnitOfWork
 
 NOT_FOUND = "The resource was not found."
 LAST_OWNER = "The workspace must keep at least one active owner; make another member an owner first."
@@ -55,12 +56,8 @@ def grantable_roles(role: str | None, *, is_active: bool = True) -> frozenset[st
     return GRANTABLE_ROLES.get(role or "", frozenset()) if is_active else frozenset()
 
 
-def member_emails() -> Any:
-    """The SECURITY DEFINER function member_emails() as a table: emails of the current tenant only."""
-    return func.member_emails().table_valued(column("membership_id", Uuid), column("email", String)).alias("emails")
-
-
-def member_out(member: Membership, email: str | None) -> MemberOut:
+def member_out(member: Any, email: str | None) -> MemberOut:
+    """A membership (object or row) and its email, as the wire sees it."""
     return MemberOut(
         id=member.id,
         email=email or "",
@@ -75,47 +72,35 @@ def member_out(member: Membership, email: str | None) -> MemberOut:
 class MemberService:
     def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.principal = principal
         self.tenant_id = principal.tenant_id
         self.cursor_key = cursor_key
+        self.members = MembershipRepository(session, principal.tenant_id)
+        self.invitations = InvitationRepository(session, principal.tenant_id)
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _with_emails(self) -> Select[Any]:
-        emails = member_emails()
-        return (
-            select(Membership, emails.c.email)
-            .outerjoin(emails, emails.c.membership_id == Membership.id)
-            .where(Membership.tenant_id == self.tenant_id)
-        )
-
     async def _read(self, member_id: uuid.UUID) -> MemberOut:
-        row = (await self.session.execute(self._with_emails().where(Membership.id == member_id))).first()
+        row = await self.members.with_email(member_id)
         if row is None:
             raise NotFound(NOT_FOUND)
-        return member_out(row[0], row[1])
+        return member_out(row, row.email)
 
-    async def list(
-        self, *, limit: int, cursor: str | None, role: str | None, is_active: bool | None
-    ) -> Page[MemberOut]:
-        binding = f"members:{self.tenant_id}:{role or ''}:{'' if is_active is None else int(is_active)}"
-        after = decode_cursor(cursor, key=self.cursor_key, binding=binding) if cursor else None
-        query = self._with_emails()
-        if role is not None:
-            query = query.where(Membership.role == role)
-        if is_active is not None:
-            query = query.where(Membership.is_active.is_(is_active))
-        if after is not None:
-            query = query.where(Membership.id > after)
-        async with self.session.begin():
-            rows = list((await self.session.execute(query.order_by(Membership.id).limit(limit + 1))).all())
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1][0].id, key=self.cursor_key, binding=binding) if has_more else None
-        return Page(data=[member_out(m, e) for m, e in rows], has_more=has_more, next_cursor=next_cursor)
+    async def list(self, page: PageRequest, filters: MemberFilters) -> Page[MemberOut]:
+        async with self.uow.transaction():
+            return await self.members.page(
+                self.members.matching(filters),
+                page=page,
+                ordering=Ordering.by_id(Membership.id),
+                key=self.cursor_key,
+                filters=filters,
+                to_wire=lambda row: member_out(row, row.email),
+                as_rows=True,
+            )
 
     async def get(self, member_id: uuid.UUID) -> MemberOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             return await self._read(member_id)
 
     async def me(self) -> MemberOut:
@@ -123,28 +108,14 @@ class MemberService:
 
     # -- changes -------------------------------------------------------------------------------
 
-    async def _lock_active_owners(self) -> Sequence[uuid.UUID]:
-        query = (
-            select(Membership.id)
-            .where(Membership.tenant_id == self.tenant_id, Membership.role == "owner", Membership.is_active.is_(True))
-            .order_by(Membership.id)
-            .with_for_update()
-        )
-        return list((await self.session.execute(query)).scalars())
-
     async def _lock(self, member_id: uuid.UUID) -> Membership:
-        query = (
-            select(Membership)
-            .where(Membership.tenant_id == self.tenant_id, Membership.id == member_id)
-            .with_for_update()
-        )
-        member = (await self.session.execute(query)).scalar_one_or_none()
+        member = await self.members.get(member_id, lock="update")
         if member is None:
             raise NotFound(NOT_FOUND)
         return member
 
     async def _lock_for_change(self, member_id: uuid.UUID) -> tuple[Membership, Sequence[uuid.UUID]]:
-        owners = await self._lock_active_owners()  # always first: one lock order for every change
+        owners = await self.members.lock_active_owners()  # always first: one lock order for every change
         return await self._lock(member_id), owners
 
     def _require_owner(self, owners: Sequence[uuid.UUID]) -> None:
@@ -161,8 +132,7 @@ class MemberService:
 
     async def _save(self, member: Membership) -> MemberOut:
         member.updated_at = datetime.now(UTC)
-        await self.session.flush()
-        await self.session.refresh(member)
+        await self.members.save(member)
         return await self._read(member.id)
 
     async def _revoke_invitations_beyond(self, member: Membership, keep: frozenset[str], reason: str) -> None:
@@ -172,28 +142,14 @@ class MemberService:
         finished first (the invitation is no longer pending and is left alone) or waits for this
         transaction and then finds it revoked.
         """
-        beyond = [
-            Invitation.tenant_id == self.tenant_id,
-            Invitation.invited_by_member_id == member.id,
-            Invitation.status == "pending",
-            Invitation.expires_at > func.now(),  # an expired one stays expired: it cannot be used anyway
-        ]
-        if keep:
-            beyond.append(Invitation.role.not_in(sorted(keep)))
-        query = (
-            update(Invitation)
-            .where(*beyond)
-            .values(status="revoked", revoked_at=func.now())
-            .returning(Invitation.id)
-            .execution_options(synchronize_session=False)
-        )
-        for invitation_id in sorted((await self.session.execute(query)).scalars()):
+        revoked = await self.invitations.revoke_pending_of(member.id, keep=keep)
+        for invitation_id in revoked:
             await record_event(
                 self.session, "invitation.revoked", "invitation", invitation_id, details={"reason": reason}
             )
 
     async def update(self, member_id: uuid.UUID, data: MemberUpdate) -> MemberOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             member, owners = await self._lock_for_change(member_id)
             if member.role == "owner" or data.role == "owner":
                 self._require_owner(owners)
@@ -221,7 +177,7 @@ class MemberService:
 
     async def update_profile(self, data: ProfileUpdate) -> MemberOut:
         """A member's own profile: no role needed beyond holding a valid token."""
-        async with self.session.begin():
+        async with self.uow.transaction():
             member = await self._lock(self.principal.membership_id)
             if data.display_name == member.display_name:
                 return await self._read(member.id)
@@ -233,7 +189,7 @@ class MemberService:
 
     async def deactivate(self, member_id: uuid.UUID) -> MemberOut:
         """All the member's tokens in this workspace fail from the next request on."""
-        async with self.session.begin():
+        async with self.uow.transaction():
             member, owners = await self._lock_for_change(member_id)
             if member.role == "owner":
                 self._require_owner(owners)
@@ -247,7 +203,7 @@ class MemberService:
 
     async def reactivate(self, member_id: uuid.UUID) -> MemberOut:
         """The member's tokens that are neither expired nor revoked work again."""
-        async with self.session.begin():
+        async with self.uow.transaction():
             member, owners = await self._lock_for_change(member_id)
             if member.role == "owner":
                 self._require_owner(owners)
@@ -259,16 +215,14 @@ class MemberService:
 
     async def remove(self, member_id: uuid.UUID) -> None:
         """Remove the membership; its tokens go with it (ON DELETE CASCADE). The user stays."""
-        async with self.session.begin():
+        async with self.uow.transaction():
             member, owners = await self._lock_for_change(member_id)
             if member.role == "owner":
                 self._require_owner(owners)
             self._keep_an_owner(member, owners)
             email = (await self._read(member.id)).email  # read before the row (and its email) goes
             await self._revoke_invitations_beyond(member, frozenset(), "inviter_removed")
-            await self.session.execute(
-                delete(Membership).where(Membership.tenant_id == self.tenant_id, Membership.id == member.id)
-            )
+            await self.members.remove(member)
             # Tenants see membership ids and emails, never the global user id.
             await record_event(
                 self.session, "member.removed", "member", member.id, details={"email": email, "role": member.role}

@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.core.schemas import Page
 from tenantry.http.etag import IfMatch, etag_of, with_etag
-from tenantry.orders.schemas import OrderCreate, OrderOut, OrderTransition, OrderUpdate, StatusChangeOut
+from tenantry.http.querying import Cursor, Limit
+from tenantry.orders.schemas import OrderCreate, OrderFilters, OrderOut, OrderTransition, OrderUpdate, StatusChangeOut
 from tenantry.orders.service import OrderService
 from tenantry.orders.status import OrderStatus
-from tenantry.tenancy.pagination import MAX_LIMIT
+from tenantry.tenancy.pagination import PageRequest
 
 
 def provide_order_service(
@@ -30,8 +31,6 @@ def provide_order_service(
     return OrderService(db_session, tenant_principal(request), state.cursor_key)
 
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
-Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 StatusFilter = Annotated[OrderStatus | None, Parameter(description="Only orders in this status.")]
 ProductFilter = Annotated[uuid.UUID | None, Parameter(description="Only orders of this product.")]
 EmailFilter = Annotated[
@@ -73,12 +72,8 @@ class OrderController(Controller):
     ) -> Page[OrderOut]:
         """List orders with keyset pagination; filter by status, product or customer email."""
         return await order_service.list(
-            limit=limit,
-            cursor=cursor,
-            status=status,
-            product_id=product_id,
-            customer_email=customer_email,
-            sort=sort,
+            PageRequest(limit=limit, cursor=cursor, sort=sort),
+            OrderFilters(status=status, product_id=product_id, customer_email=customer_email),
         )
 
     @get("/{order_id:str}", operation_id="getOrder", guards=[read])

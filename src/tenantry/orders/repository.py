@@ -1,39 +1,27 @@
-"""Tenant-scoped data access for orders, their status history and their tags.
-
-RLS is the wall; the explicit `tenant_id` filter is what lets the planner go straight to one
-tenant's rows. Neither replaces the other.
-"""
+"""Tenant-scoped data access for orders, their status history and their tags."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.core.ids import uuid7
 from tenantry.core.schemas import to_wire
 from tenantry.lookups.models import Lookup
 from tenantry.orders.models import Order, OrderStatusHistory, OrderTag
-from tenantry.orders.schemas import OrderTagOut, StatusChangeOut
+from tenantry.orders.schemas import OrderFilters, OrderTagOut, StatusChangeOut
+from tenantry.tenancy.repository import TenantRepository
 
 
-class OrderRepository:
-    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
-        self.session = session
-        self.tenant_id = tenant_id
+class OrderRepository(TenantRepository[Order]):
+    model = Order
+    resource = "orders"
 
-    async def get(self, order_id: uuid.UUID, *, lock: bool = False) -> Order | None:
-        query = select(Order).where(Order.tenant_id == self.tenant_id, Order.id == order_id)
-        if lock:
-            query = query.with_for_update()
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    def filtered(
-        self, *, status: str | None, product_id: uuid.UUID | None, customer_email: str | None
-    ) -> Select[Order]:
-        query = select(Order).where(Order.tenant_id == self.tenant_id)
+    def filtered(self, *, status: str | None, product_id: uuid.UUID | None, customer_email: str | None) -> Select[Any]:
+        query = self.select()
         if status is not None:
             query = query.where(Order.status == status)
         if product_id is not None:
@@ -44,21 +32,14 @@ class OrderRepository:
             query = query.where(Order.customer_email_lower == func.lower(customer_email))
         return query
 
+    def matching(self, filters: OrderFilters) -> Select[Any]:
+        return self.filtered(
+            status=filters.status, product_id=filters.product_id, customer_email=filters.customer_email
+        )
+
     async def count_for_product(self, product_id: uuid.UUID) -> int:
-        query = select(func.count()).where(Order.tenant_id == self.tenant_id, Order.product_id == product_id)
+        query = self.scoped(select(func.count())).where(Order.product_id == product_id)
         return int((await self.session.execute(query)).scalar_one())
-
-    async def add(self, order: Order) -> Order:
-        order.tenant_id = self.tenant_id
-        self.session.add(order)
-        await self.session.flush()
-        await self.session.refresh(order)
-        return order
-
-    async def save(self, order: Order) -> Order:
-        await self.session.flush()
-        await self.session.refresh(order)
-        return order
 
     # -- status history --------------------------------------------------------------------------
 
@@ -80,11 +61,11 @@ class OrderRepository:
     async def history(self, order_id: uuid.UUID) -> list[StatusChangeOut]:
         """Oldest first. Ids are time-ordered (UUIDv7), so they break ties within one timestamp."""
         query = (
-            select(OrderStatusHistory)
-            .where(OrderStatusHistory.tenant_id == self.tenant_id, OrderStatusHistory.order_id == order_id)
+            self.scoped(select(OrderStatusHistory), OrderStatusHistory)
+            .where(OrderStatusHistory.order_id == order_id)
             .order_by(OrderStatusHistory.changed_at, OrderStatusHistory.id)
         )
-        return [to_wire(row, StatusChangeOut) for row in (await self.session.execute(query)).scalars()]
+        return [to_wire(row, StatusChangeOut) for row in await self.scalars(query)]
 
     # -- tags ------------------------------------------------------------------------------------
 
@@ -95,9 +76,9 @@ class OrderRepository:
         if not ids:
             return tags
         query = (
-            select(OrderTag.order_id, Lookup.id, Lookup.code, Lookup.name, Lookup.color)
+            self.scoped(select(OrderTag.order_id, Lookup.id, Lookup.code, Lookup.name, Lookup.color), OrderTag)
             .join(Lookup, (Lookup.tenant_id == OrderTag.tenant_id) & (Lookup.id == OrderTag.lookup_id))
-            .where(OrderTag.tenant_id == self.tenant_id, OrderTag.order_id.in_(ids))
+            .where(OrderTag.order_id.in_(ids))
             .order_by(OrderTag.order_id, Lookup.position, Lookup.code, Lookup.id)
         )
         for order_id, lookup_id, code, name, color in await self.session.execute(query):
@@ -108,25 +89,12 @@ class OrderRepository:
         self, order_id: uuid.UUID, lookup_ids: list[uuid.UUID]
     ) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
         """Make the order's tags exactly `lookup_ids`; return (added, removed)."""
-        current = set(
-            (
-                await self.session.execute(
-                    select(OrderTag.lookup_id).where(
-                        OrderTag.tenant_id == self.tenant_id, OrderTag.order_id == order_id
-                    )
-                )
-            ).scalars()
-        )
+        of_order = (self.tenant_filter(OrderTag), OrderTag.order_id == order_id)
+        current = set(await self.scalars(select(OrderTag.lookup_id).where(*of_order)))
         wanted = set(lookup_ids)
         added, removed = wanted - current, current - wanted
         if removed:
-            await self.session.execute(
-                delete(OrderTag).where(
-                    OrderTag.tenant_id == self.tenant_id,
-                    OrderTag.order_id == order_id,
-                    OrderTag.lookup_id.in_(removed),
-                )
-            )
+            await self.session.execute(delete(OrderTag).where(*of_order, OrderTag.lookup_id.in_(removed)))
         if added:
             await self.session.execute(
                 insert(OrderTag),

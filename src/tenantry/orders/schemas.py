@@ -74,3 +74,15 @@ class StatusChangeOut(msgspec.Struct, kw_only=True):
     to_status: str
     changed_at: datetime
     changed_by_member_id: uuid.UUID | None
+
+
+class OrderFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What a list of orders is narrowed to; every field is part of the cursor's binding.
+
+    `customer_email` is lower-cased before it gets here: the match is case-insensitive, so a cursor
+    from `Ada@x` continues the list of `ada@x`.
+    """
+
+    status: str | None = None
+    product_id: uuid.UUID | None = None
+    customer_email: str | None = None

@@ -1,4 +1,4 @@
-"""Order use cases. Each method is one explicit transaction: a failed commit is an error, never a 2xx."""
+"""Order use cases. Each method is one unit of work: a failed commit is an error, never a 2xx."""
 
 from __future__ import annotations
 
@@ -17,9 +17,18 @@ from tenantry.http.etag import check_if_match
 from tenantry.lookups.references import require_lookups
 from tenantry.orders.models import Order
 from tenantry.orders.repository import OrderRepository
-from tenantry.orders.schemas import OrderCreate, OrderFields, OrderOut, OrderTagOut, OrderUpdate, StatusChangeOut
+from tenantry.orders.schemas import (
+    OrderCreate,
+    OrderFields,
+    OrderFilters,
+    OrderOut,
+    OrderTagOut,
+    OrderUpdate,
+    StatusChangeOut,
+)
 from tenantry.orders.status import INITIAL_STATUS, check_transition
-from tenantry.tenancy.pagination import Ordering, fetch_page
+from tenantry.tenancy.pagination import Ordering, PageRequest
+from tenantry.tenancy.unit_of_work import UnitOfWork
 
 NOT_FOUND = "The resource was not found."
 # The allowlist of sort fields (`sort=-amount_cents`); all NOT NULL columns.
@@ -37,6 +46,7 @@ def _unique(ids: list[uuid.UUID]) -> list[uuid.UUID]:
 class OrderService:
     def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.principal = principal
         self.tenant_id = principal.tenant_id
         self.cursor_key = cursor_key
@@ -44,7 +54,7 @@ class OrderService:
         self.products = ProductRepository(session, principal.tenant_id)
 
     async def _get_or_404(self, order_id: uuid.UUID, *, lock: bool = False) -> Order:
-        order = await self.orders.get(order_id, lock=lock)
+        order = await self.orders.get(order_id, lock="update" if lock else None)
         if order is None:
             raise NotFound(NOT_FOUND)
         return order
@@ -63,9 +73,9 @@ class OrderService:
         return _unique(tag_ids)
 
     async def create(self, data: OrderCreate) -> OrderOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             # Share-locked until commit: the price read here is the price at the moment of the order.
-            product = await self.products.get_for_order(data.product_id)
+            product = await self.products.find(data.product_id, lock="share")
             if product is None:
                 # A deleted product, another workspace's, or none at all: one answer.
                 raise InvalidInput(
@@ -102,51 +112,37 @@ class OrderService:
             )
             return await self._current(order)
 
-    async def list(
-        self,
-        *,
-        limit: int,
-        cursor: str | None,
-        status: str | None,
-        product_id: uuid.UUID | None,
-        customer_email: str | None,
-        sort: str,
-    ) -> Page[OrderOut]:
-        ordering = Ordering.parse(sort, SORTABLE, Order.id)
-        email = customer_email.lower() if customer_email is not None else None
-        binding = f"orders:{self.tenant_id}:{status or ''}:{product_id or ''}:{email!r}:{sort}"
-        query = self.orders.filtered(status=status, product_id=product_id, customer_email=email)
-        async with self.session.begin():
-            page: Page[Order] = await fetch_page(
-                self.session,
-                query,
-                ordering=ordering,
-                limit=limit,
-                cursor=cursor,
+    async def list(self, page: PageRequest, filters: OrderFilters) -> Page[OrderOut]:
+        if filters.customer_email is not None:
+            filters = msgspec.structs.replace(filters, customer_email=filters.customer_email.lower())
+
+        async def with_tags(rows: list[Order]) -> list[OrderOut]:
+            tags = await self.orders.tags_of(row.id for row in rows)
+            return [order_out(row, tags[row.id]) for row in rows]
+
+        async with self.uow.transaction():
+            return await self.orders.page(
+                self.orders.matching(filters),
+                page=page,
+                ordering=Ordering.parse(page.sort or "created_at", SORTABLE, Order.id),
                 key=self.cursor_key,
-                binding=binding,
-                to_wire=lambda row: row,
+                filters=filters,
+                enrich=with_tags,
             )
-            tags = await self.orders.tags_of(row.id for row in page.data)
-        return Page(
-            data=[order_out(row, tags[row.id]) for row in page.data],
-            has_more=page.has_more,
-            next_cursor=page.next_cursor,
-        )
 
     async def get(self, order_id: uuid.UUID) -> OrderOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             return await self._current(await self._get_or_404(order_id))
 
     async def history(self, order_id: uuid.UUID) -> Page[StatusChangeOut]:
         """The whole history in one page: the status machine allows at most four entries."""
-        async with self.session.begin():
+        async with self.uow.transaction():
             await self._get_or_404(order_id)
             return Page(data=await self.orders.history(order_id), has_more=False)
 
     async def transition(self, order_id: uuid.UUID, to_status: str, *, if_match: str | None = None) -> OrderOut:
         """Move the order to `to_status`; an illegal move is a 409 and changes nothing."""
-        async with self.session.begin():
+        async with self.uow.transaction():
             order = await self._locked_current(order_id, if_match)
             from_status = order.status
             check_transition(from_status, to_status)
@@ -160,7 +156,7 @@ class OrderService:
             return await self._current(order)
 
     async def update(self, order_id: uuid.UUID, data: OrderUpdate, *, if_match: str | None = None) -> OrderOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             order = await self._locked_current(order_id, if_match)
             changed: list[str] = []
             details: dict[str, object] = {}

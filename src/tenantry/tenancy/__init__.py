@@ -1,2 +1,3 @@
-"""The tenant machinery: the request's tenant scope, the session hook that sets it on every
-transaction, and keyset paging bound to the tenant."""
+"""The tenant machinery and the data-access layer (docs/03-architecture.md): the request's tenant
+scope, the session hook that sets it on every transaction, the unit of work, the repository bases
+and keyset paging bound to the tenant."""

@@ -1,7 +1,15 @@
-"""Opaque keyset cursors, bound to the workspace and to the query that produced them.
+"""Keyset pages, with opaque cursors bound to the list that produced them (docs/03-architecture.md).
 
-A cursor is base64url(JSON) + "." + a truncated HMAC over the payload and its binding, so a
-cursor from another workspace, another filter, or tampered by hand is refused with a 400.
+Every list of the API goes through `fetch_page` (usually by way of `Repository.page`): one keyset
+query of `limit + 1` rows in the list's order, the rows turned into wire items (one by one, or all
+at once by an enrichment hook that adds what the rows lack: member emails, order tags, usage
+counts), and a cursor for the next page.
+
+A cursor is base64url(JSON position) + "." + a truncated HMAC over the position and its binding.
+The binding is derived (`cursor_binding`) from the resource's name, its scope (the tenant, or the
+platform for admin lists), the list's filters as a msgspec Struct and its order; nothing formats
+it by hand. So a cursor from another workspace, another filter or another sort, or one tampered
+with, is refused with a 400.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import base64
 import hashlib
 import hmac
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,12 +32,26 @@ from tenantry.core.schemas import Page
 T = TypeVar("T")
 
 MAX_LIMIT = 100
+PLATFORM_SCOPE = "platform"  # the scope of admin lists, which belong to no tenant
+_REFUSED = "The cursor is not valid for this list."
 
 
 class InvalidCursor(DomainError):
     status = 400
     type = "invalid-cursor"
     title = "Invalid cursor"
+
+
+class PageRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What the client asked of a list: the page size, where to go on from, and the order."""
+
+    limit: int
+    cursor: str | None = None
+    sort: str | None = None  # None for the lists that have one fixed order
+
+
+class NoFilters(msgspec.Struct, frozen=True):
+    """The filters of a list that has none."""
 
 
 class _Position(msgspec.Struct, omit_defaults=True):
@@ -41,6 +63,60 @@ class _Position(msgspec.Struct, omit_defaults=True):
 def cursor_key(pepper: str) -> bytes:
     """The key cursors are signed with: derived from the pepper, never the pepper itself."""
     return hmac.new(pepper.encode(), b"tenantry cursors", hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A list's order: one allowlisted column, then id to break ties (ids are unique and stable).
+
+    `name` is the order as the client writes it (`name`, `-price_cents`), and part of the binding.
+    """
+
+    column: Any
+    id_column: Any
+    descending: bool = False
+    name: str = "id"
+
+    @classmethod
+    def parse(cls, sort: str, columns: dict[str, Any], id_column: Any) -> Ordering:
+        """`name` ascending, `-name` descending; `sort` is already one of the route's allowed values."""
+        descending = sort.startswith("-")
+        return cls(columns[sort.lstrip("-")], id_column, descending, sort)
+
+    @classmethod
+    def by_id(cls, id_column: Any, *, descending: bool = False) -> Ordering:
+        """Id order alone: with UUIDv7 ids, oldest first (or newest first when descending)."""
+        return cls(id_column, id_column, descending, "-id" if descending else "id")
+
+    @property
+    def by_id_only(self) -> bool:
+        return self.column is self.id_column
+
+    def clauses(self) -> tuple[Any, ...]:
+        columns = (self.id_column,) if self.by_id_only else (self.column, self.id_column)
+        return tuple(column.desc() if self.descending else column.asc() for column in columns)
+
+    def after(self, after: uuid.UUID, sort_value: Any) -> ColumnElement[bool]:
+        """The WHERE clause that continues the list past the last row seen.
+
+        Ties on the sort column are broken by id, so every row has exactly one place in the order
+        and rows inserted meanwhile never make a page repeat or skip an older row.
+        """
+        if self.by_id_only:
+            return self.id_column < after if self.descending else self.id_column > after  # type: ignore[no-any-return]
+        current, last = tuple_(self.column, self.id_column), tuple_(sort_value, after)
+        return current < last if self.descending else current > last
+
+    def position_of(self, row: Any) -> _Position:
+        after = getattr(row, self.id_column.key)
+        if self.by_id_only:
+            return _Position(after=after)
+        return _Position(after=after, key=msgspec.to_builtins(getattr(row, self.column.key)))
+
+
+def cursor_binding(resource: str, scope: uuid.UUID | str, filters: msgspec.Struct, ordering: Ordering) -> str:
+    """What a cursor is valid for: this resource, scope, filter values and order, and nothing else."""
+    return msgspec.json.encode([resource, str(scope), ordering.name, filters], order="sorted").decode()
 
 
 def _b64(data: bytes) -> str:
@@ -55,104 +131,63 @@ def _mac(key: bytes, binding: str, payload: bytes) -> bytes:
     return hmac.new(key, binding.encode() + b"\x00" + payload, hashlib.sha256).digest()[:16]
 
 
-def encode_cursor(after: uuid.UUID, *, key: bytes, binding: str, sort_value: Any = None) -> str:
-    payload = msgspec.json.encode(_Position(after=after, key=sort_value))
+def encode_cursor(position: _Position, *, key: bytes, binding: str) -> str:
+    payload = msgspec.json.encode(position)
     return f"{_b64(payload)}.{_b64(_mac(key, binding, payload))}"
 
 
-def decode_cursor(cursor: str, *, key: bytes, binding: str) -> uuid.UUID:
-    return decode_position(cursor, key=key, binding=binding)[0]
-
-
-def decode_position(cursor: str, *, key: bytes, binding: str) -> tuple[uuid.UUID, Any]:
+def decode_cursor(cursor: str, *, key: bytes, binding: str) -> _Position:
     """The last row's id and sort value; refuses a cursor made for another list, tenant or query."""
     try:
         payload_text, mac_text = cursor.split(".", 1)
         payload, mac = _unb64(payload_text), _unb64(mac_text)
     except ValueError:
-        raise InvalidCursor("The cursor is not valid for this list.") from None
+        raise InvalidCursor(_REFUSED) from None
     if not hmac.compare_digest(mac, _mac(key, binding, payload)):
-        raise InvalidCursor("The cursor is not valid for this list.")
+        raise InvalidCursor(_REFUSED)
     try:
-        position = msgspec.json.decode(payload, type=_Position)
+        return msgspec.json.decode(payload, type=_Position)
     except msgspec.MsgspecError:
-        raise InvalidCursor("The cursor is not valid for this list.") from None
-    return position.after, position.key
-
-
-def keyset_after(
-    sort_column: Any, id_column: Any, *, descending: bool, after: uuid.UUID, sort_value: Any
-) -> ColumnElement[bool]:
-    """The WHERE clause that continues a list sorted by (sort_column, id) past the last row seen.
-
-    Ties on the sort column are broken by id, so every row has exactly one place in the order and
-    rows inserted meanwhile never make a page repeat or skip an older row.
-    """
-    if descending:
-        return tuple_(sort_column, id_column) < tuple_(sort_value, after)
-    return tuple_(sort_column, id_column) > tuple_(sort_value, after)
-
-
-@dataclass(frozen=True)
-class Ordering:
-    """A list's order: one allowlisted column, then id to break ties (ids are unique and stable)."""
-
-    column: Any
-    id_column: Any
-    descending: bool = False
-
-    @classmethod
-    def parse(cls, sort: str, columns: dict[str, Any], id_column: Any) -> Ordering:
-        """`name` ascending, `-name` descending; `sort` is already one of the route's allowed values."""
-        descending = sort.startswith("-")
-        return cls(columns[sort.lstrip("-")], id_column, descending)
-
-    def clauses(self) -> tuple[Any, Any]:
-        if self.descending:
-            return self.column.desc(), self.id_column.desc()
-        return self.column.asc(), self.id_column.asc()
+        raise InvalidCursor(_REFUSED) from None
 
 
 async def fetch_page(
     session: AsyncSession,
     query: Select[Any],
     *,
+    page: PageRequest,
     ordering: Ordering,
-    limit: int,
-    cursor: str | None,
     key: bytes,
     binding: str,
-    to_wire: Callable[[Any], T],
+    to_wire: Callable[[Any], T] | None = None,
+    enrich: Callable[[list[Any]], Awaitable[list[T]]] | None = None,
     as_rows: bool = False,
 ) -> Page[T]:
-    """One keyset page of `query` (already filtered by tenant and filters), and the next cursor.
+    """One keyset page of `query` (already scoped to the tenant and filtered), and the next cursor.
 
-    `binding` must name the resource, the tenant and every filter and the sort, so a cursor only
-    ever continues the exact list it came from. `as_rows` is for a query of columns rather than of
-    one mapped class (cheaper for a page that only goes to the wire: no identity map, no instance
+    Give `to_wire` (one row to one item) or `enrich` (the page's rows to their items, for lists
+    that need one more query per page). `as_rows` is for a query of columns rather than of one
+    mapped class (cheaper for a page that only goes to the wire: no identity map, no instance
     state); rows and objects are both read by attribute name.
     """
-    if cursor:
-        after, raw_value = decode_position(cursor, key=key, binding=binding)
-        python_type = ordering.column.type.python_type
-        try:
-            value = msgspec.convert(raw_value, python_type, strict=False)
-        except msgspec.ValidationError:
-            raise InvalidCursor("The cursor is not valid for this list.") from None
-        query = query.where(
-            keyset_after(
-                ordering.column, ordering.id_column, descending=ordering.descending, after=after, sort_value=value
-            )
-        )
-    result = await session.execute(query.order_by(*ordering.clauses()).limit(limit + 1))
+    if page.cursor:
+        position = decode_cursor(page.cursor, key=key, binding=binding)
+        value = None
+        if not ordering.by_id_only:
+            try:
+                value = msgspec.convert(position.key, ordering.column.type.python_type, strict=False)
+            except msgspec.ValidationError:
+                raise InvalidCursor(_REFUSED) from None
+        query = query.where(ordering.after(position.after, value))
+    result = await session.execute(query.order_by(*ordering.clauses()).limit(page.limit + 1))
     rows = list(result if as_rows else result.scalars())
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = None
-    if has_more:
-        last = rows[-1]
-        sort_value = msgspec.to_builtins(getattr(last, ordering.column.key))
-        next_cursor = encode_cursor(
-            getattr(last, ordering.id_column.key), key=key, binding=binding, sort_value=sort_value
-        )
-    return Page(data=[to_wire(row) for row in rows], has_more=has_more, next_cursor=next_cursor)
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    next_cursor = encode_cursor(ordering.position_of(rows[-1]), key=key, binding=binding) if has_more else None
+    if enrich is not None:
+        data = await enrich(rows)
+    elif to_wire is not None:
+        data = [to_wire(row) for row in rows]
+    else:
+        data = rows
+    return Page(data=data, has_more=has_more, next_cursor=next_cursor)

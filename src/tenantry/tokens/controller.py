@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.core.schemas import Page
-from tenantry.tenancy.pagination import MAX_LIMIT
+from tenantry.http.querying import Cursor, Limit
+from tenantry.tenancy.pagination import PageRequest
 from tenantry.tokens.schemas import (
     LeakReport,
     LeakReportReceived,
@@ -33,11 +34,9 @@ def provide_token_service(
 
 
 def provide_leak_report_service(state: State) -> LeakReportService:
-    return LeakReportService(state.engine, state.settings, LoginThrottle(state.platform_session_factory))
+    return LeakReportService(state.login_session_factory, state.settings, LoginThrottle(state.platform_session_factory))
 
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
-Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from `next_cursor`.")]
 IncludeRevoked = Annotated[bool, Parameter(description="Also return revoked tokens.")]
 MemberId = Annotated[
     uuid.UUID | None,
@@ -79,7 +78,7 @@ class TokenController(Controller):
     ) -> Page[TokenOut]:
         """List your tokens, newest first. Owners and admins may list a member's with `member_id`."""
         return await token_service.list(
-            limit=limit, cursor=cursor, include_revoked=include_revoked, member_id=member_id
+            PageRequest(limit=limit, cursor=cursor), include_revoked=include_revoked, member_id=member_id
         )
 
     @get("/{token_id:str}", operation_id="getToken", guards=[read])

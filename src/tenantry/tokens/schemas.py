@@ -92,3 +92,10 @@ class TokenCreated(TokenOut, kw_only=True):
     # null only in an Idempotency-Key replay: a secret is never stored to be replayed.
     token: str | None
     replayed: bool = False
+
+
+class TokenFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """Whose tokens a list shows (always one member's) and whether revoked ones are included."""
+
+    member_id: uuid.UUID
+    include_revoked: bool = False

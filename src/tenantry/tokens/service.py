@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from msgspec import UNSET, UnsetType
-from sqlalchemy import ColumnElement, func, or_, select, text, true
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import ColumnElement, func
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tenantry.auditlog.recorder import record_event
 from tenantry.auth.permissions import LEVELS, RESOURCES, effective_level
@@ -23,18 +23,19 @@ from tenantry.auth.tokens import ADMIN_TOKEN_PREFIX, TENANT_TOKEN_PREFIX, is_wel
 from tenantry.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tenantry.core.schemas import Page, to_wire
 from tenantry.http.problems import FieldError
-from tenantry.members.models import Membership
 from tenantry.settings import Settings
-from tenantry.tenancy.pagination import decode_cursor, encode_cursor
-from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.tenancy.pagination import Ordering, PageRequest
+from tenantry.tenancy.unit_of_work import UnitOfWork
 from tenantry.tokens.issuing import new_personal_access_token
 from tenantry.tokens.models import PersonalAccessToken
+from tenantry.tokens.repository import TokenRepository, revoke_leaked, revoke_leaked_admin
 from tenantry.tokens.schemas import (
     DEFAULT_TOKEN_LIFETIME_DAYS,
     MAX_TOKEN_LIFETIME_DAYS,
     LeakReportReceived,
     TokenCreate,
     TokenCreated,
+    TokenFilters,
     TokenOut,
     TokenRotate,
 )
@@ -56,9 +57,11 @@ def _created(token: PersonalAccessToken, clear: str) -> TokenCreated:
 class TokenService:
     def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes, pepper: str) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.principal = principal
         self.cursor_key = cursor_key
         self.pepper = pepper
+        self.tokens = TokenRepository(session, principal.tenant_id)
 
     @property
     def _manages_members(self) -> bool:
@@ -71,7 +74,7 @@ class TokenService:
     async def create(self, data: TokenCreate) -> TokenCreated:
         days = self._lifetime_days(data.expires_in_days)
         permissions = self._grant(data.permissions)
-        async with self.session.begin():
+        async with self.uow.transaction():
             token, issued = new_personal_access_token(
                 self.pepper,
                 tenant_id=self.principal.tenant_id,
@@ -82,7 +85,7 @@ class TokenService:
                 expires_at=func.now() + timedelta(days=days),
             )
             token.created_by_token_id = self.principal.token_id  # its fate follows the minting token's
-            await self._insert(token)
+            await self.tokens.add(token)
             await record_event(
                 self.session,
                 "token.created",
@@ -92,50 +95,39 @@ class TokenService:
             )
         return _created(token, issued.token)
 
-    async def list(
-        self, *, limit: int, cursor: str | None, include_revoked: bool, member_id: uuid.UUID | None
-    ) -> Page[TokenOut]:
-        owner = self._listable_member(member_id)
-        binding = f"tokens:{self.principal.tenant_id}:{owner}:{int(include_revoked)}"
-        after = decode_cursor(cursor, key=self.cursor_key, binding=binding) if cursor else None
-        query = select(PersonalAccessToken).where(
-            PersonalAccessToken.tenant_id == self.principal.tenant_id,
-            PersonalAccessToken.membership_id == owner,
-            self._manageable(),
-        )
-        if not include_revoked:
-            query = query.where(PersonalAccessToken.revoked_at.is_(None))
-        if after is not None:
-            query = query.where(PersonalAccessToken.id < after)
-        # Newest first: ids are UUIDv7, so their order is creation order.
-        query = query.order_by(PersonalAccessToken.id.desc()).limit(limit + 1)
-        async with self.session.begin():
-            rows = list((await self.session.execute(query)).scalars())
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].id, key=self.cursor_key, binding=binding) if has_more else None
-        return Page(data=[_out(t) for t in rows], has_more=has_more, next_cursor=next_cursor)
+    async def list(self, page: PageRequest, *, include_revoked: bool, member_id: uuid.UUID | None) -> Page[TokenOut]:
+        filters = TokenFilters(member_id=self._listable_member(member_id), include_revoked=include_revoked)
+        async with self.uow.transaction():
+            # Newest first: ids are UUIDv7, so their order is creation order.
+            return await self.tokens.page(
+                self.tokens.of_member(filters, visible=self._manageable()),
+                page=page,
+                ordering=Ordering.by_id(PersonalAccessToken.id, descending=True),
+                key=self.cursor_key,
+                filters=filters,
+                to_wire=_out,
+            )
 
     async def get(self, token_id: uuid.UUID) -> TokenOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             return _out(await self._find(token_id, own_only=not self._manages_members))
 
     async def revoke(self, token_id: uuid.UUID) -> None:
         """Idempotent: revoking a revoked token changes nothing and records nothing."""
-        async with self.session.begin():
+        async with self.uow.transaction():
             token = await self._find(token_id, own_only=not self._manages_members, lock=True)
             if token.revoked_at is not None:
                 return
             token.revoked_at = func.now()
-            await self._save(token)
+            await self.tokens.save(token)
             await record_event(
                 self.session, "token.revoked", "token", token.id, details={"member_id": str(token.membership_id)}
             )
 
     async def rotate(self, token_id: uuid.UUID, data: TokenRotate) -> TokenCreated:
-        async with self.session.begin():
+        async with self.uow.transaction():
             old = await self._find(token_id, own_only=True, lock=True)
-            now: datetime = (await self.session.execute(select(func.now()))).scalar_one()
+            now = await self.tokens.now()
             if old.revoked_at is not None:
                 raise Conflict("A revoked token cannot be rotated.")
             if old.replaced_by_id is not None:
@@ -153,11 +145,11 @@ class TokenService:
                 permissions=dict(old.permissions),
                 expires_at=now + lifetime,
             )
-            await self._insert(new)  # first: the old row's replaced_by_id references it
+            await self.tokens.add(new)  # first: the old row's replaced_by_id references it
             old.replaced_by_id = new.id
             old.rotated_at = now
             old.expires_at = min(old.expires_at, now + timedelta(seconds=data.grace_period_seconds))
-            await self._save(old)
+            await self.tokens.save(old)
             await record_event(
                 self.session,
                 "token.rotated",
@@ -221,60 +213,23 @@ class TokenService:
         owner out, which "only an owner may change an owner" forbids. They answer like a random id.
         """
         if self.principal.role == "owner":
-            return true()
-        owners = select(Membership.id).where(
-            Membership.tenant_id == self.principal.tenant_id, Membership.role == "owner"
-        )
-        return or_(
-            PersonalAccessToken.membership_id == self.principal.membership_id,
-            PersonalAccessToken.membership_id.not_in(owners),
-        )
+            return self.tokens.everyone()
+        return self.tokens.not_an_owners(self.principal.membership_id)
 
     async def _find(self, token_id: uuid.UUID, *, own_only: bool, lock: bool = False) -> PersonalAccessToken:
-        query = select(PersonalAccessToken).where(
-            PersonalAccessToken.tenant_id == self.principal.tenant_id, PersonalAccessToken.id == token_id
-        )
-        if own_only:
-            # Someone else's token answers exactly like a token that does not exist.
-            query = query.where(PersonalAccessToken.membership_id == self.principal.membership_id)
-        else:
-            query = query.where(self._manageable())
-        if lock:
-            query = query.with_for_update()
-        token = (await self.session.execute(query)).scalar_one_or_none()
+        # Someone else's token answers exactly like a token that does not exist.
+        visible = PersonalAccessToken.membership_id == self.principal.membership_id if own_only else self._manageable()
+        token = await self.tokens.find(token_id, visible=visible, lock="update" if lock else None)
         if token is None:
             raise NotFound(_NOT_FOUND)
         return token
-
-    async def _insert(self, token: PersonalAccessToken) -> None:
-        self.session.add(token)
-        await self._save(token)
-
-    async def _save(self, token: PersonalAccessToken) -> None:
-        await self.session.flush()
-        await self.session.refresh(token)
-
-
-# One statement for the whole report: each digest goes through the SECURITY DEFINER function,
-# which revokes a live token and says which workspace it belonged to.
-_REVOKE_LEAKED = text(
-    "SELECT r.tenant_id, r.token_id "
-    "FROM unnest(CAST(:digests AS bytea[])) AS d(digest) "
-    "CROSS JOIN LATERAL public.revoke_leaked_token(d.digest) AS r"
-)
-
-
-_REVOKE_LEAKED_ADMIN = text(
-    "SELECT r.token_id FROM unnest(CAST(:digests AS bytea[])) AS d(digest) "
-    "CROSS JOIN LATERAL public.revoke_leaked_admin_token(d.digest) AS r"
-)
 
 
 class LeakReportService:
     """Revokes every live token reported as leaked. Anyone may report; nobody learns anything."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings, throttle: LoginThrottle) -> None:
-        self.engine = engine
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, throttle: LoginThrottle) -> None:
+        self.sessions = sessions  # login-role sessions: see tenancy/session.py, login_session_factory
         self.settings = settings
         self.throttle = throttle
 
@@ -295,14 +250,16 @@ class LeakReportService:
         return LeakReportReceived(received=len(tokens))
 
     async def _revoke_admin(self, digests: list[bytes]) -> None:
-        async with AsyncSession(self.engine) as session, session.begin():
-            revoked = (await session.execute(_REVOKE_LEAKED_ADMIN, {"digests": digests})).scalars().all()
-            if revoked:
-                await session.execute(SET_TRANSACTION_CONTEXT, transaction_context(self.settings.platform_role, None))
-                for token_id in sorted(revoked):
-                    await record_event(
-                        session, "admin_token.leak_reported", "admin_token", token_id, workspace_log=False
-                    )
+        async with self.sessions() as session:
+            uow = UnitOfWork(session)
+            async with uow.transaction():
+                revoked = await revoke_leaked_admin(session, digests)
+                if revoked:
+                    await uow.become(self.settings.platform_role, tenant_id=None)
+                    for token_id in sorted(revoked):
+                        await record_event(
+                            session, "admin_token.leak_reported", "admin_token", token_id, workspace_log=False
+                        )
 
     async def _revoke(self, digests: list[bytes]) -> None:
         """One transaction: the revocations and their audit events commit or fail together.
@@ -311,14 +268,14 @@ class LeakReportService:
         switches to the platform role; each workspace's events are then written with that
         workspace as the tenant, through the same RLS policy as any other audit row.
         """
-        async with AsyncSession(self.engine, expire_on_commit=False) as session, session.begin():
-            revoked: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-            for tenant_id, token_id in (await session.execute(_REVOKE_LEAKED, {"digests": digests})).all():
-                revoked[tenant_id].append(token_id)
-            for tenant_id in sorted(revoked):
-                await session.execute(
-                    SET_TRANSACTION_CONTEXT, transaction_context(self.settings.platform_role, tenant_id)
-                )
-                for token_id in sorted(revoked[tenant_id]):
-                    await record_event(session, "token.leak_reported", "token", token_id, tenant_id=tenant_id)
-                await session.flush()
+        async with self.sessions() as session:
+            uow = UnitOfWork(session)
+            async with uow.transaction():
+                revoked: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+                for tenant_id, token_id in await revoke_leaked(session, digests):
+                    revoked[tenant_id].append(token_id)
+                for tenant_id in sorted(revoked):
+                    await uow.become(self.settings.platform_role, tenant_id=tenant_id)
+                    for token_id in sorted(revoked[tenant_id]):
+                        await record_event(session, "token.leak_reported", "token", token_id, tenant_id=tenant_id)
+                    await session.flush()

@@ -28,7 +28,7 @@ from tenantry.db.engine import create_engine
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import ensure_database, start_embedded
 from tenantry.settings import Settings, load_settings
-from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.tenancy.session import set_transaction_context
 from tenantry.workspaces.bootstrap import ProvisioningService
 
 DEMO_SLUG = "demo"
@@ -104,7 +104,12 @@ async def prepare(settings: Settings, data_dir: Path) -> str:
 
 async def _seed_demo_products(engine: AsyncEngine, settings: Settings, workspace_id: uuid.UUID) -> None:
     async with engine.begin() as connection:
-        await connection.execute(SET_TRANSACTION_CONTEXT, transaction_context(settings.tenant_role, workspace_id))
+        await set_transaction_context(
+            connection,
+            role=settings.tenant_role,
+            tenant_id=workspace_id,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
         for name, sku, price in DEMO_PRODUCTS:
             await connection.execute(
                 text(

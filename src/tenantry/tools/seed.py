@@ -3,7 +3,7 @@
 Each workspace is created with `ProvisioningService.create_workspace` (the owner, the first token
 and the audit events, exactly as `tenantry admin workspace create`). Its lookups, products, orders
 and status history are then bulk-inserted as the TENANT role with that workspace as the tenant:
-one transaction per batch, opened by SET_TRANSACTION_CONTEXT, then one multi-row
+one transaction per batch, opened by the tenant statement (tenancy/session.py), then one multi-row
 `INSERT ... SELECT FROM unnest(arrays)` per table. The rows go through the very RLS policies that
 guard requests (a wrong tenant_id would be refused by WITH CHECK).
 
@@ -38,11 +38,11 @@ from tenantry.core.errors import DomainError
 from tenantry.core.ids import uuid7
 from tenantry.db.engine import create_engine
 from tenantry.settings import Settings, load_settings
-from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.tenancy.session import set_transaction_context
 from tenantry.workspaces.bootstrap import ProvisioningService
 
 # Bulk batches run longer than a request: their own transaction-local statement timeout.
-BATCH_STATEMENT_TIMEOUT_MS = "120000"
+BATCH_STATEMENT_TIMEOUT_MS = 120_000
 
 CATEGORIES = (
     ("office", "Office", "#1F77B4"),
@@ -333,9 +333,11 @@ class Seeder:
         # the cached plans before each batch has the check re-planned on the table as it now is,
         # which picks the primary key.
         await connection.execute(text("DISCARD PLANS"))
-        await connection.execute(
-            SET_TRANSACTION_CONTEXT,
-            transaction_context(self.settings.tenant_role, workspace_id, None, BATCH_STATEMENT_TIMEOUT_MS),
+        await set_transaction_context(
+            connection,
+            role=self.settings.tenant_role,
+            tenant_id=workspace_id,
+            statement_timeout_ms=BATCH_STATEMENT_TIMEOUT_MS,
         )
 
     async def _insert(

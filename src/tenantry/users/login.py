@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auditlog.recorder import record_event
@@ -25,16 +24,18 @@ from tenantry.auth.permissions import role_permissions
 from tenantry.auth.principal import Principal, current_principal
 from tenantry.auth.tokens import token_fingerprint
 from tenantry.core.errors import WorkspaceUnavailable
-from tenantry.members.models import Membership
+from tenantry.members.repository import MembershipRepository
 from tenantry.settings import Settings
 from tenantry.tenancy.context import tenant_scope
+from tenantry.tenancy.unit_of_work import UnitOfWork
 from tenantry.tokens.issuing import new_personal_access_token
+from tenantry.tokens.repository import TokenRepository
 from tenantry.users.errors import InvalidCredentials
-from tenantry.users.models import User
 from tenantry.users.passwords import verify_password
+from tenantry.users.repository import UserRepository
 from tenantry.users.schemas import IssuedTokenOut, PasswordLogin
 from tenantry.users.throttle import LoginThrottle, normalize_email, throttle_keys
-from tenantry.workspaces.models import Workspace
+from tenantry.workspaces.repository import WorkspaceRepository
 
 # Stands in for a missing user or workspace, so the membership lookup runs in every case.
 _NOBODY = uuid.UUID(int=0)
@@ -75,8 +76,7 @@ async def issue_member_token(
         permissions=permissions,
         expires_at=datetime.now(UTC) + lifetime,
     )
-    session.add(row)
-    await session.flush()
+    await TokenRepository(session, tenant_id).add(row, refresh=False)
     principal = Principal(
         token_id=row.id,
         tenant_id=tenant_id,
@@ -122,8 +122,11 @@ class PasswordLoginService:
 
     def __init__(self, session: AsyncSession, settings: Settings, throttle: LoginThrottle) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.settings = settings
         self.throttle = throttle
+        self.users = UserRepository(session)
+        self.workspaces = WorkspaceRepository(session)
 
     async def login(self, data: PasswordLogin, client_address: str) -> IssuedTokenOut:
         email = normalize_email(data.email)
@@ -139,28 +142,14 @@ class PasswordLoginService:
         return await self._issue(candidate, data, verification.new_hash)
 
     async def _lookup(self, email: str, slug: str) -> _Candidate:
-        async with self.session.begin():
-            user = (
-                await self.session.execute(select(User.id, User.password_hash).where(func.lower(User.email) == email))
-            ).first()
-            workspace = (
-                await self.session.execute(
-                    select(Workspace.id, Workspace.status, Workspace.max_token_lifetime_days).where(
-                        Workspace.slug == slug
-                    )
-                )
-            ).first()
+        async with self.uow.transaction():
+            user = await self.users.credentials(email)
+            workspace = await self.workspaces.login_target(slug)
         tenant_id = workspace.id if workspace else _NOBODY
         user_id = user.id if user else _NOBODY
         with tenant_scope(tenant_id):
-            async with self.session.begin():
-                member = (
-                    await self.session.execute(
-                        select(Membership.id, Membership.role, Membership.is_active).where(
-                            Membership.tenant_id == tenant_id, Membership.user_id == user_id
-                        )
-                    )
-                ).first()
+            async with self.uow.transaction():
+                member = await MembershipRepository(self.session, tenant_id).login_candidate(user_id)
         return _Candidate(
             user_id=user.id if user else None,
             password_hash=user.password_hash if user else None,
@@ -177,14 +166,10 @@ class PasswordLoginService:
             raise InvalidCredentials  # unreachable after `complete`; keeps the types honest
         lifetime = min(timedelta(seconds=data.expires_in_seconds), timedelta(days=candidate.max_token_lifetime_days))
         with tenant_scope(candidate.workspace_id, candidate.user_id):
-            async with self.session.begin():
+            async with self.uow.transaction():
                 if new_hash is not None:
                     # Transparent rehash; skipped if the password changed since it was verified.
-                    await self.session.execute(
-                        update(User)
-                        .where(User.id == candidate.user_id, User.password_hash == candidate.password_hash)
-                        .values(password_hash=new_hash, updated_at=func.now())
-                    )
+                    await self.users.rehash(candidate.user_id, candidate.password_hash, new_hash)
                 token, principal = await issue_member_token(
                     self.session,
                     self.settings,

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tenantry.core.errors import TooManyRequests
+from tenantry.tenancy.unit_of_work import UnitOfWork
 
 WINDOW = timedelta(minutes=15)
 ACCOUNT_LIMIT = 5
@@ -91,7 +92,7 @@ class LoginThrottle:
     async def admit_limits(self, limits: dict[str, int], refused: str) -> None:
         """Count one attempt on each key; raise 429 (with `refused`) if any is now past its limit."""
         waits: list[float] = []
-        async with self.session_factory() as session, session.begin():
+        async with self.session_factory() as session, UnitOfWork(session).transaction():
             # A fixed key order, so two attempts never wait on each other's rows in a cycle.
             for key, limit in sorted(limits.items()):
                 row = (await session.execute(_COUNT_ATTEMPT, {"key": key, "limit": limit, "window": WINDOW})).one()
@@ -102,6 +103,6 @@ class LoginThrottle:
 
     async def succeeded(self, keys: ThrottleKeys) -> None:
         """The password was right: reset the account and take this attempt off the address."""
-        async with self.session_factory() as session, session.begin():
+        async with self.session_factory() as session, UnitOfWork(session).transaction():
             await session.execute(_RESET, {"key": keys.account})
             await session.execute(_UNCOUNT, {"key": keys.address, "limit": ADDRESS_LIMIT, "window": WINDOW})

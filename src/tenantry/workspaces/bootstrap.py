@@ -8,24 +8,26 @@ RLS policies that guard requests and the creation is audited like any other.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tenantry.auth.permissions import role_permissions
 from tenantry.auth.tokens import IssuedToken
 from tenantry.core.errors import NotFound
 from tenantry.core.ids import uuid7
-from tenantry.members.models import Membership
+from tenantry.members.repository import MembershipRepository
 from tenantry.settings import Settings
 from tenantry.tenancy.context import tenant_scope
 from tenantry.tenancy.session import platform_session_factory
+from tenantry.tenancy.unit_of_work import UnitOfWork
 from tenantry.tokens.issuing import new_personal_access_token
-from tenantry.tokens.models import PersonalAccessToken
-from tenantry.workspaces.models import Workspace
+from tenantry.tokens.repository import TokenRepository
 from tenantry.workspaces.provisioning import provision_workspace
+from tenantry.workspaces.repository import WorkspaceRepository
 from tenantry.workspaces.schemas import WorkspaceCreate
 
 DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
@@ -46,14 +48,20 @@ class ProvisioningService:
         self.sessions = platform_session_factory(engine, settings)
         self.settings = settings
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """A platform session of its own, in one unit of work."""
+        async with self.sessions() as session, UnitOfWork(session).transaction():
+            yield session
+
     async def find_workspace(self, slug: str) -> uuid.UUID | None:
-        async with self.sessions() as session, session.begin():
-            return (await session.execute(select(Workspace.id).where(Workspace.slug == slug))).scalar_one_or_none()
+        async with self._transaction() as session:
+            return await WorkspaceRepository(session).id_of_slug(slug)
 
     async def create_workspace(self, *, slug: str, name: str, owner_email: str) -> ProvisionedWorkspace:
         workspace_id = uuid7()
         with tenant_scope(workspace_id):
-            async with self.sessions() as session, session.begin():
+            async with self._transaction() as session:
                 created = await provision_workspace(
                     session,
                     self.settings,
@@ -79,7 +87,7 @@ class ProvisioningService:
         lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
     ) -> tuple[IssuedToken, uuid.UUID]:
         with tenant_scope(workspace_id):
-            async with self.sessions() as session, session.begin():
+            async with self._transaction() as session:
                 row, issued = new_personal_access_token(
                     self.settings.token_pepper,
                     tenant_id=workspace_id,
@@ -88,33 +96,18 @@ class ProvisioningService:
                     permissions=permissions or role_permissions("owner"),
                     expires_at=datetime.now(UTC) + lifetime,
                 )
-                session.add(row)
+                await TokenRepository(session, workspace_id).add(row, refresh=False)
         return issued, row.id
 
     async def owner_membership(self, workspace_id: uuid.UUID) -> uuid.UUID:
         with tenant_scope(workspace_id):
-            async with self.sessions() as session, session.begin():
-                membership_id = (
-                    await session.execute(
-                        select(Membership.id)
-                        .where(Membership.tenant_id == workspace_id, Membership.role == "owner", Membership.is_active)
-                        .order_by(Membership.created_at)
-                        .limit(1)
-                    )
-                ).scalar_one_or_none()
+            async with self._transaction() as session:
+                membership_id = await MembershipRepository(session, workspace_id).first_active_owner()
         if membership_id is None:
             raise NotFound("The workspace has no active owner.")
         return membership_id
 
     async def revoke_token(self, workspace_id: uuid.UUID, token_id: uuid.UUID) -> None:
         with tenant_scope(workspace_id):
-            async with self.sessions() as session, session.begin():
-                await session.execute(
-                    update(PersonalAccessToken)
-                    .where(
-                        PersonalAccessToken.tenant_id == workspace_id,
-                        PersonalAccessToken.id == token_id,
-                        PersonalAccessToken.revoked_at.is_(None),
-                    )
-                    .values(revoked_at=datetime.now(UTC))
-                )
+            async with self._transaction() as session:
+                await TokenRepository(session, workspace_id).revoke(token_id, datetime.now(UTC))

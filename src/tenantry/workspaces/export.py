@@ -18,10 +18,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tenantry.tenancy.context import tenant_scope
+from tenantry.tenancy.unit_of_work import UnitOfWork
+from tenantry.workspaces.repository import WorkspaceRows
 from tenantry.workspaces.tables import exportable_columns
 
 EXPORT_MEDIA_TYPE = "application/jsonl"
@@ -41,17 +43,16 @@ class WorkspaceExporter:
         """Yield the table's rows of this workspace, one chunk of JSON lines per batch."""
         columns = exportable_columns(table)
         names = [column.name for column in columns]
-        key = list(table.primary_key.columns)
-        key_positions = [names.index(column.name) for column in key]
+        key_positions = [names.index(column.name) for column in table.primary_key.columns]
         after: tuple[Any, ...] | None = None
         while True:
-            query = select(*columns).where(table.c.tenant_id == workspace_id).order_by(*key).limit(self.batch_size)
-            if after is not None:
-                query = query.where(tuple_(*key) > tuple_(*after))
             # The scope and the transaction end before the yield: nothing is held open while the
             # client reads, and the tenant never leaks into whatever runs between two batches.
             with tenant_scope(workspace_id):
-                async with self.session_factory() as session, session.begin():
+                async with self.session_factory() as session, UnitOfWork(session).transaction():
+                    query = WorkspaceRows(session, workspace_id).batch(
+                        table, columns, after=after, size=self.batch_size
+                    )
                     rows = [tuple(row) for row in await session.execute(query)]
             if not rows:
                 return

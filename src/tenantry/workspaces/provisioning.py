@@ -1,8 +1,7 @@
-"""Creating a workspace with its owner, for the admin service (HTTP and CLI alike).
+"""Creating a workspace with its owner: the admin service (HTTP and CLI) and bootstrap (tests, dev).
 
-`workspaces/provisioning.py` does the same for tests and bootstrap on a raw connection; this one
-works on the platform session, takes external_id, metadata and the owner's display name, and
-audits in the same transaction.
+It works on a platform session inside the caller's unit of work, takes external_id, metadata and
+the owner's display name, and audits in the same transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auditlog.recorder import record_event
@@ -19,21 +17,19 @@ from tenantry.auth.permissions import role_permissions
 from tenantry.core.errors import Conflict, InvalidInput
 from tenantry.core.ids import uuid7
 from tenantry.members.models import Membership
+from tenantry.members.repository import MembershipRepository
 from tenantry.settings import Settings
 from tenantry.tokens.issuing import new_personal_access_token
+from tenantry.tokens.repository import TokenRepository
+from tenantry.users.repository import UserRepository
 from tenantry.workspaces.models import Workspace
+from tenantry.workspaces.repository import WorkspaceRepository
 from tenantry.workspaces.schemas import OwnerOut, WorkspaceCreate, WorkspaceCreated, WorkspaceOut
 
 MAX_METADATA_BYTES = 16 * 1024
 DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
 OWNER_TOKEN_NAME = "first owner token"  # noqa: S105 - a display name, not a secret
 TAKEN = "A workspace with this {} already exists."
-
-_UPSERT_USER = text(
-    "INSERT INTO public.users (id, email) VALUES (:id, :email) "
-    "ON CONFLICT ((lower(email))) DO UPDATE SET email = public.users.email "
-    "RETURNING id, email, (xmax = 0) AS created"
-)
 
 
 def workspace_out(workspace: Workspace) -> WorkspaceOut:
@@ -76,28 +72,23 @@ async def provision_workspace(
     Runs in the caller's transaction, begun inside `tenant_scope(workspace_id)`: the tenant rows
     go through the same tenant policy as any request of the new workspace.
     """
-    taken = Workspace.slug == data.slug
-    if data.external_id is not None:  # `== None` would be IS NULL and match every workspace
-        taken = or_(taken, Workspace.external_id == data.external_id)
-    existing = (await session.execute(select(Workspace.slug).where(taken).limit(1))).scalar_one_or_none()
+    workspaces = WorkspaceRepository(session)
+    existing = await workspaces.taken(data.slug, data.external_id)
     if existing is not None:
         raise Conflict(TAKEN.format("slug" if existing == data.slug else "external_id"))
-    workspace = Workspace(
-        id=workspace_id,
-        slug=data.slug,
-        name=data.name,
-        external_id=data.external_id,
-        metadata_=data.metadata,
+    workspace = await workspaces.add(
+        Workspace(
+            id=workspace_id,
+            slug=data.slug,
+            name=data.name,
+            external_id=data.external_id,
+            metadata_=data.metadata,
+        )
     )
-    session.add(workspace)
-    await session.flush()
-    await session.refresh(workspace)
-    user = (await session.execute(_UPSERT_USER, {"id": uuid7(), "email": data.owner_email})).one()
-    membership = Membership(
-        tenant_id=workspace_id, id=uuid7(), user_id=user.id, role="owner", display_name=data.owner_display_name
+    user = await UserRepository(session).upsert(data.owner_email)
+    membership = await MembershipRepository(session, workspace_id).add(
+        Membership(id=uuid7(), user_id=user.id, role="owner", display_name=data.owner_display_name), refresh=False
     )
-    session.add(membership)
-    await session.flush()
     lifetime = min(DEFAULT_TOKEN_LIFETIME, timedelta(days=workspace.max_token_lifetime_days))
     token, issued = new_personal_access_token(
         settings.token_pepper,
@@ -107,8 +98,7 @@ async def provision_workspace(
         permissions=role_permissions("owner"),
         expires_at=datetime.now(UTC) + lifetime,
     )
-    session.add(token)
-    await session.flush()
+    await TokenRepository(session, workspace_id).add(token, refresh=False)
     await record_event(
         session,
         "workspace.created",

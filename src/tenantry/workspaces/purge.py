@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.workspaces.repository import WorkspaceRows
 from tenantry.workspaces.tables import tenant_tables_children_first
 
 # A purge may touch many rows; it gets ten minutes instead of the request timeout.
@@ -24,8 +25,5 @@ async def delete_workspace_rows(session: AsyncSession, workspace_id: uuid.UUID) 
     await session.execute(
         text("SELECT set_config('statement_timeout', :timeout, true)"), {"timeout": str(PURGE_STATEMENT_TIMEOUT_MS)}
     )
-    counts: dict[str, int] = {}
-    for table in tenant_tables_children_first():
-        result = await session.execute(delete(table).where(table.c.tenant_id == workspace_id))
-        counts[str(table.name)] = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return counts
+    rows = WorkspaceRows(session, workspace_id)
+    return {str(table.name): await rows.delete_all(table) for table in tenant_tables_children_first()}

@@ -146,3 +146,9 @@ class ExportManifest(msgspec.Struct, kw_only=True):
     format: str
     exported_at: datetime
     tables: list[ExportTable]
+
+
+class WorkspaceFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What the admin list of workspaces is narrowed to; part of the cursor's binding."""
+
+    status: str | None = None

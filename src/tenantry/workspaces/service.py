@@ -1,38 +1,36 @@
 """Platform admin use cases on workspaces, shared by /admin/v1 and `tenantry admin`.
 
-Each public method is one explicit transaction, except idempotent creation (claim, work, and a
-release if the work fails) and purge-due (one transaction per workspace). A method that touches one workspace runs inside `tenant_scope(workspace_id)`, so the
-platform role reaches that workspace's tenant rows, and only those, and the audit event lands in
-both the platform log and the workspace's own log.
+Each public method is one unit of work, except purge-due (one per workspace). A method that
+touches one workspace runs inside `tenant_scope(workspace_id)`, so the platform role reaches that
+workspace's tenant rows, and only those, and the audit event lands in both the platform log and
+the workspace's own log.
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-from sqlalchemy import Table, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auditlog.recorder import record_event
 from tenantry.core.errors import Conflict, InvalidInput, NotFound
 from tenantry.core.ids import uuid7
 from tenantry.core.schemas import Page
-from tenantry.core.sqlstate import UNIQUE_VIOLATION, sqlstate_of
-from tenantry.http.admin_idempotency import IdempotencyStore, IdempotentRequest, request_fingerprint
-from tenantry.members.models import Membership
+from tenantry.members.repository import MembershipRepository
 from tenantry.settings import Settings
 from tenantry.tenancy.context import tenant_scope
-from tenantry.tenancy.pagination import decode_cursor, encode_cursor
-from tenantry.tokens.models import PersonalAccessToken
+from tenantry.tenancy.pagination import Ordering, PageRequest
+from tenantry.tenancy.unit_of_work import UnitOfWork
+from tenantry.tokens.repository import TokenRepository
 from tenantry.workspaces.models import Workspace
 from tenantry.workspaces.provisioning import TAKEN, check_metadata, provision_workspace, workspace_out
 from tenantry.workspaces.purge import delete_workspace_rows
+from tenantry.workspaces.repository import WorkspaceRepository, WorkspaceRows
 from tenantry.workspaces.schemas import (
     ExportManifest,
     ExportTable,
@@ -42,6 +40,7 @@ from tenantry.workspaces.schemas import (
     UsageOut,
     WorkspaceCreate,
     WorkspaceCreated,
+    WorkspaceFilters,
     WorkspaceOut,
     WorkspaceUpdate,
 )
@@ -54,84 +53,55 @@ MAX_PURGE_AFTER_DAYS = 365
 class AdminWorkspaceService:
     def __init__(self, session: AsyncSession, settings: Settings, cursor_key: bytes) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.settings = settings
         self.cursor_key = cursor_key
-        self.idempotency = IdempotencyStore(session)
+        self.workspaces = WorkspaceRepository(session)
 
     # -- reading -------------------------------------------------------------------------------
 
     async def _find(self, workspace_id: uuid.UUID, *, lock: bool = False) -> Workspace:
-        query = select(Workspace).where(Workspace.id == workspace_id)
-        if lock:
-            query = query.with_for_update()
-        workspace = (await self.session.execute(query)).scalar_one_or_none()
+        workspace = await self.workspaces.get(workspace_id, lock="update" if lock else None)
         if workspace is None:
             raise NotFound(NOT_FOUND)
         return workspace
 
     async def resolve(self, reference: str) -> uuid.UUID:
         """A workspace id from an id or a slug (the CLI accepts either)."""
-        condition = Workspace.slug == reference
-        with contextlib.suppress(ValueError):  # a slug of 32 hex digits also parses as a uuid: match either
-            condition = or_(condition, Workspace.id == uuid.UUID(reference))
-        async with self.session.begin():
-            found = (await self.session.execute(select(Workspace.id).where(condition).limit(1))).scalar()
+        async with self.uow.transaction():
+            found = await self.workspaces.id_for(reference)
         if found is None:
             raise NotFound(f"No workspace has the id or slug {reference!r}.")
         return found
 
     async def get(self, workspace_id: uuid.UUID) -> WorkspaceOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             return workspace_out(await self._find(workspace_id))
 
-    async def list(self, *, limit: int, cursor: str | None, status: str | None) -> Page[WorkspaceOut]:
+    async def list(self, page: PageRequest, filters: WorkspaceFilters) -> Page[WorkspaceOut]:
         """Oldest first (ids are time-ordered), keyset-paginated; the cursor is bound to the filter."""
-        binding = f"admin-workspaces:admin:{status or ''}"
-        after = decode_cursor(cursor, key=self.cursor_key, binding=binding) if cursor else None
-        query = select(Workspace).order_by(Workspace.id).limit(limit + 1)
-        if status is not None:
-            query = query.where(Workspace.status == status)
-        if after is not None:
-            query = query.where(Workspace.id > after)
-        async with self.session.begin():
-            rows = list((await self.session.execute(query)).scalars())
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].id, key=self.cursor_key, binding=binding) if has_more else None
-        return Page(data=[workspace_out(w) for w in rows], has_more=has_more, next_cursor=next_cursor)
+        async with self.uow.transaction():
+            return await self.workspaces.page(
+                self.workspaces.matching(filters),
+                page=page,
+                ordering=Ordering.by_id(Workspace.id),
+                key=self.cursor_key,
+                filters=filters,
+                to_wire=workspace_out,
+            )
 
     # -- creating ------------------------------------------------------------------------------
 
-    async def create(self, data: WorkspaceCreate, *, idempotency: IdempotentRequest | None = None) -> WorkspaceCreated:
-        """Workspace, owner user (created if new), owner membership and first token: one transaction."""
+    async def create(self, data: WorkspaceCreate) -> WorkspaceCreated:
+        """Workspace, owner user (created if new), owner membership and first token: one transaction.
+
+        Under an Idempotency-Key the answer is stored in this same transaction (http/idempotency.py).
+        """
         check_metadata(data.metadata)
         workspace_id = uuid7()
-        try:
-            with tenant_scope(workspace_id):
-                async with self.session.begin():
-                    created = await provision_workspace(self.session, self.settings, workspace_id, data)
-                    if idempotency is not None:
-                        replay = msgspec.structs.replace(created, owner_token=None, replayed=True)
-                        await self.idempotency.complete(idempotency, 201, replay)
-        except IntegrityError as exc:
-            if sqlstate_of(exc) == UNIQUE_VIOLATION:
-                raise Conflict(TAKEN.format("slug or external_id")) from None
-            raise
-        return created
-
-    async def create_idempotent(
-        self, data: WorkspaceCreate, *, admin_token_id: uuid.UUID, key: str
-    ) -> tuple[int, WorkspaceCreated]:
-        """`create` under an Idempotency-Key: three transactions (claim, work, release on failure)."""
-        request = IdempotentRequest(admin_token_id, key, request_fingerprint("createWorkspace", data))
-        replay = await self.idempotency.claim(request)
-        if replay is not None:
-            return replay.status, msgspec.convert(replay.body, WorkspaceCreated)
-        try:
-            return 201, await self.create(data, idempotency=request)
-        except BaseException:
-            await self.idempotency.release(request)
-            raise
+        with tenant_scope(workspace_id):
+            async with self.uow.transaction(unique=Conflict(TAKEN.format("slug or external_id"))):
+                return await provision_workspace(self.session, self.settings, workspace_id, data)
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -144,19 +114,15 @@ class AdminWorkspaceService:
             for field, value in changes.items():
                 setattr(workspace, "metadata_" if field == "metadata" else field, value)
 
-        try:
-            return await self._change(
-                workspace_id,
-                "workspace.updated",
-                {"active", "suspended", "pending_deletion"},
-                apply,
-                details={"fields": sorted(changes)},
-                skip=not changes,
-            )
-        except IntegrityError as exc:
-            if sqlstate_of(exc) == UNIQUE_VIOLATION:
-                raise Conflict(TAKEN.format("external_id")) from None
-            raise
+        return await self._change(
+            workspace_id,
+            "workspace.updated",
+            {"active", "suspended", "pending_deletion"},
+            apply,
+            details={"fields": sorted(changes)},
+            skip=not changes,
+            unique=Conflict(TAKEN.format("external_id")),
+        )
 
     async def suspend(self, workspace_id: uuid.UUID) -> WorkspaceOut:
         def apply(workspace: Workspace, now: datetime) -> None:
@@ -202,10 +168,11 @@ class AdminWorkspaceService:
         *,
         details: dict[str, object] | None = None,
         skip: bool = False,
+        unique: Conflict | None = None,
     ) -> WorkspaceOut:
         """Lock the row, check the state machine, apply, audit in both logs: one transaction."""
         with tenant_scope(workspace_id):
-            async with self.session.begin():
+            async with self.uow.transaction(unique=unique):
                 workspace = await self._find(workspace_id, lock=True)
                 if workspace.status not in allowed:
                     raise Conflict(f"Not allowed while the workspace is {workspace.status}.")
@@ -215,7 +182,7 @@ class AdminWorkspaceService:
                 before = workspace.status
                 apply(workspace, now)
                 workspace.updated_at = now
-                await self.session.flush()
+                await self.workspaces.save(workspace, refresh=False)
                 await record_event(
                     self.session,
                     action,
@@ -231,7 +198,7 @@ class AdminWorkspaceService:
     async def purge(self, workspace_id: uuid.UUID, *, confirm_slug: str | None = None) -> PurgeReportOut:
         """Hard-delete every tenant row of the workspace, keep a tombstone: one transaction."""
         with tenant_scope(workspace_id):
-            async with self.session.begin():
+            async with self.uow.transaction():
                 workspace = await self._find(workspace_id, lock=True)
                 if workspace.status != "pending_deletion":
                     raise Conflict(f"Only a workspace scheduled for deletion can be purged; it is {workspace.status}.")
@@ -267,16 +234,8 @@ class AdminWorkspaceService:
 
     async def purge_due(self) -> builtins.list[PurgeReportOut]:
         """Purge every workspace whose purge date has passed, each in its own transaction."""
-        async with self.session.begin():
-            due = list(
-                (
-                    await self.session.execute(
-                        select(Workspace.id)
-                        .where(Workspace.status == "pending_deletion", Workspace.purge_after <= func.now())
-                        .order_by(Workspace.purge_after)
-                    )
-                ).scalars()
-            )
+        async with self.uow.transaction():
+            due = await self.workspaces.due_for_purge()
         reports: builtins.list[PurgeReportOut] = []
         for workspace_id in due:
             try:
@@ -288,31 +247,15 @@ class AdminWorkspaceService:
     # -- usage and export ----------------------------------------------------------------------
 
     async def _row_counts(self, workspace_id: uuid.UUID) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for table in tenant_tables():
-            query = select(func.count()).select_from(table).where(table.c.tenant_id == workspace_id)
-            counts[str(table.name)] = int((await self.session.execute(query)).scalar_one())
-        return counts
+        rows = WorkspaceRows(self.session, workspace_id)
+        return {str(table.name): await rows.count(table) for table in tenant_tables()}
 
     async def usage(self, workspace_id: uuid.UUID) -> UsageOut:
         with tenant_scope(workspace_id):
-            async with self.session.begin():
+            async with self.uow.transaction():
                 await self._find(workspace_id)
-                members = (
-                    await self.session.execute(
-                        select(func.count(), func.count().filter(Membership.is_active)).where(
-                            Membership.tenant_id == workspace_id
-                        )
-                    )
-                ).one()
-                live = (PersonalAccessToken.revoked_at.is_(None)) & (PersonalAccessToken.expires_at > func.now())
-                tokens = (
-                    await self.session.execute(
-                        select(func.count(), func.count().filter(live)).where(
-                            PersonalAccessToken.tenant_id == workspace_id
-                        )
-                    )
-                ).one()
+                members = await MembershipRepository(self.session, workspace_id).counts()
+                tokens = await TokenRepository(self.session, workspace_id).counts()
                 rows = await self._row_counts(workspace_id)
         return UsageOut(
             workspace_id=workspace_id,
@@ -326,7 +269,7 @@ class AdminWorkspaceService:
     ) -> ExportManifest:
         """What an export holds, with row counts at this moment; audited as the start of an export."""
         with tenant_scope(workspace_id):
-            async with self.session.begin():
+            async with self.uow.transaction():
                 workspace = await self._find(workspace_id)
                 self._refuse_purged(workspace)
                 counts = await self._row_counts(workspace_id)
@@ -349,7 +292,7 @@ class AdminWorkspaceService:
         """Check the workspace and the table and audit the download; the rows stream afterwards."""
         table = tenant_table(table_name)
         with tenant_scope(workspace_id):
-            async with self.session.begin():
+            async with self.uow.transaction():
                 workspace = await self._find(workspace_id)
                 if table is None:
                     raise NotFound(NOT_FOUND)

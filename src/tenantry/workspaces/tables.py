@@ -15,8 +15,7 @@ from sqlalchemy import Column, Table
 from tenantry.auditlog.models import AuditEvent, PlatformAuditEvent
 from tenantry.catalog.models import Product
 from tenantry.db.base import Base
-from tenantry.http.admin_idempotency_store import AdminIdempotencyKey
-from tenantry.http.idempotency_store import IdempotencyKey
+from tenantry.http.idempotency_store import AdminIdempotencyKey, IdempotencyKey
 from tenantry.lookups.models import Lookup
 from tenantry.members.models import Invitation, Membership
 from tenantry.orders.models import Order, OrderStatusHistory, OrderTag

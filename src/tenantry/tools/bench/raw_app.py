@@ -3,7 +3,7 @@
 Never a route of the real app. It takes the tenant from the `X-Tenant-Id` header (a benchmark
 baseline verifies no token), and per request does in one transaction exactly what the full stack
 does for `GET /v1/products?limit=20` once the token is known: the one statement that switches to
-the tenant role and sets the tenant (as core/db.py's SET_TRANSACTION_CONTEXT), then the very
+the tenant role and sets the tenant (tenancy/session.py's, compiled for asyncpg), then the very
 SELECT the repository issues (captured from SQLAlchemy's compiled statement), answered as the same
 `Page[ProductOut]` JSON with a signed next cursor. Served by the same server, with the same worker
 count, pool size and login role as the API.
@@ -23,23 +23,27 @@ from urllib.parse import parse_qs
 
 import asyncpg
 import msgspec
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
-from tenantry.catalog.schemas import ProductOut
+from tenantry.catalog.models import Product
+from tenantry.catalog.schemas import ProductFilters, ProductOut
+from tenantry.catalog.service import SORTABLE
 from tenantry.core.schemas import Page
 from tenantry.db.server import _asyncpg_dsn
 from tenantry.settings import Settings, load_settings
-from tenantry.tenancy.pagination import MAX_LIMIT, cursor_key, encode_cursor
+from tenantry.tenancy.pagination import MAX_LIMIT, Ordering, cursor_binding, cursor_key, encode_cursor
+from tenantry.tenancy.session import positional_transaction_context
 
 # In a schema of its own: the migrations' privilege statements cover schema public (they would
 # trip over a table the migration owner does not own), and `tenantry audit` reads only public.
 NORLS_SCHEMA = "bench"
 NORLS_TABLE = f"{NORLS_SCHEMA}.products_norls"
 
-# SET_TRANSACTION_CONTEXT with asyncpg's placeholders: role, tenant, user, statement timeout.
-SET_CONTEXT = (
-    "SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true), "
-    "set_config('app.user_id', $3, true), set_config('statement_timeout', $4, true)"
-)
+# The session hook's statement with asyncpg's placeholders, and its arguments in their order.
+SET_CONTEXT, SET_CONTEXT_ARGUMENTS = positional_transaction_context(asyncpg_dialect.dialect())  # type: ignore[no-untyped-call]
+# The list's default order and filters, which its cursors are bound to.
+ORDERING = Ordering.parse("created_at", SORTABLE, Product.id)
+FILTERS = ProductFilters()
 # What `ProductService.list(limit=20)` compiles to (see tests/integration/test_bench.py, which
 # checks this text against the repository's query so the two cannot drift apart).
 LIST_SQL = (
@@ -61,7 +65,7 @@ class RawListApp:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
         self.key = cursor_key(settings.token_pepper)
-        self.timeout = str(settings.db_statement_timeout_ms)
+        self.timeout = settings.db_statement_timeout_ms
         self.queries = {
             "/raw/products": LIST_SQL.format(t="products"),
             "/raw/products-norls": LIST_SQL.format(t=NORLS_TABLE),
@@ -116,17 +120,19 @@ class RawListApp:
     async def _list(self, sql: str, tenant_id: uuid.UUID, limit: int) -> bytes:
         assert self.pool is not None
         async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(SET_CONTEXT, self.settings.tenant_role, str(tenant_id), "", self.timeout)
+            await connection.execute(
+                SET_CONTEXT,
+                *SET_CONTEXT_ARGUMENTS(
+                    role=self.settings.tenant_role, tenant_id=tenant_id, statement_timeout_ms=self.timeout
+                ),
+            )
             rows = await connection.fetch(sql, tenant_id, limit + 1)
         has_more = len(rows) > limit
         items = [ProductOut(**{name: row[name] for name in _FIELDS}) for row in rows[:limit]]
         next_cursor = None
         if has_more:
-            last = items[-1]
-            binding = f"products:{tenant_id}:0:None:created_at:"
-            next_cursor = encode_cursor(
-                last.id, key=self.key, binding=binding, sort_value=msgspec.to_builtins(last.created_at)
-            )
+            binding = cursor_binding("products", tenant_id, FILTERS, ORDERING)
+            next_cursor = encode_cursor(ORDERING.position_of(items[-1]), key=self.key, binding=binding)
         return _encoder.encode(Page(data=items, has_more=has_more, next_cursor=next_cursor))
 
 
