@@ -11,14 +11,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.settings import Settings
-from tests.conftest import Tenant, issue_admin_token, revoke_admin_token, snapshot_rows
-from tests.integration.test_admin_support import (
+from tests.support import (
     WORKSPACES,
     Client,
+    Tenant,
     add_products,
     bearer,
     create_workspace,
+    issue_admin_token,
+    revoke_admin_token,
     snapshot_all,
+    snapshot_rows,
     workspace_row,
 )
 

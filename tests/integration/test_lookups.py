@@ -9,16 +9,18 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.conftest import Tenant, all_pages, create_product
-from tests.integration.business_helpers import (
+from tests.support import (
     Client,
+    Tenant,
+    all_pages,
     answer,
     assert_problem,
-    audit_actions,
     create_lookup,
     create_order,
+    create_product,
     rows_of,
     snapshot_business,
+    target_audit,
 )
 
 # --- create and get -------------------------------------------------------------------------------
@@ -54,7 +56,7 @@ async def test_create_answers_201_with_location_etag_and_the_stored_fields(
     assert fetched.status_code == 200
     assert fetched.json() == created
     assert fetched.headers["etag"] == response.headers["etag"]
-    assert await audit_actions(admin_engine, tenant_a.id, lookup_id) == ["lookup.created"]
+    assert await target_audit(admin_engine, tenant_a.id, lookup_id) == ["lookup.created"]
 
 
 async def test_defaults_are_no_color_position_zero_and_empty_description(client: Client, tenant_a: Tenant) -> None:
@@ -227,7 +229,7 @@ async def test_deleting_a_category_in_use_is_409_with_the_count_then_works_once_
 
     assert (await client.delete(f"/v1/lookups/{category['id']}", headers=tenant_a.headers)).status_code == 204
     assert (await client.get(f"/v1/lookups/{category['id']}", headers=tenant_a.headers)).status_code == 404
-    assert await audit_actions(admin_engine, tenant_a.id, category["id"]) == ["lookup.created", "lookup.deleted"]
+    assert await target_audit(admin_engine, tenant_a.id, category["id"]) == ["lookup.created", "lookup.deleted"]
 
 
 async def test_deleting_a_tag_in_use_is_409_with_the_count_then_works_once_untagged(
@@ -274,7 +276,7 @@ async def test_patch_changes_only_the_fields_present_and_records_them(
     fetched = await client.get(f"/v1/lookups/{created['id']}", headers=tenant_a.headers)
     assert fetched.json() == patched
     assert fetched.headers["etag"] == response.headers["etag"]
-    assert await audit_actions(admin_engine, tenant_a.id, created["id"]) == ["lookup.created", "lookup.updated"]
+    assert await target_audit(admin_engine, tenant_a.id, created["id"]) == ["lookup.created", "lookup.updated"]
 
 
 async def test_changing_the_kind_is_422_and_changes_nothing(

@@ -21,7 +21,7 @@ from tenantry.db.server import drop_database, ensure_database
 from tenantry.settings import Settings
 from tenantry.tenancy.context import TenantScope, current_scope
 from tenantry.tenancy.session import TenantSession, tenant_session_factory
-from tests.conftest import Tenant, make_settings
+from tests.support import Tenant, make_settings
 
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

@@ -21,17 +21,21 @@ from tenantry.orders.repository import OrderRepository
 from tenantry.orders.status import TRANSITIONS
 from tenantry.settings import Settings
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.conftest import Tenant, all_pages, as_tenant, create_product, plan_as_tenant
-from tests.integration.business_helpers import (
+from tests.support import (
     Caller,
     Client,
+    Tenant,
+    all_pages,
     answer,
+    as_tenant,
     assert_problem,
-    audit_actions,
     create_lookup,
     create_order,
+    create_product,
+    plan_as_tenant,
     rows_of,
     snapshot_business,
+    target_audit,
 )
 
 T = TypeVar("T")
@@ -109,7 +113,7 @@ async def test_create_fixes_amount_and_currency_from_the_product_and_starts_the_
     (entry,) = await _history(client, tenant_a, order["id"])
     assert (entry["from_status"], entry["to_status"]) == (None, "created")
     assert entry["changed_by_member_id"] == str(tenant_a.workspace.owner_membership_id)
-    assert await audit_actions(admin_engine, tenant_a.id, order["id"]) == ["order.created"]
+    assert await target_audit(admin_engine, tenant_a.id, order["id"]) == ["order.created"]
 
 
 async def test_a_later_price_change_does_not_alter_an_existing_order(client: Client, tenant_a: Tenant) -> None:
@@ -220,7 +224,7 @@ async def test_patch_replaces_the_tag_set_and_ignores_repeats(
     cleared = await client.patch(f"/v1/orders/{order['id']}", json={"tag_ids": []}, headers=tenant_a.headers)
     assert cleared.json()["tags"] == []
     assert await rows_of(admin_engine, "order_tags", tenant_a.id) == []
-    assert await audit_actions(admin_engine, tenant_a.id, order["id"]) == [
+    assert await target_audit(admin_engine, tenant_a.id, order["id"]) == [
         "order.created",
         "order.updated",
         "order.updated",
@@ -241,7 +245,7 @@ async def test_patch_changes_the_customer_name_only_and_a_no_op_records_nothing(
     }
     unchanged = await client.patch(url, json={"customer_name": "Grace Hopper"}, headers=tenant_a.headers)
     assert unchanged.json() == body
-    assert await audit_actions(admin_engine, tenant_a.id, order["id"]) == ["order.created", "order.updated"]
+    assert await target_audit(admin_engine, tenant_a.id, order["id"]) == ["order.created", "order.updated"]
     for refused in ({"quantity": 5}, {"status": "paid"}, {"amount_cents": 0}, {"product_id": order["product_id"]}):
         assert_problem(await client.patch(url, json=refused, headers=tenant_a.headers), 422, "validation-error")
 
@@ -278,7 +282,7 @@ async def test_every_transition_is_allowed_or_refused_as_the_machine_says(
         assert history[:-1] == history_before
         assert (history[-1]["from_status"], history[-1]["to_status"]) == (from_status, to_status)
         assert history[-1]["changed_by_member_id"] == str(tenant_a.workspace.owner_membership_id)
-        assert (await audit_actions(admin_engine, tenant_a.id, order["id"]))[-1] == "order.status_changed"
+        assert (await target_audit(admin_engine, tenant_a.id, order["id"]))[-1] == "order.status_changed"
     else:
         problem = assert_problem(response, 409, "illegal-transition")
         assert f"from '{from_status}' to '{to_status}'" in problem["detail"]

@@ -15,16 +15,18 @@ from tenantry.catalog.service import SORTABLE
 from tenantry.settings import Settings
 from tenantry.tenancy.pagination import Ordering
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.conftest import Tenant, create_product, plan_as_tenant
-from tests.integration.business_helpers import (
+from tests.support import (
     Client,
+    Tenant,
     answer,
     assert_problem,
-    audit_actions,
     create_lookup,
     create_order,
+    create_product,
+    plan_as_tenant,
     rows_of,
     snapshot_business,
+    target_audit,
 )
 
 # --- category ---------------------------------------------------------------------------------------
@@ -220,7 +222,7 @@ async def test_purge_erases_a_soft_deleted_product_and_is_audited(
     assert await rows_of(admin_engine, "products", tenant_a.id) == []
     assert (await client.get(f"{url}?include_deleted=true", headers=tenant_a.headers)).status_code == 404
     assert (await client.post(f"{url}/restore", headers=tenant_a.headers)).status_code == 404
-    assert await audit_actions(admin_engine, tenant_a.id, product["id"]) == [
+    assert await target_audit(admin_engine, tenant_a.id, product["id"]) == [
         "product.created",
         "product.deleted",
         "product.purged",

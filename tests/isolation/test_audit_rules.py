@@ -27,7 +27,7 @@ from tenantry.settings import ENVIRONMENT, Settings, to_asyncpg_url
 from tenantry.tools.catalog_audit import RULES, AuditReport, AuditRoles, audit_database
 from tenantry.tools.catalog_audit.function_rules import DEFINER_ALLOWLIST
 from tenantry.tools.catalog_audit.report import exit_code, render_json
-from tests.conftest import make_settings
+from tests.support import make_settings
 
 TENANT_VALUE = "(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)"
 SCOPED = f"tenant_id = {TENANT_VALUE}"

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.settings import Settings
-from tests.conftest import Tenant, as_tenant, create_product, snapshot_rows
+from tests.support import Tenant, as_tenant, create_product, snapshot_rows
 
 Client = AsyncTestClient[Litestar]
 

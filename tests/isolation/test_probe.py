@@ -31,7 +31,7 @@ from tenantry.tools.probe.samples.base import PROBE_EMAIL_DOMAIN, Ids, Sample, S
 from tenantry.tools.probe.samples.catalog import product_sample
 from tenantry.tools.probe.targets import probe_app
 from tenantry.workspaces.tables import tenant_tables
-from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER, snapshot_rows
+from tests.support import TEST_APP_PASSWORD, TEST_PEPPER, snapshot_rows
 
 
 def _token(headers: dict[str, str]) -> str:
@@ -63,8 +63,9 @@ def _served(report: ProbeReport) -> list[str]:
 
 
 async def test_probe_of_the_real_app_finds_nothing_and_reaches_every_tenant_route(
-    app: Litestar, admin_headers: dict[str, str], admin_engine: AsyncEngine
+    fresh_app: Litestar, admin_headers: dict[str, str], admin_engine: AsyncEngine
 ) -> None:
+    app = fresh_app  # the probe runs the app's lifespan itself
     users_before = await _user_emails(admin_engine)
 
     report = await probe_app(app, _token(admin_headers), SAMPLES, ground_truth=_rows_of(admin_engine))
@@ -212,14 +213,14 @@ def with_route(factory: SampleFactory, route: str, use: Use) -> SampleFactory:
 
 
 async def test_probe_reports_a_route_whose_own_valid_request_fails_instead_of_passing_it(
-    app: Litestar, admin_headers: dict[str, str]
+    fresh_app: Litestar, admin_headers: dict[str, str]
 ) -> None:
     """An invalid sample body gets the same 422 for B's ids and random ones: that proves nothing."""
     patch_product = "PATCH /v1/products/{product_id}"
     broken = with_route(product_sample, patch_product, Use(body=lambda ids: {"price_cents": "free"}))
     samples = [broken if factory is product_sample else factory for factory in SAMPLES]
 
-    report = await probe_app(app, _token(admin_headers), samples)
+    report = await probe_app(fresh_app, _token(admin_headers), samples)
 
     assert [(f.check, f.route) for f in report.findings] == [("control-failed", patch_product)], _describe(report)
     assert "422" in report.findings[0].message

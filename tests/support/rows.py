@@ -1,0 +1,35 @@
+"""Ground truth past RLS (the privileged account), and raw app-role connections as a tenant."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tenantry.settings import Settings
+from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+
+
+async def as_tenant(connection: AsyncConnection, settings: Settings, tenant_id: uuid.UUID | None) -> None:
+    """Switch a raw app-role connection's transaction to the tenant role, as the session hook does."""
+    await connection.execute(SET_TRANSACTION_CONTEXT, transaction_context(settings.tenant_role, tenant_id))
+
+
+async def plan_as_tenant(app_engine: AsyncEngine, settings: Settings, tenant_id: uuid.UUID, query: Any) -> str:
+    """PostgreSQL's plan for a repository query, planned as the tenant role with its policy applied."""
+    sql = str(query.compile(dialect=app_engine.dialect, compile_kwargs={"literal_binds": True}))
+    async with app_engine.connect() as connection:
+        await as_tenant(connection, settings, tenant_id)
+        return "\n".join(row[0] for row in await connection.exec_driver_sql("EXPLAIN " + sql))
+
+
+async def snapshot_rows(admin_engine: AsyncEngine, table: str, tenant_id: uuid.UUID | str) -> list[str]:
+    """Every row of one tenant in `table`, as exact text, read past RLS as the privileged account."""
+    async with admin_engine.connect() as connection:
+        rows = await connection.execute(
+            text(f"SELECT t::text FROM public.{table} AS t WHERE tenant_id = :t ORDER BY t::text"),
+            {"t": tenant_id},
+        )
+        return [r[0] for r in rows]
