@@ -61,7 +61,10 @@ def docker_engine_answers() -> bool:
 @contextmanager
 def container_server(image: str) -> Iterator[str]:
     """A PostgreSQL container of `image` (the official image's POSTGRES_* contract), removed after."""
-    from testcontainers.postgres import PostgresContainer
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # before testcontainers 4.14 moved it
+        from testcontainers.postgres import PostgresContainer
 
     container = PostgresContainer(image, driver=None)
     try:
