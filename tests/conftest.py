@@ -33,11 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tenantry.app import create_app
 from tenantry.db.engine import create_engine
-from tenantry.db.migrate import upgrade
 from tenantry.db.server import drop_database, ensure_database
 from tenantry.settings import Settings
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.support import Client, Tenant, auth_changes_delivered, issue_admin_token, make_settings, new_tenant
+from tests.support import Client, Tenant, auth_changes_delivered, issue_admin_token, make_settings, migrate, new_tenant
 from tests.support.servers import TestDatabaseUnavailable, provision_server
 
 # The key under which an xdist controller hands its server's URL to the workers.
@@ -102,6 +101,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     some callers). Workers of an xdist run are left alone; their controller decides."""
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and not hasattr(session.config, "workerinput"):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.getplugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("no test ran: that is a failure, not a pass (exit 1)", red=True, bold=True)
 
 
 # --- the database ----------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def database_url(server_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def migrated_settings(database_url: str) -> Settings:
     settings = make_settings(database_url)
-    asyncio.run(upgrade(settings))
+    asyncio.run(migrate(settings))
     return settings
 
 

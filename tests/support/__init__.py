@@ -61,7 +61,7 @@ from tests.support.members import (
     workspace_audit,
 )
 from tests.support.rows import as_tenant, plan_as_tenant, snapshot_rows
-from tests.support.settings import TEST_APP_PASSWORD, TEST_PEPPER, make_settings
+from tests.support.settings import TEST_APP_PASSWORD, TEST_PEPPER, make_settings, migrate
 from tests.support.tenants import Tenant, new_tenant
 
 __all__ = [
@@ -94,6 +94,7 @@ __all__ = [
     "issue_admin_token",
     "join",
     "make_settings",
+    "migrate",
     "new_email",
     "new_tenant",
     "plan_as_tenant",
