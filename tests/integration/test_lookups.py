@@ -13,7 +13,6 @@ from tests.support import (
     Client,
     Tenant,
     all_pages,
-    answer,
     assert_problem,
     create_lookup,
     create_order,
@@ -381,53 +380,7 @@ async def test_lookups_need_their_own_permission(
 
 
 # --- cross-workspace ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("method", "body"),
-    [("GET", None), ("PATCH", {"name": "stolen"}), ("PATCH", {"kind": "order_tag"}), ("DELETE", None)],
-)
-async def test_other_workspace_entry_answers_like_a_random_id_and_stays_unchanged(
-    client: Client,
-    admin_engine: AsyncEngine,
-    tenant_a: Tenant,
-    tenant_b: Tenant,
-    method: str,
-    body: dict[str, object] | None,
-) -> None:
-    foreign = await create_lookup(client, tenant_b, kind="product_category")
-    await create_product(client, tenant_b, category_id=foreign["id"])  # in use in B: a 409 would leak it
-    before = await snapshot_business(admin_engine, tenant_b.id)
-
-    kwargs = {"json": body} if body is not None else {}
-    stolen = await answer(client, tenant_a, method, f"/v1/lookups/{foreign['id']}", **kwargs)
-    random = await answer(client, tenant_a, method, f"/v1/lookups/{uuid.uuid4()}", **kwargs)
-
-    assert stolen[0] == 404
-    assert stolen == random
-    assert await snapshot_business(admin_engine, tenant_b.id) == before
-
-
-async def test_other_workspace_entry_with_if_match_still_answers_like_a_random_id(
-    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
-) -> None:
-    foreign = await client.post(
-        "/v1/lookups", json={"kind": "order_tag", "code": "x", "name": "x"}, headers=tenant_b.headers
-    )
-    etag = foreign.headers["etag"]
-    before = await snapshot_business(admin_engine, tenant_b.id)
-    headers = {"If-Match": etag}
-    for method in ("PATCH", "DELETE"):
-        kwargs = {"json": {"name": "stolen"}} if method == "PATCH" else {}
-        stolen = await client.request(
-            method, f"/v1/lookups/{foreign.json()['id']}", headers={**tenant_a.headers, **headers}, **kwargs
-        )
-        random = await client.request(
-            method, f"/v1/lookups/{uuid.uuid4()}", headers={**tenant_a.headers, **headers}, **kwargs
-        )
-        assert stolen.status_code == 404
-        assert (stolen.status_code, stolen.content) == (random.status_code, random.content)
-    assert await snapshot_business(admin_engine, tenant_b.id) == before
+# Another workspace's ids on every route that takes one: tests/isolation/test_foreign_ids.py.
 
 
 async def test_usage_counts_only_the_callers_rows(client: Client, tenant_a: Tenant, tenant_b: Tenant) -> None:

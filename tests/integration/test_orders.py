@@ -596,50 +596,7 @@ def test_viewers_read_orders_and_lookups_and_members_write_them() -> None:
 
 
 # --- cross-workspace ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("method", "suffix", "body"),
-    [
-        *ROUTES,
-        ("PATCH", "", {"tag_ids": []}),
-        ("POST", "/transitions", {"to": "cancelled"}),
-    ],
-)
-async def test_other_workspace_order_answers_like_a_random_id_and_stays_unchanged(
-    client: Client,
-    admin_engine: AsyncEngine,
-    tenant_a: Tenant,
-    tenant_b: Tenant,
-    method: str,
-    suffix: str,
-    body: dict[str, object] | None,
-) -> None:
-    tag = await create_lookup(client, tenant_b, kind="order_tag")
-    foreign = await create_order(client, tenant_b, tag_ids=[tag["id"]])
-    before = await snapshot_business(admin_engine, tenant_b.id)
-
-    kwargs = {"json": body} if body is not None else {}
-    stolen = await answer(client, tenant_a, method, f"/v1/orders/{foreign['id']}{suffix}", **kwargs)
-    random = await answer(client, tenant_a, method, f"/v1/orders/{uuid.uuid4()}{suffix}", **kwargs)
-
-    assert stolen[0] == 404
-    assert stolen == random
-    assert await snapshot_business(admin_engine, tenant_b.id) == before
-
-
-async def test_other_workspace_order_with_its_etag_still_answers_like_a_random_id(
-    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
-) -> None:
-    foreign = await client.get(f"/v1/orders/{(await create_order(client, tenant_b))['id']}", headers=tenant_b.headers)
-    headers = {**tenant_a.headers, "If-Match": foreign.headers["etag"]}
-    before = await snapshot_business(admin_engine, tenant_b.id)
-    for method, suffix, body in (("PATCH", "", {"customer_name": "x"}), ("POST", "/transitions", {"to": "paid"})):
-        stolen = await client.request(method, f"/v1/orders/{foreign.json()['id']}{suffix}", json=body, headers=headers)
-        random = await client.request(method, f"/v1/orders/{uuid.uuid4()}{suffix}", json=body, headers=headers)
-        assert stolen.status_code == 404
-        assert (stolen.status_code, stolen.content) == (random.status_code, random.content)
-    assert await snapshot_business(admin_engine, tenant_b.id) == before
+# Another workspace's ids on every route that takes one: tests/isolation/test_foreign_ids.py.
 
 
 async def test_another_workspaces_tag_answers_exactly_like_an_unknown_one(

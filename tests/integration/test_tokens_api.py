@@ -588,35 +588,7 @@ async def test_admin_token_without_members_write_is_not_a_manager(
 
 
 # --- cross-workspace ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("method", "suffix", "body"),
-    [
-        ("GET", "", None),
-        ("DELETE", "", None),
-        ("POST", "/rotate", None),
-        ("POST", "/rotate", {"grace_period_seconds": 60}),
-    ],
-)
-async def test_other_workspace_token_answers_like_a_random_id(
-    client: Client,
-    admin_engine: AsyncEngine,
-    tenant_a: Tenant,
-    tenant_b: Tenant,
-    method: str,
-    suffix: str,
-    body: dict[str, object] | None,
-) -> None:
-    foreign_id = tenant_b.workspace.token_id
-    before = await snapshot_rows(admin_engine, "personal_access_tokens", tenant_b.id)
-    kwargs = {"json": body} if body is not None else {}
-    foreign = await client.request(method, f"/v1/tokens/{foreign_id}{suffix}", headers=tenant_a.headers, **kwargs)  # type: ignore[arg-type]
-    random = await client.request(method, f"/v1/tokens/{uuid.uuid4()}{suffix}", headers=tenant_a.headers, **kwargs)  # type: ignore[arg-type]
-    assert foreign.status_code == 404
-    assert (foreign.status_code, foreign.content) == (random.status_code, random.content)
-    assert await snapshot_rows(admin_engine, "personal_access_tokens", tenant_b.id) == before
-    assert await works(client, tenant_b.token) == 200
+# Another workspace's ids on every route that takes one: tests/isolation/test_foreign_ids.py.
 
 
 async def test_listing_another_workspaces_member_is_an_empty_page(
