@@ -320,15 +320,7 @@ async def test_patch_and_delete_with_a_stale_if_match_are_412_and_change_nothing
 
 
 # --- strict parameters ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("method", "body"), [("GET", None), ("PATCH", {"name": "x"}), ("DELETE", None)])
-async def test_a_non_uuid_id_is_400_naming_the_parameter(
-    client: Client, tenant_a: Tenant, method: str, body: dict[str, object] | None
-) -> None:
-    response = await client.request(method, "/v1/lookups/not-a-uuid", json=body, headers=tenant_a.headers)
-    problem = assert_problem(response, 400, "bad-request")
-    assert "lookup_id" in str(problem["errors"])
+# An id that is not a UUID, on every route with one: tests/integration/test_id_routes.py.
 
 
 @pytest.mark.parametrize(("method", "body"), [("GET", None), ("PATCH", {"name": "x"}), ("DELETE", None)])

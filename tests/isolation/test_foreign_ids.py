@@ -9,7 +9,6 @@ a new route with an id is not in CASES, so the table stays the whole contract.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,12 +16,20 @@ from typing import Any
 
 import pytest
 from litestar import Litestar
-from litestar.routes import HTTPRoute
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.workspaces.tables import tenant_tables
-from tests.support import Client, Tenant, create_lookup, create_order, create_product, invite, join, new_email
+from tests.support import (
+    Client,
+    Tenant,
+    create_lookup,
+    create_order,
+    create_product,
+    invite,
+    join,
+    new_email,
+    snapshot_workspace,
+)
+from tests.support.routes import generic, served_id_routes
 
 Make = Callable[[Client, Tenant], Awaitable[str]]
 
@@ -169,22 +176,6 @@ CASES = [
 ]
 
 
-async def everything_of(admin_engine: AsyncEngine, tenant_id: uuid.UUID) -> dict[str, list[str]]:
-    """Every row of the workspace in every tenant table, as exact text, read past RLS (one connection)."""
-    async with admin_engine.connect() as connection:
-        return {
-            table.name: list(
-                (
-                    await connection.execute(
-                        text(f"SELECT t::text FROM public.{table.name} AS t WHERE tenant_id = :t ORDER BY 1"),
-                        {"t": tenant_id},
-                    )
-                ).scalars()
-            )
-            for table in tenant_tables()
-        }
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 async def test_another_workspaces_id_answers_exactly_like_a_random_id_and_changes_nothing(
     client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant, case: Case
@@ -197,27 +188,18 @@ async def test_another_workspaces_id_answers_exactly_like_a_random_id_and_change
         assert own.status_code == 200, own.text
         headers["If-Match"] = own.headers["etag"]
     kwargs: dict[str, Any] = {"json": case.body} if case.body is not None else {}
-    before = await everything_of(admin_engine, tenant_b.id)
+    before = await snapshot_workspace(admin_engine, tenant_b.id)
 
     foreign = await client.request(case.method, case.path(foreign_id), headers=headers, **kwargs)
     random = await client.request(case.method, case.path(uuid.uuid4()), headers=headers, **kwargs)
 
     assert foreign.status_code == 404, foreign.text
     assert (foreign.status_code, foreign.content) == (random.status_code, random.content)
-    assert await everything_of(admin_engine, tenant_b.id) == before
+    assert await snapshot_workspace(admin_engine, tenant_b.id) == before
     assert (await client.get("/v1/whoami", headers=tenant_b.headers)).status_code == 200
 
 
-def _route_key(method: str, path: str) -> str:
-    return method + " " + re.sub(r"\{[^}]+\}", "{id}", path)
-
-
 def test_every_tenant_route_with_an_id_is_in_the_table(app: Litestar) -> None:
-    served = {
-        _route_key(method, route.path)
-        for route in app.routes
-        if isinstance(route, HTTPRoute) and route.path.startswith("/v1/") and route.path_parameters
-        for method in route.methods - {"HEAD", "OPTIONS"}
-    }
+    served = {f"{method} {generic(path)}" for method, path in served_id_routes(app)}
     assert len(served) >= 18
     assert served == {case.route for case in CASES}

@@ -60,7 +60,7 @@ from tests.support.members import (
     set_password,
     workspace_audit,
 )
-from tests.support.rows import as_tenant, plan_as_tenant, snapshot_rows
+from tests.support.rows import as_tenant, plan_as_tenant, snapshot_rows, snapshot_workspace
 from tests.support.settings import TEST_APP_PASSWORD, TEST_PEPPER, make_settings, migrate
 from tests.support.tenants import Tenant, new_tenant
 
@@ -107,6 +107,7 @@ __all__ = [
     "snapshot_all",
     "snapshot_business",
     "snapshot_rows",
+    "snapshot_workspace",
     "target_audit",
     "tenant_events",
     "unique_slug",

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tenantry.settings import Settings
 from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.workspaces.tables import tenant_tables
 
 
 async def as_tenant(connection: AsyncConnection, settings: Settings, tenant_id: uuid.UUID | None) -> None:
@@ -33,3 +34,19 @@ async def snapshot_rows(admin_engine: AsyncEngine, table: str, tenant_id: uuid.U
             {"t": tenant_id},
         )
         return [r[0] for r in rows]
+
+
+async def snapshot_workspace(admin_engine: AsyncEngine, tenant_id: uuid.UUID | str) -> dict[str, list[str]]:
+    """Every row of the workspace in every tenant table, as exact text, past RLS, on one connection."""
+    async with admin_engine.connect() as connection:
+        return {
+            table.name: list(
+                (
+                    await connection.execute(
+                        text(f"SELECT t::text FROM public.{table.name} AS t WHERE tenant_id = :t ORDER BY 1"),
+                        {"t": tenant_id},
+                    )
+                ).scalars()
+            )
+            for table in tenant_tables()
+        }
