@@ -78,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
         server = stack.enter_context(provision_server(os.environ, say=_say(config)))
     except TestDatabaseUnavailable as error:
         stack.close()
-        raise pytest.UsageError(str(error)) from None
+        raise pytest.UsageError(f"test database: {error}") from None
     config.stash[_SERVER_STACK] = stack
     config.stash[_SERVER_URL] = server.url
 
