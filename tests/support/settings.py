@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from tenantry.db.migrate import upgrade
+from tenantry.db.migrate import UpgradeReport, upgrade
 from tenantry.settings import Settings, load_settings
 
 TEST_PEPPER = "test-pepper-" + "x" * 40
@@ -26,12 +26,13 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 _MIGRATION_LOCK = 7_349_112_055
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: Settings) -> UpgradeReport:
     """`tenantry db upgrade` for the test database, one run at a time on its server.
 
     Roles are cluster-wide, so two upgrades at once (two xdist workers, or two test runs sharing a
     server) both create and alter the same roles and one fails with "tuple concurrently updated".
-    An advisory lock held on the server's `postgres` database serializes them.
+    An advisory lock held on the server's `postgres` database serializes them. Every test that
+    upgrades a database goes through here.
     """
     dsn = make_url(settings.database_url).set(drivername="postgresql", database="postgres")
     host = dsn.query.get("host")
@@ -39,6 +40,6 @@ async def migrate(settings: Settings) -> None:
     lock = await asyncpg.connect(dsn.difference_update_query(["host"]).render_as_string(hide_password=False), **kwargs)
     try:
         await lock.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
-        await upgrade(settings)
+        return await upgrade(settings)
     finally:
         await lock.close()  # closing the session releases the lock
