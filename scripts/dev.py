@@ -2,7 +2,7 @@
 """The commands of the quickstart, for a machine with only Python >= 3.11 and pip.
 
     python3 scripts/dev.py serve   # the service, on an embedded PostgreSQL unless DATABASE_URL is set
-    python3 scripts/dev.py test    # the whole test suite
+    python3 scripts/dev.py test    # the whole test suite, on two workers (TENANTRY_TEST_WORKERS)
     python3 scripts/dev.py check   # ruff, ruff format, mypy --strict and the import layers, as CI runs them
     python3 scripts/dev.py lock    # re-resolve requirements/*.lock after a change to pyproject.toml
 
@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import venv
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,20 @@ def check() -> int:
     return 0
 
 
+def pytest_arguments(rest: list[str], environ: Mapping[str, str] = os.environ) -> list[str]:
+    """pytest's arguments: the caller's, on TENANTRY_TEST_WORKERS xdist workers (default 2, 0 for
+    none) unless they chose themselves (`-n`, `--numprocesses`, `-p no:xdist`)."""
+    chosen = any(
+        arg in ("-n", "--numprocesses", "no:xdist") or arg.startswith(("-n", "--numprocesses=")) for arg in rest
+    )
+    workers = environ.get("TENANTRY_TEST_WORKERS", "2").strip() or "2"
+    if chosen or workers == "0":
+        return rest
+    # Each worker takes whole modules, so module fixtures (the fuzzer's app, the audit's database)
+    # are built once; tests/conftest.py gives the workers one server and a database each.
+    return ["-n", workers, "--dist", "loadfile", *rest]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"serve", "test", "check", "lock"}:
         print(__doc__)
@@ -96,7 +111,7 @@ def main(argv: list[str]) -> int:
         return check()
     if command == "serve":
         return subprocess.call([str(BIN / "tenantry"), "dev", *rest])
-    code = subprocess.call([str(BIN / "python"), "-m", "pytest", *rest])
+    code = subprocess.call([str(BIN / "python"), "-m", "pytest", *pytest_arguments(rest)])
     if code == 5:
         print("pytest collected no tests: that is a failure, not a pass.", file=sys.stderr)
         return 1

@@ -1,82 +1,131 @@
 """Fixtures: database server -> migrated database -> settings -> app -> client -> workspaces.
 
-The server is provisioned in the order of docs/02-quickstart.md: TEST_DATABASE_URL, then
-testcontainers when a Docker engine answers, then the embedded PostgreSQL wheel. The schema comes
-from the real migrations and policies, and the app connects as the app login role, exactly as in
-production (not in dev mode, with real secrets).
+The server comes from the chain of tests/support/servers.py (TEST_DATABASE_URL, a container, the
+embedded PostgreSQL; docs/02-quickstart.md). The schema comes from the real migrations and
+policies, and the app connects as the app login role, exactly as in production (not in dev mode,
+with real secrets). Helpers that tests call live in tests/support; this file only holds fixtures
+and the hooks that run the chain once for a run of several xdist workers.
+
+Scopes: the server, the database, the app and its client are built once per session (building the
+app alone takes about 0.3 s, and most tests only talk to it over HTTP); every test still gets its
+own workspaces, so tests never see each other's rows. A test that needs an app of its own (it runs
+the lifespan itself, reads or changes the token cache's state, or registers routes) takes
+`fresh_app`; one that needs other settings builds its app from them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import NullPool, text
+from sqlalchemy import NullPool
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tenantry.admin.accounts import AdminTokenService, NewAdminToken
 from tenantry.app import create_app
 from tenantry.db.engine import create_engine
-from tenantry.db.migrate import upgrade
-from tenantry.db.server import drop_database, embedded_server, ensure_database
-from tenantry.settings import Settings, load_settings
-from tenantry.tenancy.session import platform_session_factory, set_transaction_context
-from tenantry.workspaces.bootstrap import ProvisionedWorkspace, ProvisioningService
+from tenantry.db.server import drop_database, ensure_database
+from tenantry.settings import Settings
+from tenantry.workspaces.bootstrap import ProvisioningService
+from tests.support import Client, Tenant, auth_changes_delivered, issue_admin_token, make_settings, migrate, new_tenant
+from tests.support.servers import TestDatabaseUnavailable, provision_server
 
-TEST_PEPPER = "test-pepper-" + "x" * 40
-TEST_APP_PASSWORD = "test-app-password"
+# The key under which an xdist controller hands its server's URL to the workers.
+SHARED_SERVER = "tenantry_test_server_url"
+_SERVER_STACK = pytest.StashKey[ExitStack]()
+_SERVER_URL = pytest.StashKey[str]()
 
 
-def _docker_engine_answers() -> bool:
-    try:
-        import docker
+# --- hooks: the chain once per run, and "no tests" is a failure ----------------------------------
 
-        client = docker.from_env(timeout=3)
-        client.ping()
-        return True
-    except Exception:
+
+def _say(config: pytest.Config) -> Any:
+    """Print one line to the terminal now, past output capture (the chain's fallback notice)."""
+
+    def say(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        with capture.global_and_fixture_disabled() if capture else ExitStack():
+            if reporter is not None:
+                reporter.write_line(line, yellow=True, bold=True)
+            else:
+                print(line, flush=True)
+
+    return say
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    if hasattr(config, "workerinput"):
         return False
+    return bool(getattr(config.option, "numprocesses", None)) and getattr(config.option, "dist", "no") != "no"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With xdist, the controller provisions the one server every worker shares (its own database each)."""
+    if not _is_xdist_controller(config) or config.option.collectonly:
+        return
+    stack = ExitStack()
+    try:
+        server = stack.enter_context(provision_server(os.environ, say=_say(config)))
+    except TestDatabaseUnavailable as error:
+        stack.close()
+        raise pytest.UsageError(f"test database: {error}") from None
+    config.stash[_SERVER_STACK] = stack
+    config.stash[_SERVER_URL] = server.url
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    url = node.config.stash.get(_SERVER_URL, None)
+    if url is not None:
+        node.workerinput[SHARED_SERVER] = url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stack = config.stash.get(_SERVER_STACK, None)
+    if stack is not None:
+        stack.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that collected no test proved nothing: fail it (pytest's own code 5 reads as a pass to
+    some callers). Workers of an xdist run are left alone; their controller decides."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and not hasattr(session.config, "workerinput"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.getplugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("no test ran: that is a failure, not a pass (exit 1)", red=True, bold=True)
+
+
+# --- the database ----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
+def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A privileged URL on a real PostgreSQL server."""
-    if url := os.environ.get("TEST_DATABASE_URL"):
-        yield url
+    shared = getattr(request.config, "workerinput", {}).get(SHARED_SERVER)
+    if shared:
+        yield shared
         return
-    if _docker_engine_answers():
-        from testcontainers.postgres import PostgresContainer
-
-        with PostgresContainer("postgres:18-alpine", driver=None) as container:
-            yield container.get_connection_url()
-        return
-    # Not under pytest's basetemp: another pytest run on the machine resets that folder to 0700,
-    # which locks out the unprivileged user the embedded server runs as when we are root.
-    parent = Path(tempfile.mkdtemp(prefix="tenantry-test-pg-"))
-    server = embedded_server(parent / "data", cleanup="delete")
     try:
-        yield str(server.get_uri())
-    finally:
-        server.cleanup()  # stops the server, then removes its data
-        shutil.rmtree(parent, ignore_errors=True)
+        with provision_server(os.environ, say=_say(request.config)) as server:
+            yield server.url
+    except TestDatabaseUnavailable as error:
+        pytest.exit(f"test database: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
-    """A database of our own on that server, created for this run and dropped after it."""
+    """A database of our own on that server (one per xdist worker), created for this run and dropped after it."""
     name = f"tenantry_test_{uuid.uuid4().hex[:10]}"
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     asyncio.run(ensure_database(url))
@@ -84,19 +133,10 @@ def database_url(server_url: str) -> Iterator[str]:
     asyncio.run(drop_database(url))
 
 
-def make_settings(database_url: str, **overrides: object) -> Settings:
-    env = {
-        "DATABASE_URL": database_url,
-        "TENANTRY_TOKEN_PEPPER": TEST_PEPPER,
-        "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD,
-    }
-    return load_settings(env, **overrides)
-
-
 @pytest.fixture(scope="session")
 def migrated_settings(database_url: str) -> Settings:
     settings = make_settings(database_url)
-    asyncio.run(upgrade(settings))
+    asyncio.run(migrate(settings))
     return settings
 
 
@@ -105,26 +145,44 @@ def settings(migrated_settings: Settings) -> Settings:
     return migrated_settings
 
 
+# --- the app ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def app(migrated_settings: Settings) -> Litestar:
+    """The app the `client` serves, shared by the session: inspect it, never run its lifespan again."""
+    shared = create_app(migrated_settings)
+    lifespan = shared.lifespan
+    running = False
+
+    @asynccontextmanager
+    async def once() -> AsyncIterator[None]:
+        # A second lifespan would replace the engine the client's requests use, then dispose of it.
+        nonlocal running
+        if running:
+            raise RuntimeError("the session's shared `app` is already running for `client`: use `fresh_app`")
+        running = True
+        try:
+            async with lifespan():
+                yield
+        finally:
+            running = False
+
+    shared.lifespan = once  # type: ignore[method-assign]
+    return shared
+
+
 @pytest.fixture
-def app(settings: Settings) -> Litestar:
+def fresh_app(settings: Settings) -> Litestar:
+    """An app of the test's own: a new token cache, and a lifespan the test may run (`serve`)."""
     return create_app(settings)
 
 
-async def auth_changes_delivered(app: Litestar) -> None:
-    """Wait until the app's principal cache has applied every change committed so far.
-
-    A test that changes tokens, members or workspaces straight in the database is another process
-    as far as the app is concerned: its cache learns of the change by notification, within
-    milliseconds. The client below waits for that before each request, as a next request that
-    arrives later than that would; tests/isolation/test_principal_cache.py tests the timing itself.
-    """
-    listener = app.state.get("auth_listener")
-    if listener is not None:
-        await listener.sync()
-
-
-@pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def client(app: Litestar) -> AsyncIterator[Client]:
+    """The shared app's test client. It runs the app (and its lifespan) on a thread and loop of its
+    own, so it serves tests whatever their event loop; before each request it waits until the app's
+    token cache has heard of every change committed so far (see `auth_changes_delivered`)."""
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
 
         async def deliver_auth_changes(_request: httpx.Request) -> None:
@@ -132,6 +190,9 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
         test_client.event_hooks["request"].append(deliver_auth_changes)
         yield test_client
+
+
+# --- engines and workspaces ------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -150,25 +211,6 @@ async def admin_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@dataclass
-class Tenant:
-    """A provisioned workspace and the clear token of its owner."""
-
-    workspace: ProvisionedWorkspace
-
-    @property
-    def id(self) -> uuid.UUID:
-        return self.workspace.workspace_id
-
-    @property
-    def token(self) -> str:
-        return self.workspace.token
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
 @pytest.fixture
 def provisioning(app_engine: AsyncEngine, settings: Settings) -> ProvisioningService:
     return ProvisioningService(app_engine, settings)
@@ -177,11 +219,7 @@ def provisioning(app_engine: AsyncEngine, settings: Settings) -> ProvisioningSer
 @pytest.fixture
 def make_tenant(provisioning: ProvisioningService):  # type: ignore[no-untyped-def]
     async def make(label: str = "ws") -> Tenant:
-        slug = f"{label}-{uuid.uuid4().hex[:12]}"
-        created = await provisioning.create_workspace(
-            slug=slug, name=f"Workspace {label}", owner_email=f"owner-{slug}@example.com"
-        )
-        return Tenant(created)
+        return await new_tenant(provisioning, label)
 
     return make
 
@@ -196,85 +234,8 @@ async def tenant_b(make_tenant) -> Tenant:  # type: ignore[no-untyped-def]
     return await make_tenant("b")
 
 
-async def issue_admin_token(engine: AsyncEngine, settings: Settings, name: str) -> tuple[NewAdminToken, uuid.UUID]:
-    """A platform admin token, made by the same service as `tenantry admin token create`."""
-    async with platform_session_factory(engine, settings)() as session:
-        new = await AdminTokenService(session, settings).issue(name)
-    return new, new.id
-
-
-async def revoke_admin_token(engine: AsyncEngine, settings: Settings, token_id: uuid.UUID) -> bool:
-    async with platform_session_factory(engine, settings)() as session:
-        await AdminTokenService(session, settings).revoke(token_id)
-    return True
-
-
 @pytest.fixture
 async def admin_headers(app_engine: AsyncEngine, settings: Settings) -> dict[str, str]:
     """Authorization headers carrying a fresh platform admin token."""
     issued, _ = await issue_admin_token(app_engine, settings, f"test admin {uuid.uuid4().hex[:6]}")
     return {"Authorization": f"Bearer {issued.token}"}
-
-
-async def as_tenant(connection: AsyncConnection, settings: Settings, tenant_id: uuid.UUID | None) -> None:
-    """Switch a raw app-role connection's transaction to the tenant role, as the session hook does."""
-    await set_transaction_context(connection, role=settings.tenant_role, tenant_id=tenant_id)
-
-
-async def plan_as_tenant(app_engine: AsyncEngine, settings: Settings, tenant_id: uuid.UUID, query: Any) -> str:
-    """PostgreSQL's plan for a repository query, planned as the tenant role with its policy applied."""
-    sql = str(query.compile(dialect=app_engine.dialect, compile_kwargs={"literal_binds": True}))
-    async with app_engine.connect() as connection:
-        await as_tenant(connection, settings, tenant_id)
-        return "\n".join(row[0] for row in await connection.exec_driver_sql("EXPLAIN " + sql))
-
-
-async def snapshot_rows(admin_engine: AsyncEngine, table: str, tenant_id: uuid.UUID) -> list[str]:
-    """Every row of one tenant in `table`, as exact text, read past RLS as the privileged account."""
-    async with admin_engine.connect() as connection:
-        rows = await connection.execute(
-            text(f"SELECT t::text FROM public.{table} AS t WHERE tenant_id = :t ORDER BY t::text"),
-            {"t": tenant_id},
-        )
-        return [r[0] for r in rows]
-
-
-async def create_product(client: AsyncTestClient[Litestar], tenant: Tenant, **fields: object) -> dict[str, object]:
-    body = {"name": "Widget", "price_cents": 1999, "currency": "EUR", "sku": f"SKU-{uuid.uuid4().hex[:8]}"}
-    body.update(fields)
-    response = await client.post("/v1/products", json=body, headers=tenant.headers)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-@asynccontextmanager
-async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """A client that runs the app in this event loop, so concurrent requests really interleave.
-
-    Litestar's AsyncTestClient hands each request to a portal thread and blocks until it is done,
-    which serializes requests however many are gathered; httpx's ASGI transport does not.
-    """
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
-
-
-async def all_pages(
-    client: AsyncTestClient[Litestar], path: str, tenant: Tenant, limit: int, **params: object
-) -> list[dict[str, Any]]:
-    """Follow next_cursor from the first page to the last; return the pages as received."""
-    pages = []
-    cursor: str | None = None
-    for _ in range(200):
-        query: dict[str, object] = {"limit": limit, **params}
-        if cursor is not None:
-            query["cursor"] = cursor
-        response = await client.get(path, params=query, headers=tenant.headers)  # type: ignore[arg-type]
-        assert response.status_code == 200, response.text
-        page = response.json()
-        pages.append(page)
-        if not page["has_more"]:
-            return pages
-        cursor = page["next_cursor"]
-        assert cursor, page
-    raise AssertionError("pagination never ended")

@@ -35,8 +35,8 @@ from tenantry.app import create_app
 from tenantry.db.engine import create_engine
 from tenantry.settings import Settings
 from tenantry.workspaces.bootstrap import ProvisionedWorkspace, ProvisioningService
-from tests.conftest import issue_admin_token
 from tests.fuzz.expectations import PROTECTED_IDS, register_expectations
+from tests.support import issue_admin_token
 
 # Per operation and phase; the whole folder stays within about three minutes on a 2-core runner.
 MAX_EXAMPLES = int(os.environ.get("TENANTRY_FUZZ_EXAMPLES", "50"))

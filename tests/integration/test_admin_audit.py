@@ -8,13 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.test_admin_support import (
-    WORKSPACES,
-    Client,
-    create_workspace,
-    platform_events,
-    tenant_events,
-)
+from tests.support import WORKSPACES, Client, create_workspace, platform_events, tenant_events
 
 AUDIT = "/admin/v1/audit-events"
 

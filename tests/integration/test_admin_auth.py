@@ -11,14 +11,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.settings import Settings
-from tests.conftest import Tenant, issue_admin_token, revoke_admin_token, snapshot_rows
-from tests.integration.test_admin_support import (
+from tests.support import (
     WORKSPACES,
     Client,
+    Tenant,
     add_products,
     bearer,
     create_workspace,
+    issue_admin_token,
+    revoke_admin_token,
     snapshot_all,
+    snapshot_rows,
     workspace_row,
 )
 
@@ -115,9 +118,10 @@ async def test_a_tenant_token_cannot_reach_any_workspace_through_admin_routes(
         assert stolen.scalar_one() == 0
 
 
+# A fixed id, not uuid4(): every xdist worker must collect the same test names.
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/products"), ("POST", "/v1/products"), ("GET", f"/v1/products/{uuid.uuid4()}")],
+    [("GET", "/v1/products"), ("POST", "/v1/products"), ("GET", "/v1/products/0190a8c2-4a7e-7a1b-9c3d-5e6f70819203")],
 )
 async def test_an_admin_token_is_refused_on_tenant_routes_like_no_token(
     client: Client, admin_headers: dict[str, str], method: str, path: str

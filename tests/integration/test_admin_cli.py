@@ -18,16 +18,18 @@ from tenantry import cli
 from tenantry.settings import ENVIRONMENT, Settings
 from tenantry.users.passwords import verify_password
 from tenantry.workspaces.tables import tenant_table, tenant_tables
-from tests.conftest import Tenant, snapshot_rows
-from tests.integration.test_admin_export import ground_truth, read_back
-from tests.integration.test_admin_support import (
+from tests.support import (
     WORKSPACES,
     Client,
+    Tenant,
     add_products,
     bearer,
     count_rows,
+    ground_truth,
     platform_events,
+    read_back,
     snapshot_all,
+    snapshot_rows,
     tenant_events,
     unique_slug,
 )

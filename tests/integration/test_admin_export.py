@@ -7,35 +7,24 @@ from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy import JSON, Table, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.settings import Settings
 from tenantry.tenancy.session import platform_session_factory
 from tenantry.workspaces.export import WorkspaceExporter
-from tenantry.workspaces.tables import exportable_columns, tenant_table, tenant_tables
-from tests.conftest import Tenant, snapshot_rows
-from tests.integration.test_admin_support import WORKSPACES, Client, add_products, bearer, create_workspace
-
-
-def read_back(table: Table, line: dict[str, Any]) -> dict[str, Any]:
-    """A parsed JSON line turned back into the column's Python values (uuid, datetime, bytes...)."""
-    values = {}
-    for column in exportable_columns(table):
-        value = line[column.name]
-        if value is not None and not isinstance(column.type, JSON):
-            value = msgspec.convert(value, column.type.python_type)
-        values[column.name] = value
-    return values
-
-
-async def ground_truth(admin_engine: AsyncEngine, table: Table, workspace_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The table's rows of the workspace, read past RLS as the privileged account."""
-    query = (
-        select(*exportable_columns(table)).where(table.c.tenant_id == workspace_id).order_by(*table.primary_key.columns)
-    )
-    async with admin_engine.connect() as connection:
-        return [dict(row._mapping) for row in await connection.execute(query)]
+from tenantry.workspaces.tables import tenant_table, tenant_tables
+from tests.support import (
+    WORKSPACES,
+    Client,
+    Tenant,
+    add_products,
+    bearer,
+    create_workspace,
+    ground_truth,
+    read_back,
+    snapshot_rows,
+)
 
 
 async def _populated_workspace(client: Client, admin_headers: dict[str, str]) -> dict[str, Any]:

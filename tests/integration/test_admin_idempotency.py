@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.http.idempotency import request_fingerprint
 from tenantry.settings import Settings
-from tests.conftest import issue_admin_token
-from tests.integration.test_admin_support import WORKSPACES, Client, bearer, create_workspace, workspace_body
+from tests.support import WORKSPACES, Client, bearer, create_workspace, issue_admin_token, workspace_body
 
 
 async def _workspaces_with_slug(admin_engine: AsyncEngine, slug: str) -> int:

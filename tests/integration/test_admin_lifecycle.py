@@ -14,15 +14,16 @@ from tenantry.settings import Settings
 from tenantry.tenancy.session import platform_session_factory
 from tenantry.workspaces.service import AdminWorkspaceService
 from tenantry.workspaces.tables import tenant_tables
-from tests.conftest import Tenant, snapshot_rows
-from tests.integration.test_admin_support import (
+from tests.support import (
     WORKSPACES,
     Client,
+    Tenant,
     add_products,
     bearer,
     count_rows,
     create_workspace,
     snapshot_all,
+    snapshot_rows,
     workspace_row,
 )
 

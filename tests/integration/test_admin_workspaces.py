@@ -8,15 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.test_admin_support import (
-    WORKSPACES,
-    Client,
-    bearer,
-    create_workspace,
-    unique_slug,
-    workspace_body,
-    workspace_row,
-)
+from tests.support import WORKSPACES, Client, bearer, create_workspace, unique_slug, workspace_body, workspace_row
 
 VIEW_FIELDS = {
     "id",

@@ -21,7 +21,7 @@ from tenantry.core.ids import uuid7
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.settings import Settings
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.conftest import Tenant, as_tenant, snapshot_rows
+from tests.support import Tenant, as_tenant, snapshot_rows
 
 Client = AsyncTestClient[Litestar]
 

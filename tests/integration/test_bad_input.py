@@ -15,7 +15,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Tenant, create_product, snapshot_rows
+from tests.support import Tenant, create_product, snapshot_rows
 
 Client = AsyncTestClient[Litestar]
 
@@ -251,7 +251,8 @@ async def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(
         "state": {},
     }
     with caplog.at_level(logging.INFO):
-        await client.app(scope, receive, send)  # type: ignore[arg-type]
+        # On the client's own loop, where the app's engine lives (as the client's requests run).
+        client.blocking_portal.call(client.app, scope, receive, send)  # type: ignore[arg-type]
     start = next(m for m in sent if m["type"] == "http.response.start")
     assert start["status"] == 400
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

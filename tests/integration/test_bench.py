@@ -27,7 +27,7 @@ from tenantry.tools.bench.load import RequestSpec, run_load
 from tenantry.tools.bench.raw_app import LIST_SQL
 from tenantry.tools.bench.report import END, START, read_json, render_markdown, update_markdown, write_json, write_plot
 from tenantry.tools.bench.runner import Bench, BenchOptions
-from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER, Tenant
+from tests.support import TEST_APP_PASSWORD, TEST_PEPPER, Tenant
 
 TOOLS = ["python", *(["wrk"] if shutil.which("wrk") else [])]
 

@@ -14,8 +14,7 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import Tenant, create_product
-from tests.integration.test_invitations import set_password
+from tests.support import Tenant, create_product, set_password
 
 Client = AsyncTestClient[Litestar]
 GENERATED_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")

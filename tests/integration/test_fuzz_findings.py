@@ -14,7 +14,7 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import Tenant, create_product
+from tests.support import Tenant, create_product
 
 Client = AsyncTestClient[Litestar]
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.app import create_app
 from tenantry.settings import Settings
-from tests.conftest import Tenant, create_product, snapshot_rows
+from tests.support import TEST_PEPPER, Tenant, create_product, snapshot_rows
 
 Client = AsyncTestClient[Litestar]
 
@@ -195,7 +195,6 @@ async def test_no_log_record_contains_a_token(
     client: Client, caplog: pytest.LogCaptureFixture, tenant_a: Tenant
 ) -> None:
     from tenantry.auth.tokens import generate_token
-    from tests.conftest import TEST_PEPPER
 
     unknown = generate_token(TEST_PEPPER).token  # well formed, never stored: reaches the resolver
     caplog.set_level(logging.DEBUG)  # every logger, every level

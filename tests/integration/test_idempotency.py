@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.http.idempotency import request_fingerprint
 from tenantry.settings import Settings
-from tests.conftest import Tenant, as_tenant, snapshot_rows
+from tests.support import Tenant, as_tenant, snapshot_rows
 
 Client = AsyncTestClient[Litestar]
 
@@ -387,13 +387,13 @@ async def test_a_workspace_cannot_see_another_workspaces_keys(
 
 
 async def test_concurrent_duplicates_create_one_resource(
-    app: Litestar, tenant_a: Tenant, admin_engine: AsyncEngine
+    fresh_app: Litestar, tenant_a: Tenant, admin_engine: AsyncEngine
 ) -> None:
     # The test client serialises requests; an ASGI transport in this event loop really overlaps them.
     key = f"race-{uuid.uuid4()}"
     body = product_body()
-    transport = httpx.ASGITransport(app=app)
-    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx.ASGITransport(app=fresh_app)
+    async with fresh_app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         responses = await asyncio.gather(
             *(client.post("/v1/products", json=body, headers=with_key(tenant_a, key)) for _ in range(6))
         )

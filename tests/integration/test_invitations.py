@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,85 +18,24 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.admin.accounts import UserPasswordService
 from tenantry.auth.permissions import role_permissions
 from tenantry.auth.tokens import INVITATION_TOKEN_PREFIX, generate_token
-from tenantry.db.engine import create_engine
-from tenantry.settings import Settings
-from tenantry.tenancy.session import platform_session_factory
-from tests.conftest import TEST_PEPPER, Tenant, snapshot_rows
+from tests.support import (
+    ACCEPT,
+    PASSWORD,
+    TEST_PEPPER,
+    Tenant,
+    invite,
+    join,
+    new_email,
+    set_password,
+    snapshot_rows,
+    workspace_audit,
+)
 
 Client = AsyncTestClient[Litestar]
-PASSWORD = "correct horse battery staple"
-ACCEPT = "/v1/invitations/accept"
 LOGIN = "/v1/auth/token"
 MEMBER_FIELDS = {"id", "email", "display_name", "role", "is_active", "created_at", "updated_at"}
-
-
-@dataclass
-class Joined:
-    """A member who joined through an invitation, with their first token and the password a
-    platform admin set for them afterwards (None: they have none)."""
-
-    member: dict[str, object]
-    token: str
-    email: str
-    password: str | None
-
-    @property
-    def id(self) -> str:
-        return str(self.member["id"])
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def new_email(label: str = "user") -> str:
-    return f"{label}-{uuid.uuid4().hex[:12]}@example.com"
-
-
-async def invite(
-    client: Client, inviter_headers: dict[str, str], email: str, role: str = "member", **fields: object
-) -> dict[str, object]:
-    response = await client.post(
-        "/v1/invitations", json={"email": email, "role": role, **fields}, headers=inviter_headers
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-async def set_password(settings: Settings, email: str, password: str) -> None:
-    """What `tenantry admin user set-password` does: the one way an account gets a password."""
-    engine = create_engine(settings.app_url, settings, pool_size=1)
-    try:
-        async with platform_session_factory(engine, settings)() as session:
-            await UserPasswordService(session).set_password(email, password)
-    finally:
-        await engine.dispose()
-
-
-async def join(
-    client: Client,
-    tenant: Tenant,
-    role: str = "member",
-    *,
-    email: str | None = None,
-    password: str | None = PASSWORD,
-    display_name: str = "",
-) -> Joined:
-    """Invite (as the tenant's owner) and accept: a new member with a token of their own.
-
-    Accepting sets no password; with `password`, a platform admin sets it afterwards.
-    """
-    email = email or new_email(role)
-    invitation = await invite(client, tenant.headers, email, role)
-    response = await client.post(ACCEPT, json={"token": invitation["token"], "display_name": display_name})
-    assert response.status_code == 201, response.text
-    accepted = response.json()
-    if password is not None:
-        await set_password(client.app.state.settings, email, password)
-    return Joined(member=accepted["member"], token=accepted["token"]["token"], email=email, password=password)
 
 
 async def user_row(admin_engine: AsyncEngine, email: str) -> dict[str, object] | None:
@@ -124,14 +62,6 @@ async def invitation_row(admin_engine: AsyncEngine, tenant_id: uuid.UUID, invita
             )
         ).one()
     return dict(row._mapping)
-
-
-async def audit_actions(admin_engine: AsyncEngine, tenant_id: uuid.UUID) -> list[dict[str, object]]:
-    async with admin_engine.connect() as connection:
-        rows = await connection.execute(
-            text("SELECT * FROM public.audit_events WHERE tenant_id = :t ORDER BY id"), {"t": tenant_id}
-        )
-        return [dict(r._mapping) for r in rows]
 
 
 # -- creating ---------------------------------------------------------------------------------
@@ -260,7 +190,7 @@ async def test_accepting_creates_the_membership_and_a_first_token(
     assert fetched["status"] == "accepted"
     assert fetched["accepted_member_id"] == member["id"]
 
-    events = [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "invitation.accepted"]
+    events = [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["action"] == "invitation.accepted"]
     assert len(events) == 1
     assert events[0]["target_id"] == invitation["id"]
     assert str(events[0]["actor_member_id"]) == member["id"]
@@ -379,7 +309,7 @@ async def test_accept_answers_alike_whatever_account_the_email_has_and_never_tou
     assert users["with password"][1]["password_hash"] is not None  # type: ignore[index]
 
     # The workspace's own log does not tell the cases apart either.
-    accepted = [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "invitation.accepted"]
+    accepted = [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["action"] == "invitation.accepted"]
     assert len(accepted) == 3
     assert {frozenset(e["details"]) for e in accepted} == {frozenset({"member_id", "role", "token_id"})}
 
@@ -533,7 +463,7 @@ async def test_member_answers_never_carry_the_global_user_id(
         for shown in body.get("data", [body]):
             assert set(shown) == MEMBER_FIELDS
 
-    removed = [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "member.removed"]
+    removed = [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["action"] == "member.removed"]
     assert [e["target_id"] for e in removed] == [member["id"]]
     assert removed[0]["details"] == {"email": email, "role": "member"}
 
@@ -544,7 +474,7 @@ async def test_member_answers_never_carry_the_global_user_id(
 async def revoked_events(admin_engine: AsyncEngine, tenant_id: uuid.UUID) -> dict[str, dict[str, object]]:
     return {
         str(e["target_id"]): dict(e)
-        for e in await audit_actions(admin_engine, tenant_id)
+        for e in await workspace_audit(admin_engine, tenant_id)
         if e["action"] == "invitation.revoked"
     }
 
@@ -712,7 +642,7 @@ async def test_only_pending_invitations_can_be_revoked(
     assert (await client.post(f"/v1/invitations/{used['id']}/revoke", headers=tenant_a.headers)).status_code == 409
     assert await snapshot_rows(admin_engine, "invitations", tenant_a.id) == before
 
-    actions = [e["action"] for e in await audit_actions(admin_engine, tenant_a.id)]
+    actions = [e["action"] for e in await workspace_audit(admin_engine, tenant_a.id)]
     assert actions.count("invitation.revoked") == 1
     assert actions.count("invitation.created") == 2
 
@@ -761,23 +691,7 @@ async def test_list_filters_by_status_and_paginates(
 
 
 # -- other workspaces -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("POST", "/revoke")])
-async def test_other_workspace_invitation_answers_like_a_random_id(
-    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant, method: str, suffix: str
-) -> None:
-    foreign_invitation = await invite(client, tenant_b.headers, new_email())
-    before = await snapshot_rows(admin_engine, "invitations", tenant_b.id)
-
-    foreign = await client.request(
-        method, f"/v1/invitations/{foreign_invitation['id']}{suffix}", headers=tenant_a.headers
-    )
-    random = await client.request(method, f"/v1/invitations/{uuid.uuid4()}{suffix}", headers=tenant_a.headers)
-
-    assert foreign.status_code == 404
-    assert (foreign.status_code, foreign.content) == (random.status_code, random.content)
-    assert await snapshot_rows(admin_engine, "invitations", tenant_b.id) == before
+# Another workspace's ids on every route that takes one: tests/isolation/test_foreign_ids.py.
 
 
 async def test_list_shows_only_own_invitations(client: Client, tenant_a: Tenant, tenant_b: Tenant) -> None:

@@ -9,16 +9,17 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.conftest import Tenant, all_pages, create_product
-from tests.integration.business_helpers import (
+from tests.support import (
     Client,
-    answer,
+    Tenant,
+    all_pages,
     assert_problem,
-    audit_actions,
     create_lookup,
     create_order,
+    create_product,
     rows_of,
     snapshot_business,
+    target_audit,
 )
 
 # --- create and get -------------------------------------------------------------------------------
@@ -54,7 +55,7 @@ async def test_create_answers_201_with_location_etag_and_the_stored_fields(
     assert fetched.status_code == 200
     assert fetched.json() == created
     assert fetched.headers["etag"] == response.headers["etag"]
-    assert await audit_actions(admin_engine, tenant_a.id, lookup_id) == ["lookup.created"]
+    assert await target_audit(admin_engine, tenant_a.id, lookup_id) == ["lookup.created"]
 
 
 async def test_defaults_are_no_color_position_zero_and_empty_description(client: Client, tenant_a: Tenant) -> None:
@@ -227,7 +228,7 @@ async def test_deleting_a_category_in_use_is_409_with_the_count_then_works_once_
 
     assert (await client.delete(f"/v1/lookups/{category['id']}", headers=tenant_a.headers)).status_code == 204
     assert (await client.get(f"/v1/lookups/{category['id']}", headers=tenant_a.headers)).status_code == 404
-    assert await audit_actions(admin_engine, tenant_a.id, category["id"]) == ["lookup.created", "lookup.deleted"]
+    assert await target_audit(admin_engine, tenant_a.id, category["id"]) == ["lookup.created", "lookup.deleted"]
 
 
 async def test_deleting_a_tag_in_use_is_409_with_the_count_then_works_once_untagged(
@@ -274,7 +275,7 @@ async def test_patch_changes_only_the_fields_present_and_records_them(
     fetched = await client.get(f"/v1/lookups/{created['id']}", headers=tenant_a.headers)
     assert fetched.json() == patched
     assert fetched.headers["etag"] == response.headers["etag"]
-    assert await audit_actions(admin_engine, tenant_a.id, created["id"]) == ["lookup.created", "lookup.updated"]
+    assert await target_audit(admin_engine, tenant_a.id, created["id"]) == ["lookup.created", "lookup.updated"]
 
 
 async def test_changing_the_kind_is_422_and_changes_nothing(
@@ -319,15 +320,7 @@ async def test_patch_and_delete_with_a_stale_if_match_are_412_and_change_nothing
 
 
 # --- strict parameters ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("method", "body"), [("GET", None), ("PATCH", {"name": "x"}), ("DELETE", None)])
-async def test_a_non_uuid_id_is_400_naming_the_parameter(
-    client: Client, tenant_a: Tenant, method: str, body: dict[str, object] | None
-) -> None:
-    response = await client.request(method, "/v1/lookups/not-a-uuid", json=body, headers=tenant_a.headers)
-    problem = assert_problem(response, 400, "bad-request")
-    assert "lookup_id" in str(problem["errors"])
+# An id that is not a UUID, on every route with one: tests/integration/test_id_routes.py.
 
 
 @pytest.mark.parametrize(("method", "body"), [("GET", None), ("PATCH", {"name": "x"}), ("DELETE", None)])
@@ -379,53 +372,7 @@ async def test_lookups_need_their_own_permission(
 
 
 # --- cross-workspace ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("method", "body"),
-    [("GET", None), ("PATCH", {"name": "stolen"}), ("PATCH", {"kind": "order_tag"}), ("DELETE", None)],
-)
-async def test_other_workspace_entry_answers_like_a_random_id_and_stays_unchanged(
-    client: Client,
-    admin_engine: AsyncEngine,
-    tenant_a: Tenant,
-    tenant_b: Tenant,
-    method: str,
-    body: dict[str, object] | None,
-) -> None:
-    foreign = await create_lookup(client, tenant_b, kind="product_category")
-    await create_product(client, tenant_b, category_id=foreign["id"])  # in use in B: a 409 would leak it
-    before = await snapshot_business(admin_engine, tenant_b.id)
-
-    kwargs = {"json": body} if body is not None else {}
-    stolen = await answer(client, tenant_a, method, f"/v1/lookups/{foreign['id']}", **kwargs)
-    random = await answer(client, tenant_a, method, f"/v1/lookups/{uuid.uuid4()}", **kwargs)
-
-    assert stolen[0] == 404
-    assert stolen == random
-    assert await snapshot_business(admin_engine, tenant_b.id) == before
-
-
-async def test_other_workspace_entry_with_if_match_still_answers_like_a_random_id(
-    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
-) -> None:
-    foreign = await client.post(
-        "/v1/lookups", json={"kind": "order_tag", "code": "x", "name": "x"}, headers=tenant_b.headers
-    )
-    etag = foreign.headers["etag"]
-    before = await snapshot_business(admin_engine, tenant_b.id)
-    headers = {"If-Match": etag}
-    for method in ("PATCH", "DELETE"):
-        kwargs = {"json": {"name": "stolen"}} if method == "PATCH" else {}
-        stolen = await client.request(
-            method, f"/v1/lookups/{foreign.json()['id']}", headers={**tenant_a.headers, **headers}, **kwargs
-        )
-        random = await client.request(
-            method, f"/v1/lookups/{uuid.uuid4()}", headers={**tenant_a.headers, **headers}, **kwargs
-        )
-        assert stolen.status_code == 404
-        assert (stolen.status_code, stolen.content) == (random.status_code, random.content)
-    assert await snapshot_business(admin_engine, tenant_b.id) == before
+# Another workspace's ids on every route that takes one: tests/isolation/test_foreign_ids.py.
 
 
 async def test_usage_counts_only_the_callers_rows(client: Client, tenant_a: Tenant, tenant_b: Tenant) -> None:

@@ -13,8 +13,7 @@ from litestar.testing import transport as litestar_transport
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Tenant, create_product, snapshot_rows
-from tests.integration.test_invitations import audit_actions, join
+from tests.support import Tenant, create_product, join, snapshot_rows, workspace_audit
 
 Client = AsyncTestClient[Litestar]
 
@@ -212,7 +211,7 @@ async def test_deactivation_stops_tokens_on_the_next_request_and_reactivation_re
     assert reactivated.json()["is_active"] is True
     assert (await client.get("/v1/products", headers=member.headers)).status_code == 200
 
-    actions = [(e["action"], e["target_id"]) for e in await audit_actions(admin_engine, tenant_a.id)]
+    actions = [(e["action"], e["target_id"]) for e in await workspace_audit(admin_engine, tenant_a.id)]
     assert ("member.deactivated", member.id) in actions
     assert ("member.reactivated", member.id) in actions
 
@@ -271,7 +270,7 @@ async def test_removing_a_member_removes_their_tokens(
         ).scalar_one()
     assert left == 0
     assert user_kept == 1
-    events = [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "member.removed"]
+    events = [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["action"] == "member.removed"]
     assert [e["target_id"] for e in events] == [member.id]
     # The membership id (the target) and the email identify who left; never the global user id.
     assert events[0]["details"] == {"email": member.email, "role": "admin"}
@@ -285,7 +284,7 @@ async def test_role_changes_are_audited_with_from_and_to(
         f"/v1/members/{member.id}", json={"role": "admin", "display_name": "Grace"}, headers=tenant_a.headers
     )
     await client.patch(f"/v1/members/{member.id}", json={"role": "admin"}, headers=tenant_a.headers)  # no change
-    events = [e for e in await audit_actions(admin_engine, tenant_a.id) if e["target_id"] == member.id]
+    events = [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["target_id"] == member.id]
     changed = [e for e in events if e["action"] == "member.role_changed"]
     assert len(changed) == 1
     assert changed[0]["details"] == {"from": "viewer", "to": "admin"}
@@ -310,7 +309,7 @@ async def test_any_member_edits_their_own_profile(client: Client, admin_engine: 
     for body in ({"display_name": "x", "role": "owner"}, {"role": "owner"}, {"display_name": "bad\u0000name"}):
         assert (await client.patch("/v1/members/me", json=body, headers=viewer.headers)).status_code == 422
     assert await snapshot_rows(admin_engine, "memberships", tenant_a.id) == before
-    events = [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "member.profile_updated"]
+    events = [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["action"] == "member.profile_updated"]
     assert [str(e["actor_member_id"]) for e in events] == [viewer.id]
 
 
@@ -375,40 +374,4 @@ async def test_member_list_filters_and_paginates(client: Client, tenant_a: Tenan
 
 
 # -- other workspaces -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("method", "suffix", "body"),
-    [
-        ("GET", "", None),
-        ("PATCH", "", {"role": "viewer"}),
-        ("PATCH", "", {"display_name": "stolen"}),
-        ("POST", "/deactivate", None),
-        ("POST", "/reactivate", None),
-        ("DELETE", "", None),
-    ],
-)
-async def test_other_workspace_member_answers_like_a_random_id(
-    client: Client,
-    admin_engine: AsyncEngine,
-    tenant_a: Tenant,
-    tenant_b: Tenant,
-    method: str,
-    suffix: str,
-    body: dict[str, object] | None,
-) -> None:
-    foreign_member = await join(client, tenant_b, "member")
-    if suffix == "/reactivate":  # reactivation only changes an inactive member: make B's one
-        await client.post(f"/v1/members/{foreign_member.id}/deactivate", headers=tenant_b.headers)
-    before = await snapshot_rows(admin_engine, "memberships", tenant_b.id)
-    tokens_before = await snapshot_rows(admin_engine, "personal_access_tokens", tenant_b.id)
-    kwargs = {"json": body} if body is not None else {}
-
-    for target in (foreign_member.id, owner_id(tenant_b)):
-        foreign = await client.request(method, f"/v1/members/{target}{suffix}", headers=tenant_a.headers, **kwargs)  # type: ignore[arg-type]
-        random = await client.request(method, f"/v1/members/{uuid.uuid4()}{suffix}", headers=tenant_a.headers, **kwargs)  # type: ignore[arg-type]
-        assert foreign.status_code == 404
-        assert (foreign.status_code, foreign.content) == (random.status_code, random.content)
-
-    assert await snapshot_rows(admin_engine, "memberships", tenant_b.id) == before
-    assert await snapshot_rows(admin_engine, "personal_access_tokens", tenant_b.id) == tokens_before
+# Another workspace's ids on every route that takes one: tests/isolation/test_foreign_ids.py.

@@ -16,12 +16,12 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tenantry.db.migrate import render_policy, upgrade
+from tenantry.db.migrate import render_policy
 from tenantry.db.server import drop_database, ensure_database
 from tenantry.settings import Settings
 from tenantry.tenancy.context import TenantScope, current_scope
 from tenantry.tenancy.session import TenantSession, tenant_session_factory
-from tests.conftest import Tenant, make_settings
+from tests.support import Tenant, make_settings, migrate
 
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -94,7 +94,7 @@ async def test_second_upgrade_changes_nothing(admin_engine: AsyncEngine, setting
     assert len(before["roles"]) == 4
     assert [row[0] for row in before["checksums"]] == _policy_names()
 
-    report = await upgrade(settings)
+    report = await migrate(settings)
 
     assert report.migrations_ran is False
     assert report.revision_before == report.revision_after
@@ -173,12 +173,12 @@ async def fresh_database_url(database_url: str) -> AsyncIterator[str]:
 async def test_fresh_database_gets_every_policy_once_then_only_changed_ones(fresh_database_url: str) -> None:
     settings = make_settings(fresh_database_url)
 
-    first = await upgrade(settings)
+    first = await migrate(settings)
     assert first.revision_before is None
     assert first.migrations_ran is True
     assert first.policies_applied == _policy_names()
 
-    second = await upgrade(settings)
+    second = await migrate(settings)
     assert second.migrations_ran is False
     assert second.revision_after == first.revision_after
     assert second.policies_applied == []
@@ -202,7 +202,7 @@ async def test_fresh_database_gets_every_policy_once_then_only_changed_ones(fres
         async with engine.begin() as connection:
             await connection.execute(text("DROP POLICY tenant_isolation ON public.products"))
 
-        third = await upgrade(settings)
+        third = await migrate(settings)
 
         assert third.migrations_ran is False
         assert third.policies_applied == ["products.sql"]
@@ -223,7 +223,7 @@ async def test_fresh_database_gets_every_policy_once_then_only_changed_ones(fres
         assert recorded == expected
         assert restored == 1
 
-        fourth = await upgrade(settings)
+        fourth = await migrate(settings)
         assert fourth.policies_applied == []
     finally:
         await engine.dispose()

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
-from tests.conftest import Tenant, create_product
+from tests.support import Tenant, create_product
 
 Client = AsyncTestClient[Litestar]
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")

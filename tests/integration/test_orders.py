@@ -21,17 +21,21 @@ from tenantry.orders.repository import OrderRepository
 from tenantry.orders.status import TRANSITIONS
 from tenantry.settings import Settings
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.conftest import Tenant, all_pages, as_tenant, create_product, plan_as_tenant
-from tests.integration.business_helpers import (
+from tests.support import (
     Caller,
     Client,
+    Tenant,
+    all_pages,
     answer,
+    as_tenant,
     assert_problem,
-    audit_actions,
     create_lookup,
     create_order,
+    create_product,
+    plan_as_tenant,
     rows_of,
     snapshot_business,
+    target_audit,
 )
 
 T = TypeVar("T")
@@ -109,7 +113,7 @@ async def test_create_fixes_amount_and_currency_from_the_product_and_starts_the_
     (entry,) = await _history(client, tenant_a, order["id"])
     assert (entry["from_status"], entry["to_status"]) == (None, "created")
     assert entry["changed_by_member_id"] == str(tenant_a.workspace.owner_membership_id)
-    assert await audit_actions(admin_engine, tenant_a.id, order["id"]) == ["order.created"]
+    assert await target_audit(admin_engine, tenant_a.id, order["id"]) == ["order.created"]
 
 
 async def test_a_later_price_change_does_not_alter_an_existing_order(client: Client, tenant_a: Tenant) -> None:
@@ -220,7 +224,7 @@ async def test_patch_replaces_the_tag_set_and_ignores_repeats(
     cleared = await client.patch(f"/v1/orders/{order['id']}", json={"tag_ids": []}, headers=tenant_a.headers)
     assert cleared.json()["tags"] == []
     assert await rows_of(admin_engine, "order_tags", tenant_a.id) == []
-    assert await audit_actions(admin_engine, tenant_a.id, order["id"]) == [
+    assert await target_audit(admin_engine, tenant_a.id, order["id"]) == [
         "order.created",
         "order.updated",
         "order.updated",
@@ -241,7 +245,7 @@ async def test_patch_changes_the_customer_name_only_and_a_no_op_records_nothing(
     }
     unchanged = await client.patch(url, json={"customer_name": "Grace Hopper"}, headers=tenant_a.headers)
     assert unchanged.json() == body
-    assert await audit_actions(admin_engine, tenant_a.id, order["id"]) == ["order.created", "order.updated"]
+    assert await target_audit(admin_engine, tenant_a.id, order["id"]) == ["order.created", "order.updated"]
     for refused in ({"quantity": 5}, {"status": "paid"}, {"amount_cents": 0}, {"product_id": order["product_id"]}):
         assert_problem(await client.patch(url, json=refused, headers=tenant_a.headers), 422, "validation-error")
 
@@ -278,7 +282,7 @@ async def test_every_transition_is_allowed_or_refused_as_the_machine_says(
         assert history[:-1] == history_before
         assert (history[-1]["from_status"], history[-1]["to_status"]) == (from_status, to_status)
         assert history[-1]["changed_by_member_id"] == str(tenant_a.workspace.owner_membership_id)
-        assert (await audit_actions(admin_engine, tenant_a.id, order["id"]))[-1] == "order.status_changed"
+        assert (await target_audit(admin_engine, tenant_a.id, order["id"]))[-1] == "order.status_changed"
     else:
         problem = assert_problem(response, 409, "illegal-transition")
         assert f"from '{from_status}' to '{to_status}'" in problem["detail"]
@@ -519,6 +523,7 @@ async def test_list_shows_only_own_orders(client: Client, tenant_a: Tenant, tena
 
 
 # --- strict parameters and permissions --------------------------------------------------------------
+# An id that is not a UUID, on every route with one: tests/integration/test_id_routes.py.
 
 
 ROUTES = [
@@ -527,15 +532,6 @@ ROUTES = [
     ("POST", "/transitions", {"to": "processing"}),
     ("GET", "/history", None),
 ]
-
-
-@pytest.mark.parametrize(("method", "suffix", "body"), ROUTES)
-async def test_a_non_uuid_id_is_400_naming_the_parameter(
-    client: Client, tenant_a: Tenant, method: str, suffix: str, body: dict[str, object] | None
-) -> None:
-    response = await client.request(method, f"/v1/orders/12345{suffix}", json=body, headers=tenant_a.headers)
-    problem = assert_problem(response, 400, "bad-request")
-    assert "order_id" in str(problem["errors"])
 
 
 @pytest.mark.parametrize(("method", "suffix", "body"), ROUTES)
@@ -592,50 +588,7 @@ def test_viewers_read_orders_and_lookups_and_members_write_them() -> None:
 
 
 # --- cross-workspace ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("method", "suffix", "body"),
-    [
-        *ROUTES,
-        ("PATCH", "", {"tag_ids": []}),
-        ("POST", "/transitions", {"to": "cancelled"}),
-    ],
-)
-async def test_other_workspace_order_answers_like_a_random_id_and_stays_unchanged(
-    client: Client,
-    admin_engine: AsyncEngine,
-    tenant_a: Tenant,
-    tenant_b: Tenant,
-    method: str,
-    suffix: str,
-    body: dict[str, object] | None,
-) -> None:
-    tag = await create_lookup(client, tenant_b, kind="order_tag")
-    foreign = await create_order(client, tenant_b, tag_ids=[tag["id"]])
-    before = await snapshot_business(admin_engine, tenant_b.id)
-
-    kwargs = {"json": body} if body is not None else {}
-    stolen = await answer(client, tenant_a, method, f"/v1/orders/{foreign['id']}{suffix}", **kwargs)
-    random = await answer(client, tenant_a, method, f"/v1/orders/{uuid.uuid4()}{suffix}", **kwargs)
-
-    assert stolen[0] == 404
-    assert stolen == random
-    assert await snapshot_business(admin_engine, tenant_b.id) == before
-
-
-async def test_other_workspace_order_with_its_etag_still_answers_like_a_random_id(
-    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
-) -> None:
-    foreign = await client.get(f"/v1/orders/{(await create_order(client, tenant_b))['id']}", headers=tenant_b.headers)
-    headers = {**tenant_a.headers, "If-Match": foreign.headers["etag"]}
-    before = await snapshot_business(admin_engine, tenant_b.id)
-    for method, suffix, body in (("PATCH", "", {"customer_name": "x"}), ("POST", "/transitions", {"to": "paid"})):
-        stolen = await client.request(method, f"/v1/orders/{foreign.json()['id']}{suffix}", json=body, headers=headers)
-        random = await client.request(method, f"/v1/orders/{uuid.uuid4()}{suffix}", json=body, headers=headers)
-        assert stolen.status_code == 404
-        assert (stolen.status_code, stolen.content) == (random.status_code, random.content)
-    assert await snapshot_business(admin_engine, tenant_b.id) == before
+# Another workspace's ids on every route that takes one: tests/isolation/test_foreign_ids.py.
 
 
 async def test_another_workspaces_tag_answers_exactly_like_an_unknown_one(

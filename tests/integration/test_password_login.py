@@ -20,8 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantry.auth.permissions import role_permissions
 from tenantry.users import passwords, throttle
 from tenantry.users.passwords import HASHER
-from tests.conftest import Tenant
-from tests.integration.test_invitations import PASSWORD, Joined, audit_actions, join, new_email
+from tests.support import PASSWORD, Joined, Tenant, join, new_email, workspace_audit
 
 Client = AsyncTestClient[Litestar]
 Http = httpx.AsyncClient
@@ -95,7 +94,7 @@ async def test_password_login_issues_a_short_lived_token_with_the_role_permissio
     assert me.status_code == 200
     assert me.json()["id"] == member.id
 
-    events = [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "auth.token_issued"]
+    events = [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["action"] == "auth.token_issued"]
     assert len(events) == 1
     assert events[0]["target_id"] == issued["token_id"]
     assert str(events[0]["actor_member_id"]) == member.id
@@ -165,7 +164,7 @@ async def test_every_kind_of_wrong_credential_gets_the_same_401(
     assert first[0] == 401
     assert b"/invalid-credentials" in first[1]
     assert all(answer == first for answer in answers.values()), answers
-    assert not [e for e in await audit_actions(admin_engine, tenant_a.id) if e["action"] == "auth.token_issued"]
+    assert not [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["action"] == "auth.token_issued"]
 
 
 @pytest.fixture

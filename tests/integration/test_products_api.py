@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.conftest import Tenant, all_pages, create_product, snapshot_rows
+from tests.support import Tenant, all_pages, create_product, snapshot_rows
 
 Client = AsyncTestClient[Litestar]
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantry import cli
 from tenantry.settings import ENVIRONMENT, Settings
 from tenantry.tools.seed import SeedOptions, seed
-from tests.conftest import snapshot_rows
+from tests.support import snapshot_rows
 
 PRODUCTS, ORDERS = 23, 31
 

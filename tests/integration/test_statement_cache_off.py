@@ -7,7 +7,7 @@ from litestar.testing import AsyncTestClient
 
 from tenantry.app import create_app
 from tenantry.settings import Settings
-from tests.conftest import Tenant, create_product
+from tests.support import Tenant, create_product
 
 
 async def test_api_serves_with_statement_cache_off(settings: Settings, tenant_a: Tenant) -> None:

@@ -21,13 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from tenantry import cli
-from tenantry.db.migrate import upgrade
 from tenantry.db.server import drop_database, ensure_database
 from tenantry.settings import ENVIRONMENT, Settings, to_asyncpg_url
 from tenantry.tools.catalog_audit import RULES, AuditReport, AuditRoles, audit_database
 from tenantry.tools.catalog_audit.function_rules import DEFINER_ALLOWLIST
 from tenantry.tools.catalog_audit.report import exit_code, render_json
-from tests.conftest import make_settings
+from tests.support import make_settings, migrate
 
 TENANT_VALUE = "(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)"
 SCOPED = f"tenant_id = {TENANT_VALUE}"
@@ -332,7 +331,7 @@ def audit_db(server_url: str) -> Iterator[AuditDatabase]:
 
     asyncio.run(ensure_database(url))
     try:
-        asyncio.run(upgrade(settings))
+        asyncio.run(migrate(settings))
         yield AuditDatabase(server_url, settings, asyncio.run(version()))
     finally:
         asyncio.run(drop_database(url))

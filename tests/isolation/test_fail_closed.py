@@ -15,7 +15,7 @@ from tenantry.settings import Settings
 from tenantry.tenancy.context import tenant_scope
 from tenantry.tenancy.session import set_transaction_context, tenant_session_factory
 from tenantry.workspaces.tables import tenant_tables_children_first
-from tests.conftest import Tenant, as_tenant
+from tests.support import Tenant, as_tenant
 
 INSERT = text(
     "INSERT INTO public.products (tenant_id, id, name, price_cents, currency, sku) "

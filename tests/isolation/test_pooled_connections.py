@@ -15,7 +15,7 @@ import msgspec
 
 from tenantry.app import create_app
 from tenantry.settings import Settings
-from tests.conftest import Tenant, create_product, serve
+from tests.support import Tenant, create_product, serve
 
 WORKSPACES = 10
 REQUESTS = 1000

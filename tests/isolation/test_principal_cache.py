@@ -22,7 +22,7 @@ from tenantry.auth.cache import EXPIRY_MARGIN_S, AuthChangeListener, PrincipalCa
 from tenantry.auth.principal import Principal
 from tenantry.auth.tokens import token_digest
 from tenantry.settings import Settings
-from tests.conftest import Tenant, serve
+from tests.support import Tenant, serve
 
 Client = AsyncTestClient[Litestar]
 
@@ -129,15 +129,15 @@ def test_a_listener_that_has_not_been_heard_from_within_the_lease_stops_the_cach
 
 
 @pytest.fixture
-async def raw_client(app: Litestar) -> AsyncIterator[Client]:
-    """A client that does not wait for the cache to hear about changes."""
-    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+async def raw_client(fresh_app: Litestar) -> AsyncIterator[Client]:
+    """A client of an app of its own (a new cache) that does not wait for the cache to hear about changes."""
+    async with AsyncTestClient(app=fresh_app, raise_server_exceptions=False) as client:
         # The lifespan (and the listener) runs on the test client's own thread and loop: poll.
         for _ in range(200):
-            if app.state.principal_cache.listening():
+            if fresh_app.state.principal_cache.listening():
                 break
             await asyncio.sleep(0.05)
-        assert app.state.principal_cache.listening()
+        assert fresh_app.state.principal_cache.listening()
         yield client
 
 
@@ -203,9 +203,14 @@ async def test_deactivating_a_member_through_the_api_refuses_their_token_at_once
 
 
 async def test_a_change_made_by_another_process_reaches_the_cache_by_notification(
-    raw_client: Client, app: Litestar, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant, settings: Settings
+    raw_client: Client,
+    fresh_app: Litestar,
+    admin_engine: AsyncEngine,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    settings: Settings,
 ) -> None:
-    cache: PrincipalCache = app.state.principal_cache
+    cache: PrincipalCache = fresh_app.state.principal_cache
     token, token_id = await new_token(raw_client, tenant_a)
     assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 200
     assert (await raw_client.get("/v1/whoami", headers=tenant_b.headers)).status_code == 200
@@ -226,23 +231,23 @@ async def test_a_change_made_by_another_process_reaches_the_cache_by_notificatio
 
 
 async def test_a_suspension_by_another_process_takes_effect_once_delivered(
-    raw_client: Client, app: Litestar, admin_engine: AsyncEngine, tenant_a: Tenant
+    raw_client: Client, fresh_app: Litestar, admin_engine: AsyncEngine, tenant_a: Tenant
 ) -> None:
     assert (await raw_client.get("/v1/products", headers=tenant_a.headers)).status_code == 200
     async with admin_engine.begin() as connection:
         await connection.execute(
             text("UPDATE public.workspaces SET status = 'suspended' WHERE id = :id"), {"id": tenant_a.id}
         )
-    await app.state.auth_listener.sync()  # the barrier: every committed change applied
+    await fresh_app.state.auth_listener.sync()  # the barrier: every committed change applied
     refused = await raw_client.get("/v1/products", headers=tenant_a.headers)
     assert refused.status_code == 403, refused.text
 
 
 async def test_while_the_listener_is_deaf_nothing_is_served_from_memory(
-    raw_client: Client, app: Litestar, admin_engine: AsyncEngine, tenant_a: Tenant, settings: Settings
+    raw_client: Client, fresh_app: Litestar, admin_engine: AsyncEngine, tenant_a: Tenant, settings: Settings
 ) -> None:
-    cache: PrincipalCache = app.state.principal_cache
-    listener = app.state.auth_listener
+    cache: PrincipalCache = fresh_app.state.principal_cache
+    listener = fresh_app.state.auth_listener
     token, token_id = await new_token(raw_client, tenant_a)
     assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 200
     assert cache.get(token_digest(token, settings.token_pepper)) is not None
@@ -270,13 +275,13 @@ async def test_while_the_listener_is_deaf_nothing_is_served_from_memory(
 
 
 async def test_a_lookup_that_straddles_a_revocation_does_not_cache_the_stale_answer(
-    app: Litestar, tenant_a: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    fresh_app: Litestar, tenant_a: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reviewer's reproduction: the database answers, the token is revoked (and evicted, with
     nothing cached yet), then the old answer arrives. Before tickets it was served for a whole TTL."""
-    async with serve(app) as client:
+    async with serve(fresh_app) as client:
         for _ in range(200):
-            if app.state.principal_cache.listening():
+            if fresh_app.state.principal_cache.listening():
                 break
             await asyncio.sleep(0.05)
         created = await client.post("/v1/tokens", json={"name": "race"}, headers=tenant_a.headers)
@@ -296,7 +301,7 @@ async def test_a_lookup_that_straddles_a_revocation_does_not_cache_the_stale_ans
         in_flight = asyncio.create_task(client.get("/v1/whoami", headers=bearer(token)))
         await asyncio.wait_for(answered.wait(), timeout=10)
         assert (await client.delete(f"/v1/tokens/{token_id}", headers=tenant_a.headers)).status_code == 204
-        await app.state.auth_listener.sync()
+        await fresh_app.state.auth_listener.sync()
         release.set()
         await in_flight  # answered with what it read before the revocation: it was in flight
         later = [(await client.get("/v1/whoami", headers=bearer(token))).status_code for _ in range(3)]

@@ -15,14 +15,16 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 from litestar import Controller, Litestar, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import NullPool, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tenantry.app import create_app
 from tenantry.auth.principal import Principal
+from tenantry.db.engine import create_engine
 from tenantry.settings import Settings
 from tenantry.tools.probe.discovery import routes_of_app
 from tenantry.tools.probe.findings import ProbeReport
@@ -31,7 +33,7 @@ from tenantry.tools.probe.samples.base import PROBE_EMAIL_DOMAIN, Ids, Sample, S
 from tenantry.tools.probe.samples.catalog import product_sample
 from tenantry.tools.probe.targets import probe_app
 from tenantry.workspaces.tables import tenant_tables
-from tests.conftest import TEST_APP_PASSWORD, TEST_PEPPER, snapshot_rows
+from tests.support import TEST_APP_PASSWORD, TEST_PEPPER, issue_admin_token, snapshot_rows
 
 
 def _token(headers: dict[str, str]) -> str:
@@ -63,8 +65,9 @@ def _served(report: ProbeReport) -> list[str]:
 
 
 async def test_probe_of_the_real_app_finds_nothing_and_reaches_every_tenant_route(
-    app: Litestar, admin_headers: dict[str, str], admin_engine: AsyncEngine
+    fresh_app: Litestar, admin_headers: dict[str, str], admin_engine: AsyncEngine
 ) -> None:
+    app = fresh_app  # the probe runs the app's lifespan itself
     users_before = await _user_emails(admin_engine)
 
     report = await probe_app(app, _token(admin_headers), SAMPLES, ground_truth=_rows_of(admin_engine))
@@ -149,34 +152,6 @@ async def leaky_sample(api: TenantApi, made: Ids) -> Sample:
     )
 
 
-def _app_with(settings: Settings, controller: type[Controller]) -> Litestar:
-    app = create_app(settings)
-    app.register(controller)
-    return app
-
-
-async def test_probe_reports_a_route_that_reads_past_rls_or_takes_the_tenant_from_a_header(
-    settings: Settings, admin_headers: dict[str, str], admin_engine: AsyncEngine
-) -> None:
-    app = _app_with(settings, leaky_controller(admin_engine))
-
-    report = await probe_app(app, _token(admin_headers), [*SAMPLES, leaky_sample])
-
-    assert not report.ok
-    found = {(f.check, f.route) for f in report.findings}
-    by_id, by_header = "GET /v1/leaky/products/{product_id}", "GET /v1/leaky/catalog"
-    write_by_header = "POST /v1/leaky/products/{product_id}/touch"
-    assert ("foreign-id", by_id) in found  # 200 for B's product, 404 for a random id
-    assert ("leak", by_id) in found
-    assert ("tenant-header", by_header) in found
-    assert ("leak", by_header) in found
-    # The write run in B finds no A product there (404 against the control's 200); B is unchanged.
-    assert ("tenant-header", write_by_header) in found
-    # The app's own routes stay clean: every finding is about the leaky routes.
-    assert {f.route for f in report.findings} <= {by_id, by_header, write_by_header}, _describe(report)
-    assert all(f.severity in ("critical", "high") for f in report.findings)
-
-
 class UnsampledController(Controller):
     path = "/v1/widgets"
 
@@ -185,20 +160,73 @@ class UnsampledController(Controller):
         raise NotFoundException()
 
 
-async def test_probe_reports_a_tenant_route_no_sample_covers_as_unprobed(
-    settings: Settings, admin_headers: dict[str, str]
+@pytest.fixture(scope="module")
+def broken_app_report(migrated_settings: Settings) -> ProbeReport:
+    """One probe of an app with three kinds of broken route: leaky ones, an unsampled one and a
+    hidden one. Each probe of the whole API takes seconds, and the findings are per route, so the
+    three tests below read one report instead of running three."""
+
+    async def probe() -> ProbeReport:
+        admin_engine = create_async_engine(migrated_settings.admin_url, poolclass=NullPool)
+        app_engine = create_engine(migrated_settings.app_url, migrated_settings, pool_size=1)
+        try:
+            issued, _ = await issue_admin_token(app_engine, migrated_settings, f"probe {uuid.uuid4().hex[:6]}")
+            app = create_app(migrated_settings)
+            for controller in (leaky_controller(admin_engine), UnsampledController, HiddenController):
+                app.register(controller)
+            return await probe_app(app, issued.token, [*SAMPLES, leaky_sample])
+        finally:
+            await app_engine.dispose()
+            await admin_engine.dispose()
+
+    return asyncio.run(probe())
+
+
+BY_ID, BY_HEADER = "GET /v1/leaky/products/{product_id}", "GET /v1/leaky/catalog"
+WRITE_BY_HEADER = "POST /v1/leaky/products/{product_id}/touch"
+LEAKY = {BY_ID, BY_HEADER, WRITE_BY_HEADER}
+WIDGET = {"GET /v1/widgets/{widget_id}", "HEAD /v1/widgets/{widget_id}"}
+HIDDEN = {"GET /v1/hidden", "HEAD /v1/hidden"}
+
+
+def _findings_on(report: ProbeReport, routes: set[str]) -> set[tuple[str, str]]:
+    return {(f.check, f.route) for f in report.findings if f.route in routes}
+
+
+def test_the_broken_apps_findings_are_all_about_the_broken_routes(broken_app_report: ProbeReport) -> None:
+    """The app's own routes stay clean: every finding is about the routes added to break it."""
+    assert not broken_app_report.ok
+    assert {f.route for f in broken_app_report.findings} <= LEAKY | WIDGET | HIDDEN, _describe(broken_app_report)
+
+
+def test_probe_reports_a_route_that_reads_past_rls_or_takes_the_tenant_from_a_header(
+    broken_app_report: ProbeReport,
 ) -> None:
-    app = _app_with(settings, UnsampledController)
+    found = _findings_on(broken_app_report, LEAKY)
+    assert ("foreign-id", BY_ID) in found  # 200 for B's product, 404 for a random id
+    assert ("leak", BY_ID) in found
+    assert ("tenant-header", BY_HEADER) in found
+    assert ("leak", BY_HEADER) in found
+    # The write run in B finds no A product there (404 against the control's 200); B is unchanged.
+    assert ("tenant-header", WRITE_BY_HEADER) in found
+    assert all(f.severity in ("critical", "high") for f in broken_app_report.findings if f.route in LEAKY)
 
-    report = await probe_app(app, _token(admin_headers), SAMPLES)
 
-    assert not report.ok
-    assert sorted((f.check, f.route) for f in report.findings) == [
+def test_probe_reports_a_tenant_route_no_sample_covers_as_unprobed(broken_app_report: ProbeReport) -> None:
+    assert sorted(_findings_on(broken_app_report, WIDGET)) == [
         ("unprobed-route", "GET /v1/widgets/{widget_id}"),
         ("unprobed-route", "HEAD /v1/widgets/{widget_id}"),
-    ], _describe(report)
-    assert "GET /v1/widgets/{widget_id}" in report.checked.routes
-    assert "GET /v1/widgets/{widget_id}" not in report.checked.probed
+    ], _describe(broken_app_report)
+    assert "GET /v1/widgets/{widget_id}" in broken_app_report.checked.routes
+    assert "GET /v1/widgets/{widget_id}" not in broken_app_report.checked.probed
+
+
+def test_probe_reports_a_served_tenant_route_missing_from_the_openapi_document(broken_app_report: ProbeReport) -> None:
+    """Against a deployment the document is all the probe sees: a hidden route would escape it there."""
+    found = _findings_on(broken_app_report, HIDDEN)
+    assert ("undocumented-route", "GET /v1/hidden") in found
+    assert ("unprobed-route", "GET /v1/hidden") in found
+    assert {route for _, route in found} == HIDDEN, _describe(broken_app_report)
 
 
 def with_route(factory: SampleFactory, route: str, use: Use) -> SampleFactory:
@@ -212,14 +240,14 @@ def with_route(factory: SampleFactory, route: str, use: Use) -> SampleFactory:
 
 
 async def test_probe_reports_a_route_whose_own_valid_request_fails_instead_of_passing_it(
-    app: Litestar, admin_headers: dict[str, str]
+    fresh_app: Litestar, admin_headers: dict[str, str]
 ) -> None:
     """An invalid sample body gets the same 422 for B's ids and random ones: that proves nothing."""
     patch_product = "PATCH /v1/products/{product_id}"
     broken = with_route(product_sample, patch_product, Use(body=lambda ids: {"price_cents": "free"}))
     samples = [broken if factory is product_sample else factory for factory in SAMPLES]
 
-    report = await probe_app(app, _token(admin_headers), samples)
+    report = await probe_app(fresh_app, _token(admin_headers), samples)
 
     assert [(f.check, f.route) for f in report.findings] == [("control-failed", patch_product)], _describe(report)
     assert "422" in report.findings[0].message
@@ -233,20 +261,6 @@ class HiddenController(Controller):
     @get("/", operation_id="getHidden", include_in_schema=False)
     async def get_hidden(self) -> list[Peek]:
         return []
-
-
-async def test_probe_reports_a_served_tenant_route_missing_from_the_openapi_document(
-    settings: Settings, admin_headers: dict[str, str]
-) -> None:
-    """Against a deployment the document is all the probe sees: a hidden route would escape it there."""
-    app = _app_with(settings, HiddenController)
-
-    report = await probe_app(app, _token(admin_headers), SAMPLES)
-
-    found = {(f.check, f.route) for f in report.findings}
-    assert ("undocumented-route", "GET /v1/hidden") in found
-    assert ("unprobed-route", "GET /v1/hidden") in found
-    assert {route for _, route in found} == {"GET /v1/hidden", "HEAD /v1/hidden"}, _describe(report)
 
 
 # --- the command line, in process and against a running server -----------------------------------

@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.app import create_app
 from tenantry.settings import Settings
-from tests.conftest import Tenant, serve
 from tests.isolation.conftest_pgbouncer import PgBouncer, pgbouncer_fixture  # noqa: F401 - the fixture
+from tests.support import Tenant, serve
 
 WORKSPACES = 20
 PER_WORKSPACE = 100  # 2000 requests

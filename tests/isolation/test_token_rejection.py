@@ -12,7 +12,7 @@ from tenantry.app import create_app
 from tenantry.auth.tokens import generate_token
 from tenantry.settings import Settings
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.conftest import TEST_PEPPER, Tenant
+from tests.support import TEST_PEPPER, Tenant
 
 Client = AsyncTestClient[Litestar]
 

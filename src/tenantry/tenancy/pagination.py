@@ -54,7 +54,7 @@ class NoFilters(msgspec.Struct, frozen=True):
     """The filters of a list that has none."""
 
 
-class _Position(msgspec.Struct, omit_defaults=True):
+class Position(msgspec.Struct, omit_defaults=True):
     after: uuid.UUID
     # The sort column's value of the last row, for lists sorted by something other than id.
     key: str | int | float | None = None
@@ -107,11 +107,11 @@ class Ordering:
         current, last = tuple_(self.column, self.id_column), tuple_(sort_value, after)
         return current < last if self.descending else current > last
 
-    def position_of(self, row: Any) -> _Position:
+    def position_of(self, row: Any) -> Position:
         after = getattr(row, self.id_column.key)
         if self.by_id_only:
-            return _Position(after=after)
-        return _Position(after=after, key=msgspec.to_builtins(getattr(row, self.column.key)))
+            return Position(after=after)
+        return Position(after=after, key=msgspec.to_builtins(getattr(row, self.column.key)))
 
 
 def cursor_binding(resource: str, scope: uuid.UUID | str, filters: msgspec.Struct, ordering: Ordering) -> str:
@@ -131,12 +131,12 @@ def _mac(key: bytes, binding: str, payload: bytes) -> bytes:
     return hmac.new(key, binding.encode() + b"\x00" + payload, hashlib.sha256).digest()[:16]
 
 
-def encode_cursor(position: _Position, *, key: bytes, binding: str) -> str:
+def encode_cursor(position: Position, *, key: bytes, binding: str) -> str:
     payload = msgspec.json.encode(position)
     return f"{_b64(payload)}.{_b64(_mac(key, binding, payload))}"
 
 
-def decode_cursor(cursor: str, *, key: bytes, binding: str) -> _Position:
+def decode_cursor(cursor: str, *, key: bytes, binding: str) -> Position:
     """The last row's id and sort value; refuses a cursor made for another list, tenant or query."""
     try:
         payload_text, mac_text = cursor.split(".", 1)
@@ -146,7 +146,7 @@ def decode_cursor(cursor: str, *, key: bytes, binding: str) -> _Position:
     if not hmac.compare_digest(mac, _mac(key, binding, payload)):
         raise InvalidCursor(_REFUSED)
     try:
-        return msgspec.json.decode(payload, type=_Position)
+        return msgspec.json.decode(payload, type=Position)
     except msgspec.MsgspecError:
         raise InvalidCursor(_REFUSED) from None
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the lookup, order and product-category tests (not a test module itself)."""
+"""Lookups and orders made through the API, problem answers, and snapshots of the business tables."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Tenant, create_product, snapshot_rows
-
-Client = AsyncTestClient[Litestar]
+from tests.support.http import Client, create_product
+from tests.support.rows import snapshot_rows
+from tests.support.tenants import Tenant
 
 PROBLEM = "application/problem+json"
 # Nothing internal may cross the problem layer (docs/05-api-guide.md, Errors).
@@ -80,13 +78,7 @@ async def create_order(client: Client, tenant: Tenant, product_id: Any = None, *
     return dict(response.json())
 
 
-async def answer(client: Client, tenant: Tenant, method: str, path: str, **kwargs: Any) -> tuple[int, bytes]:
-    """Status and exact body bytes, for comparing a foreign id's answer with a random id's."""
-    response = await client.request(method, path, headers=tenant.headers, **kwargs)
-    return response.status_code, response.content
-
-
-async def audit_actions(admin_engine: AsyncEngine, tenant_id: uuid.UUID, target_id: Any) -> list[str]:
+async def target_audit(admin_engine: AsyncEngine, tenant_id: uuid.UUID, target_id: Any) -> list[str]:
     async with admin_engine.connect() as connection:
         rows = await connection.execute(
             text("SELECT action FROM public.audit_events WHERE tenant_id = :t AND target_id = :id ORDER BY id"),

@@ -1,18 +1,21 @@
-"""Helpers shared by the test_admin_* modules (this module holds no tests)."""
+"""Platform admin tokens, and workspaces made and inspected through the admin API."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-from sqlalchemy import text
+import msgspec
+from sqlalchemy import JSON, Table, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.workspaces.tables import tenant_tables
+from tenantry.admin.accounts import AdminTokenService, NewAdminToken
+from tenantry.settings import Settings
+from tenantry.tenancy.session import platform_session_factory
+from tenantry.workspaces.tables import exportable_columns, tenant_tables
+from tests.support.http import Client, bearer
+from tests.support.rows import snapshot_rows
 
-Client = AsyncTestClient[Litestar]
 WORKSPACES = "/admin/v1/workspaces"
 
 
@@ -31,10 +34,6 @@ async def create_workspace(client: Client, admin_headers: dict[str, str], **over
     response = await client.post(WORKSPACES, json=workspace_body(**overrides), headers=admin_headers)
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def add_products(client: Client, token: str, count: int) -> list[dict[str, Any]]:
@@ -61,8 +60,6 @@ async def count_rows(admin_engine: AsyncEngine, workspace_id: uuid.UUID | str) -
 
 async def snapshot_all(admin_engine: AsyncEngine, workspace_id: uuid.UUID) -> dict[str, list[str]]:
     """Every tenant row of one workspace in every tenant table, as exact text."""
-    from tests.conftest import snapshot_rows
-
     return {table.name: await snapshot_rows(admin_engine, table.name, workspace_id) for table in tenant_tables()}
 
 
@@ -90,3 +87,36 @@ async def tenant_events(admin_engine: AsyncEngine, workspace_id: uuid.UUID | str
             {"w": workspace_id},
         )
         return [(r[0], r[1]) for r in result]
+
+
+async def issue_admin_token(engine: AsyncEngine, settings: Settings, name: str) -> tuple[NewAdminToken, uuid.UUID]:
+    """A platform admin token, made by the same service as `tenantry admin token create`."""
+    async with platform_session_factory(engine, settings)() as session:
+        new = await AdminTokenService(session, settings).issue(name)
+    return new, new.id
+
+
+async def revoke_admin_token(engine: AsyncEngine, settings: Settings, token_id: uuid.UUID) -> bool:
+    async with platform_session_factory(engine, settings)() as session:
+        await AdminTokenService(session, settings).revoke(token_id)
+    return True
+
+
+def read_back(table: Table, line: dict[str, Any]) -> dict[str, Any]:
+    """A parsed JSON line turned back into the column's Python values (uuid, datetime, bytes...)."""
+    values = {}
+    for column in exportable_columns(table):
+        value = line[column.name]
+        if value is not None and not isinstance(column.type, JSON):
+            value = msgspec.convert(value, column.type.python_type)
+        values[column.name] = value
+    return values
+
+
+async def ground_truth(admin_engine: AsyncEngine, table: Table, workspace_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The table's rows of the workspace, read past RLS as the privileged account."""
+    query = (
+        select(*exportable_columns(table)).where(table.c.tenant_id == workspace_id).order_by(*table.primary_key.columns)
+    )
+    async with admin_engine.connect() as connection:
+        return [dict(row._mapping) for row in await connection.execute(query)]
