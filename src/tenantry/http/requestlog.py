@@ -1,7 +1,8 @@
 """Request ids and the access log, around everything (including 404 and 405 from the router).
 
 Each request is logged once, as one JSON line, with its request id, workspace id, route, status
-and duration. Headers are never logged, so a token cannot end up in a log.
+and duration. Headers are never logged, so a token cannot end up in a log. The same place feeds
+the request metrics and names the trace span (core/metrics.py, app.py): one hook per request.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 import msgspec
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry import trace
 
 from tenantry.auth.principal import Principal
+from tenantry.core.metrics import Metrics
 
 access_log = logging.getLogger("tenantry.access")
 # The request id of the request being served, for the audit log; None outside a request.
@@ -41,7 +44,9 @@ def _route(scope: Scope) -> str:
     return scope.get("path_template") or "<unmatched>"
 
 
-async def log_requests(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def log_requests(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, metrics: Metrics | None = None, traced: bool = False
+) -> None:
     request_id = _request_id(scope)
     reset = current_request_id.set(request_id)
     started = time.perf_counter()
@@ -57,14 +62,35 @@ async def log_requests(app: ASGIApp, scope: Scope, receive: Receive, send: Send)
     try:
         await app(scope, receive, send_with_request_id)
     finally:
+        seconds = time.perf_counter() - started
         principal = scope.get("user")
+        method = str(scope.get("method", ""))
+        route = _route(scope)
+        workspace_id = str(principal.tenant_id) if isinstance(principal, Principal) else None
         record: dict[str, Any] = {
             "request_id": request_id,
-            "method": scope.get("method"),
-            "route": _route(scope),
+            "method": method,
+            "route": route,
             "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "workspace_id": str(principal.tenant_id) if isinstance(principal, Principal) else None,
+            "duration_ms": round(seconds * 1000, 2),
+            "workspace_id": workspace_id,
         }
-        access_log.info(msgspec.json.encode(record).decode())
+        access_log.info(msgspec.json.encode(record).decode(), extra={"access": record})
+        if metrics is not None:
+            metrics.observe_request(method, route, status, seconds)
+        if traced:
+            _describe_span(method, route, request_id, workspace_id)
         current_request_id.reset(reset)
+
+
+def _describe_span(method: str, route: str, request_id: str, workspace_id: str | None) -> None:
+    """Name the server span after the route template and tag it with the workspace (never a
+    token: headers are not recorded, see app.py)."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    span.update_name(f"{method} {route}")
+    span.set_attribute("http.route", route)
+    span.set_attribute("tenantry.request_id", request_id)
+    if workspace_id is not None:
+        span.set_attribute("tenantry.workspace_id", workspace_id)

@@ -24,11 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantry.auth.resolver import resolve_token
 from tenantry.auth.tokens import is_well_formed, token_digest
 from tenantry.core.ids import uuid7
+from tenantry.db.connectivity import DatabaseUnreachable, describe_connection_error
 from tenantry.db.engine import create_engine
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import ensure_database, start_embedded
 from tenantry.settings import Settings, load_settings
 from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
+from tenantry.tools.serving import bind_listening_socket, ensure_port_free
 from tenantry.workspaces.bootstrap import ProvisioningService
 
 DEMO_SLUG = "demo"
@@ -115,25 +117,49 @@ async def _seed_demo_products(engine: AsyncEngine, settings: Settings, workspace
             )
 
 
+async def _prepare_or_explain(settings: Settings, data_dir: Path) -> str:
+    try:
+        return await prepare(settings, data_dir)
+    except Exception as exc:
+        message = describe_connection_error(exc, settings.admin_url)
+        if message is None:
+            raise
+        raise DatabaseUnreachable(message) from None
+
+
 def run_dev(data_dir: Path, host: str, port: int) -> None:
     import uvicorn
 
     from tenantry.app import create_app
     from tenantry.core.logs import configure_logging
 
-    settings = dev_settings(data_dir)
-    token = asyncio.run(prepare(settings, data_dir))
-    base = f"http://{host}:{port}"
-    print(
-        "\nTenantry is starting.\n"
-        f"  demo token : {token}\n"
-        f"  try        : curl -H 'Authorization: Bearer {token}' {base}/v1/products\n"
-        f"  API docs   : {base}/schema  (Swagger UI: {base}/schema/swagger)\n"
-        f"  data folder: {data_dir}\n",
-        flush=True,
-    )
-    configure_logging(settings.log_level)
-    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
-    # embedded PostgreSQL's atexit hook stop the server instead of leaving it running.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    # The port first, and kept: a second `tenantry dev` on a taken port stops here, before it
+    # starts a server, migrates or prints a token, and nobody can take the port meanwhile.
+    listening = bind_listening_socket(host, port)
+    try:
+        settings = dev_settings(data_dir)
+        if settings.metrics:
+            ensure_port_free(settings.metrics_host, settings.metrics_port)
+        token = asyncio.run(_prepare_or_explain(settings, data_dir))
+        base = f"http://{host}:{port}"
+        print(
+            "\nTenantry is starting.\n"
+            f"  demo token : {token}\n"
+            f"  try        : curl -H 'Authorization: Bearer {token}' {base}/v1/products\n"
+            f"  API docs   : {base}/schema  (Swagger UI: {base}/schema/swagger)\n"
+            f"  data folder: {data_dir}\n",
+            flush=True,
+        )
+        configure_logging(settings.log_level, settings.log_format)
+        # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+        # embedded PostgreSQL's atexit hook stop the server instead of leaving it running.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        app = create_app(settings)
+        if settings.metrics:  # one process: its own registry, on a port of its own
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port, settings.metrics_host, registry=app.state.metrics.registry)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+        uvicorn.Server(config).run(sockets=[listening])
+    finally:
+        listening.close()
