@@ -6,7 +6,9 @@ keeps it in `app.state.metrics` (None when metrics are off); what counts reads i
 - http/requestlog.py: every request's latency, by method, route template and status;
 - db/engine.py: the pool's connections in use, overflow and waiters;
 - auth/cache.py: token cache hits and misses;
-- http/problems.py: database errors by SQLSTATE class, and pool timeouts;
+- db/engine.py: every database error by SQLSTATE class, as SQLAlchemy reports it (whether a
+  service turns it into a domain error, like 23505 into 409, or http/problems.py maps it);
+- http/problems.py: pool timeouts;
 - rate limiting: `count_rate_limited`, e.g.
   ``if (metrics := request.app.state.get("metrics")) is not None: metrics.count_rate_limited("token", "rate")``.
 
@@ -76,8 +78,8 @@ class Metrics:
         )
         self.db_errors = Counter(
             "tenantry_db_errors",
-            "Database errors that reached the error layer, by SQLSTATE class (two characters; 'none' "
-            "when the driver gave no SQLSTATE, e.g. a lost connection).",
+            "Errors the database driver raised on the app's engine, by SQLSTATE class (two characters; "
+            "'none' when there was no SQLSTATE, e.g. a refused or lost connection).",
             ("sqlstate_class",),
             registry=r,
         )
@@ -122,19 +124,39 @@ class Metrics:
 
         return MeteredPool
 
-    def watch_pool(self, engine: AsyncEngine) -> None:
-        """Keep the pool gauges current on every checkout and checkin."""
+    def watch_engine(self, engine: AsyncEngine) -> None:
+        """Count the engine's database errors; keep the pool gauges current on every checkout and checkin."""
+
+        def on_error(context: Any) -> None:
+            original = context.original_exception
+            code = getattr(original, "sqlstate", None) or getattr(
+                getattr(original, "__cause__", None), "sqlstate", None
+            )
+            self.count_db_error(code if isinstance(code, str) else None)
+
+        event.listen(engine.sync_engine, "handle_error", on_error)
         pool = engine.sync_engine.pool
         if not isinstance(pool, AsyncAdaptedQueuePool):
             return
         self.pool_size.set(pool.size())
 
-        def update(*_: Any) -> None:
-            current = engine.sync_engine.pool  # a disposed engine gets a new pool
-            if isinstance(current, AsyncAdaptedQueuePool):
-                self.pool_in_use.set(current.checkedout())
-                # QueuePool counts overflow from -pool_size while the pool is not yet full.
-                self.pool_overflow.set(max(current.overflow(), 0))
+        def current() -> AsyncAdaptedQueuePool | None:
+            pool = engine.sync_engine.pool  # a disposed engine gets a new pool
+            return pool if isinstance(pool, AsyncAdaptedQueuePool) else None
 
-        event.listen(engine.sync_engine, "checkout", update)
-        event.listen(engine.sync_engine, "checkin", update)
+        def on_checkout(*_: Any) -> None:
+            if (pool := current()) is not None:
+                self.pool_in_use.set(pool.checkedout())
+                # QueuePool counts overflow from -pool_size while the pool is not yet full.
+                self.pool_overflow.set(max(pool.overflow(), 0))
+
+        def on_checkin(*_: Any) -> None:
+            # Fired before the connection is back in the queue: it still counts as checked out,
+            # and if the queue is full it is an overflow connection about to be closed.
+            if (pool := current()) is not None:
+                self.pool_in_use.set(max(pool.checkedout() - 1, 0))
+                closing = 1 if pool.checkedin() >= pool.size() else 0
+                self.pool_overflow.set(max(pool.overflow() - closing, 0))
+
+        event.listen(engine.sync_engine, "checkout", on_checkout)
+        event.listen(engine.sync_engine, "checkin", on_checkin)

@@ -50,5 +50,5 @@ def create_engine(
         **extra,
     )
     if metrics is not None:
-        metrics.watch_pool(engine)
+        metrics.watch_engine(engine)
     return engine

@@ -178,8 +178,6 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem_response(503, "The service is busy; retry shortly.")
     if isinstance(exc, DBAPIError):
         code = sqlstate_of(exc) or ""
-        if (metrics := request.app.state.get("metrics")) is not None:
-            metrics.count_db_error(code)
         if code in _SQLSTATE:
             status, detail = _SQLSTATE[code]
             return problem_response(status, detail)

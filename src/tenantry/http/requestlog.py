@@ -57,6 +57,9 @@ async def log_requests(
         if message["type"] == "http.response.start":
             status = message["status"]
             MutableScopeHeaders.from_message(message)["Request-Id"] = request_id
+            if traced:
+                # Now, not in `finally`: the server span ends with the last body message.
+                _describe_span(scope, request_id)
         await send(message)
 
     try:
@@ -78,19 +81,20 @@ async def log_requests(
         access_log.info(msgspec.json.encode(record).decode(), extra={"access": record})
         if metrics is not None:
             metrics.observe_request(method, route, status, seconds)
-        if traced:
-            _describe_span(method, route, request_id, workspace_id)
         current_request_id.reset(reset)
 
 
-def _describe_span(method: str, route: str, request_id: str, workspace_id: str | None) -> None:
+def _describe_span(scope: Scope, request_id: str) -> None:
     """Name the server span after the route template and tag it with the workspace (never a
-    token: headers are not recorded, see app.py)."""
+    token: headers are not recorded, see http/tracing.py). Routing and authentication are over
+    by the time the answer starts, so both are known."""
     span = trace.get_current_span()
     if not span.is_recording():
         return
-    span.update_name(f"{method} {route}")
+    route = _route(scope)
+    span.update_name(f"{scope.get('method', 'HTTP')} {route}")
     span.set_attribute("http.route", route)
     span.set_attribute("tenantry.request_id", request_id)
-    if workspace_id is not None:
-        span.set_attribute("tenantry.workspace_id", workspace_id)
+    principal = scope.get("user")
+    if isinstance(principal, Principal):
+        span.set_attribute("tenantry.workspace_id", str(principal.tenant_id))
