@@ -20,6 +20,13 @@ LOG_FORMATS = ("text", "json")
 # attempted: asyncpg's own default ("prefer") tries TLS against every server first.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 DEFAULT_SSL_MODE = "disable"
+# libpq's certificate parameters and the environment variables asyncpg reads for them.
+SSL_FILE_VARIABLES = {
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+}
 
 
 class SettingsError(ValueError):
@@ -247,6 +254,10 @@ def to_asyncpg_url(url: str | URL) -> URL:
         raise SettingsError("DATABASE_URL is not a valid database URL") from None
     if parsed.get_backend_name() not in {"postgresql", "postgres"}:
         raise SettingsError("DATABASE_URL must point at PostgreSQL")
+    if files := sorted(set(parsed.query) & set(SSL_FILE_VARIABLES)):
+        # asyncpg reads them from its DSN only, never from the keywords SQLAlchemy passes it.
+        hint = ", ".join(f"{SSL_FILE_VARIABLES[name]} instead of {name}" for name in files)
+        raise SettingsError(f"certificate files cannot be given in a database URL: set {hint}")
     mode = parsed.query.get("sslmode") or parsed.query.get("ssl") or DEFAULT_SSL_MODE
     if not isinstance(mode, str) or mode not in SSL_MODES:
         raise SettingsError(f"sslmode in a database URL must be one of {', '.join(SSL_MODES)}, got {mode!r}")

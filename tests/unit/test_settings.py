@@ -276,6 +276,12 @@ def test_the_urls_tls_mode_reaches_every_connection(key: str, mode: str) -> None
     assert dict(listen.query) == {"sslmode": mode}  # libpq's name in a DSN for asyncpg.connect
 
 
+def test_certificate_files_in_the_url_are_refused_with_the_variable_to_use() -> None:
+    url = "postgresql://a@db.example/t?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+    with pytest.raises(SettingsError, match="PGSSLROOTCERT"):
+        load_settings(_env(DATABASE_URL=url))
+
+
 def test_an_unknown_tls_mode_is_refused() -> None:
     with pytest.raises(SettingsError, match="sslmode"):
         load_settings(_env(DATABASE_URL="postgresql://a@db.example/t?sslmode=always"))

@@ -30,7 +30,6 @@ _SQLSTATE_HINTS = {
     "3D000": "the database does not exist: create it (or let `tenantry dev` create it)",
     "53300": "the server has no free connection slot (max_connections): retry, or raise the limit",
     "57P03": "the server is starting up or shutting down: retry in a moment",
-    "42501": "the role may not connect to this database (GRANT CONNECT)",
     # Not connection failures, but what a command meets on a database that was never migrated.
     "42P01": "the schema is missing or older than this version: run `tenantry db upgrade`",
     "42883": "the schema is missing or older than this version: run `tenantry db upgrade`",

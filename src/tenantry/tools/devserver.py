@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import sys
 import uuid
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import NullPool, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tenantry.auth.resolver import resolve_token
 from tenantry.auth.tokens import is_well_formed, token_digest
@@ -28,7 +29,7 @@ from tenantry.db.connectivity import DatabaseUnreachable, describe_connection_er
 from tenantry.db.engine import create_engine
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import ensure_database, start_embedded
-from tenantry.settings import Settings, load_settings
+from tenantry.settings import Settings, SettingsError, load_settings
 from tenantry.tenancy.session import SET_TRANSACTION_CONTEXT, transaction_context
 from tenantry.tools.serving import bind_listening_socket, ensure_port_free
 from tenantry.workspaces.bootstrap import ProvisioningService
@@ -66,9 +67,63 @@ def dev_settings(data_dir: Path, environ: dict[str, str] | None = None) -> Setti
         url = to_named_database(start_embedded(data_dir / "pgdata"), "tenantry")
         env["DATABASE_URL"] = url
         print(f"embedded PostgreSQL running, data in {data_dir / 'pgdata'}")
+    else:
+        env = {**deployment_roles(env["DATABASE_URL"], env), **env}
     env.setdefault("TENANTRY_TOKEN_PEPPER", generated["token_pepper"])
     env.setdefault("TENANTRY_APP_PASSWORD", generated["app_password"])
-    return load_settings(env, dev_mode=True)
+    settings = load_settings(env, dev_mode=True)
+    if environ is None and os.environ.get("DATABASE_URL"):
+        print(
+            f"roles of this database: {settings.owner_role}, {settings.tenant_role}, {settings.platform_role}, {settings.app_role}"
+        )
+    return settings
+
+
+ROLE_VARIABLES = {
+    "TENANTRY_OWNER_ROLE": "owner",
+    "TENANTRY_TENANT_ROLE": "tenant",
+    "TENANTRY_PLATFORM_ROLE": "platform",
+    "TENANTRY_APP_ROLE": "app",
+}
+
+
+def deployment_roles(database_url: str, env: dict[str, str]) -> dict[str, str]:
+    """Role names of their own for a development database on a server you already have.
+
+    Roles belong to the whole server, and every start sets the app role's password: with the
+    default names, `tenantry dev` against a shared server would reset the password of every
+    other deployment's `tenantry_app`. So the roles are named after the database
+    (`tenantry_dev` -> `tenantry_dev_app`, ...) unless TENANTRY_*_ROLE say otherwise.
+    """
+    if all(variable in env for variable in ROLE_VARIABLES):
+        return {}
+    database = make_url(database_url).database or ""
+    longest = max(len(suffix) for suffix in ROLE_VARIABLES.values()) + 1
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", database) or len(database) + longest > 63:
+        raise SettingsError(
+            f"cannot name roles after the database {database!r} (a lower-case identifier of at most "
+            f"{63 - longest} characters): set {', '.join(ROLE_VARIABLES)}"
+        )
+    return {variable: f"{database}_{suffix}" for variable, suffix in ROLE_VARIABLES.items()}
+
+
+async def refuse_other_roles(settings: Settings) -> None:
+    """A database set up under other role names cannot be migrated by these: say which to use."""
+    engine = create_async_engine(settings.admin_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            owner = await connection.scalar(
+                text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'workspaces'")
+            )
+    finally:
+        await engine.dispose()
+    if owner is not None and owner != settings.owner_role:
+        prefix = owner.removesuffix("_owner") if owner.endswith("_owner") else None
+        names = " ".join(f"{v}={prefix}_{s}" for v, s in ROLE_VARIABLES.items()) if prefix else ""
+        raise SettingsError(
+            f"this database's schema belongs to role {owner!r}, not {settings.owner_role!r}: start with the "
+            f"role names it was set up with{': ' + names if names else ' (TENANTRY_*_ROLE)'}"
+        )
 
 
 def to_named_database(url: str, name: str) -> str:
@@ -78,6 +133,7 @@ def to_named_database(url: str, name: str) -> str:
 async def prepare(settings: Settings, data_dir: Path) -> str:
     """Migrate, make sure the demo workspace exists, and return a working demo token."""
     await ensure_database(settings.database_url)
+    await refuse_other_roles(settings)
     await upgrade(settings, log=print)
     engine = create_engine(settings.app_url, settings, pool_size=1)
     try:
