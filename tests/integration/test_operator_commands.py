@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -170,7 +171,8 @@ def password_server() -> Iterator[tuple[str, str]]:
         url = make_url(trusted).set(password=admin_password).render_as_string(hide_password=False)
         yield url, app_password
     finally:
-        server.cleanup()
+        server.cleanup()  # stops the server, then removes its data
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def base_env(database_url: str, **more: str) -> dict[str, str]:
