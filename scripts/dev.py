@@ -6,7 +6,8 @@
     python3 scripts/dev.py check   # ruff, ruff format, mypy --strict and the import layers, as CI runs them
     python3 scripts/dev.py lock    # re-resolve requirements/*.lock after a change to pyproject.toml
 
-Each makes a virtual environment in .venv on first use (and again when pyproject.toml or a lockfile
+`serve` becomes the server (exec), so a signal sent to it reaches the server. Each makes a
+virtual environment in .venv on first use (and again when pyproject.toml or a lockfile
 changes), installs the exact versions of requirements/dev.lock into it (hash-checked) and Tenantry
 itself, and runs the real command inside it. Extra arguments pass through: `serve --port 8001`,
 `test -k products -x`.
@@ -110,7 +111,12 @@ def main(argv: list[str]) -> int:
     if command == "check":
         return check()
     if command == "serve":
-        return subprocess.call([str(BIN / "tenantry"), "dev", *rest])
+        # Replace this process with the server, so that SIGTERM and SIGINT reach `tenantry dev`
+        # itself (it stops its embedded PostgreSQL on either); a child would be left running.
+        tenantry = str(BIN / "tenantry")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(tenantry, [tenantry, "dev", *rest])
     code = subprocess.call([str(BIN / "python"), "-m", "pytest", *pytest_arguments(rest)])
     if code == 5:
         print("pytest collected no tests: that is a failure, not a pass.", file=sys.stderr)

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.trace import TracerProvider
 
 from tenantry import __version__
 from tenantry.auth.cache import AuthChangeListener, PrincipalCache
 from tenantry.auth.middleware import AuthenticationMiddleware
+from tenantry.core.metrics import Metrics
 from tenantry.db.engine import create_engine
 from tenantry.http.allow import FixAllowHeader
 from tenantry.http.dependencies import (
@@ -29,6 +36,7 @@ from tenantry.http.openapi import ApiDocumentation
 from tenantry.http.problems import handle_exception
 from tenantry.http.request_checks import check_request
 from tenantry.http.requestlog import log_requests
+from tenantry.http.tracing import build_tracer_provider, trace_engine, traced_asgi
 from tenantry.routes import ROUTES
 from tenantry.settings import Settings
 from tenantry.tenancy.pagination import cursor_key
@@ -42,24 +50,58 @@ header (a valid client `X-Request-Id` is kept). Properties are snake_case everyw
 an `Idempotency-Key`: repeated within 24 hours, it gets the first successful answer again."""
 
 
+# The API documentation UI's scripts, served by the app itself (docs_ui/README.md).
+DOCS_UI = Path(__file__).parent / "http" / "docs_ui"
+DOCS_UI_PATH = "/schema/assets"
+# Scalar's defaults reach scalar.com (web fonts, telemetry, its AI agent): off, so /schema works offline.
+SCALAR_OPTIONS = {"withDefaultFonts": False, "telemetry": False, "agent": {"disabled": True}}
+
+
 class TenantryApp(Litestar):
-    """Litestar with the request log wrapped around everything, router 404s and 405s included."""
+    """Litestar with the request log wrapped around everything, router 404s and 405s included.
+
+    The request log is also the one per-request hook of the metrics and of tracing: with tracing
+    on, OpenTelemetry's ASGI middleware wraps it, so the request log can name the span.
+    """
+
+    metrics: Metrics | None = None
+    traced: OpenTelemetryMiddleware | None = None
+
+    def instrument(self, metrics: Metrics | None, tracer_provider: TracerProvider | None) -> None:
+        self.metrics = metrics
+        if tracer_provider is not None:
+            self.traced = traced_asgi(self._logged_traced, tracer_provider)
+
+    async def _logged_traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await log_requests(super().__call__, scope, receive, send, self.metrics, traced=True)
 
     async def __call__(
         self, scope: Scope | LifeSpanScope, receive: Receive | LifeSpanReceive, send: Send | LifeSpanSend
     ) -> None:
-        if scope["type"] == ScopeType.HTTP:
-            await log_requests(super().__call__, scope, receive, send)  # type: ignore[arg-type]
-        else:
+        if scope["type"] != ScopeType.HTTP:
             await super().__call__(scope, receive, send)
+        elif self.traced is not None:
+            await self.traced(scope, receive, send)  # type: ignore[arg-type]
+        else:
+            await log_requests(super().__call__, scope, receive, send, self.metrics)  # type: ignore[arg-type]
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None) -> Litestar:
+    """The app for `settings`. With `settings.tracing`, spans go to `tracer_provider` (tests pass
+    one with an in-memory exporter), else to the OTLP exporter of http/tracing.py."""
     settings.require_secrets()
+    metrics = Metrics() if settings.metrics else None
+    owns_provider = settings.tracing and tracer_provider is None
+    if owns_provider:
+        tracer_provider = build_tracer_provider()
+    elif not settings.tracing:
+        tracer_provider = None
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
-        engine = create_engine(settings.app_url, settings)
+        engine = create_engine(settings.app_url, settings, metrics=metrics)
+        if tracer_provider is not None:
+            trace_engine(engine, tracer_provider)
         app.state.engine = engine
         app.state.session_factory = tenant_session_factory(engine, settings)
         app.state.platform_session_factory = platform_session_factory(engine, settings)
@@ -68,6 +110,12 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             await engine.dispose()
+            if owns_provider and tracer_provider is not None:
+                tracer_provider.shutdown()  # type: ignore[attr-defined]  # the SDK's: flushes the last spans
+            if metrics is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # this worker's gauges leave the sums
 
     @asynccontextmanager
     async def principal_cache(app: Litestar) -> AsyncIterator[None]:
@@ -75,7 +123,7 @@ def create_app(settings: Settings) -> Litestar:
             app.state.principal_cache = None
             yield
             return
-        cache = PrincipalCache(settings.auth_cache_ttl_s)
+        cache = PrincipalCache(settings.auth_cache_ttl_s, metrics=metrics)
         listener = AuthChangeListener(settings.auth_listen_dsn, cache)
         app.state.principal_cache = cache
         app.state.auth_listener = listener
@@ -91,10 +139,30 @@ def create_app(settings: Settings) -> Litestar:
         description=API_DESCRIPTION,
         path="/schema",
         use_handler_docstrings=True,
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+        render_plugins=[
+            ScalarRenderPlugin(
+                js_url=f"{DOCS_UI_PATH}/scalar/standalone.js",
+                css_url=f"{DOCS_UI_PATH}/scalar/tenantry.css",
+                options=SCALAR_OPTIONS,
+                favicon=_FAVICON,
+            ),
+            SwaggerRenderPlugin(
+                js_url=f"{DOCS_UI_PATH}/swagger-ui/swagger-ui-bundle.js",
+                css_url=f"{DOCS_UI_PATH}/swagger-ui/swagger-ui.css",
+                standalone_preset_js_url=f"{DOCS_UI_PATH}/swagger-ui/swagger-ui-standalone-preset.js",
+                favicon=_FAVICON,
+            ),
+        ],
+    )
+    docs_ui = create_static_files_router(
+        DOCS_UI_PATH,
+        directories=[DOCS_UI],
+        include_in_schema=False,
+        name="docs-ui",
+        cache_control=CacheControlHeader(max_age=3600),
     )
     app = TenantryApp(
-        route_handlers=[live, ready, *ROUTES],
+        route_handlers=[live, ready, *ROUTES, docs_ui],
         lifespan=[database, principal_cache],
         dependencies={
             "db_session": Provide(provide_db_session),
@@ -111,18 +179,23 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=documentation,
         logging_config=None,
         debug=False,
-        on_app_init=[_set_state(settings)],
+        on_app_init=[_set_state(settings, metrics)],
     )
     documentation.describe(app)
+    app.instrument(metrics, tracer_provider)
     return app
 
 
-def _set_state(settings: Settings) -> Any:
+_FAVICON = f"<link rel='icon' type='image/png' href='{DOCS_UI_PATH}/swagger-ui/favicon-32x32.png'>"
+
+
+def _set_state(settings: Settings, metrics: Metrics | None) -> Any:
     def init(app_config: Any) -> Any:
         app_config.state.update(
             {
                 "settings": settings,
                 "cursor_key": cursor_key(settings.token_pepper),
+                "metrics": metrics,
             }
         )
         return app_config
@@ -136,5 +209,5 @@ def create_app_from_env() -> Litestar:
     from tenantry.settings import load_settings
 
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)

@@ -15,6 +15,18 @@ from sqlalchemy.engine import URL, make_url
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MIN_PEPPER_LENGTH = 32
+LOG_FORMATS = ("text", "json")
+# libpq's sslmode values, all of which asyncpg understands. Without one in the URL, no TLS is
+# attempted: asyncpg's own default ("prefer") tries TLS against every server first.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+DEFAULT_SSL_MODE = "disable"
+# libpq's certificate parameters and the environment variables asyncpg reads for them.
+SSL_FILE_VARIABLES = {
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+}
 
 
 class SettingsError(ValueError):
@@ -60,6 +72,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     forwarded_allow_ips: str = "127.0.0.1"
     max_body_bytes: int = 1_048_576
     log_level: str = "INFO"
+    # "text" (time level logger message) or "json" (one JSON object per record); core/logs.py.
+    log_format: str = "text"
+
+    # Prometheus metrics (docs/06-operations.md, Metrics): collected only when on, and served by
+    # `tenantry serve` / `tenantry dev` on their own address, never on the API's port.
+    metrics: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    # OpenTelemetry tracing, exported over OTLP (the SDK reads the OTEL_* variables itself).
+    tracing: bool = False
 
     def __post_init__(self) -> None:
         for name in ("owner_role", "tenant_role", "platform_role", "app_role"):
@@ -76,6 +98,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("max_body_bytes must be at least 1024")
         if not 1 <= self.port <= 65535:
             raise SettingsError("TENANTRY_PORT must be between 1 and 65535")
+        if not 1 <= self.metrics_port <= 65535:
+            raise SettingsError("TENANTRY_METRICS_PORT must be between 1 and 65535")
+        if self.metrics and self.metrics_port == self.port and self.metrics_host == self.host:
+            raise SettingsError("TENANTRY_METRICS_PORT must differ from TENANTRY_PORT")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"TENANTRY_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
         if not 1 <= self.db_statement_timeout_ms <= 3_600_000:
             raise SettingsError("TENANTRY_DB_STATEMENT_TIMEOUT_MS must be between 1 and 3600000")
         if not 0 <= self.auth_cache_ttl_s <= 3600:  # also false for NaN
@@ -123,7 +151,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             url = self.admin_url.set(username=app.username, password=app.password)
         else:
             url = self.app_url
-        return url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return to_libpq_dsn(url)
 
     @property
     def app_url(self) -> URL:
@@ -158,6 +186,11 @@ ENVIRONMENT: dict[str, tuple[str, type]] = {
     "TENANTRY_FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", str),
     "TENANTRY_MAX_BODY_BYTES": ("max_body_bytes", int),
     "TENANTRY_LOG_LEVEL": ("log_level", str),
+    "TENANTRY_LOG_FORMAT": ("log_format", str),
+    "TENANTRY_METRICS": ("metrics", bool),
+    "TENANTRY_METRICS_HOST": ("metrics_host", str),
+    "TENANTRY_METRICS_PORT": ("metrics_port", int),
+    "TENANTRY_TRACING": ("tracing", bool),
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -207,12 +240,40 @@ def load_settings(
     return settings
 
 
-def to_asyncpg_url(url: str) -> URL:
-    """Accept `postgres://`, `postgresql://` or `postgresql+asyncpg://` and use the asyncpg driver."""
+def to_asyncpg_url(url: str | URL) -> URL:
+    """Accept `postgres://`, `postgresql://` or `postgresql+asyncpg://` and use the asyncpg driver.
+
+    The TLS mode travels as the `ssl` query parameter, the keyword SQLAlchemy hands to
+    asyncpg.connect (which has no `sslmode` keyword): `sslmode=` or `ssl=` from the URL, else
+    `disable`. So TLS is attempted exactly when the URL asks for it, by every connection made
+    from these URLs (docs/06-operations.md, TLS to PostgreSQL).
+    """
     try:
         parsed = make_url(url)
     except Exception:
         raise SettingsError("DATABASE_URL is not a valid database URL") from None
     if parsed.get_backend_name() not in {"postgresql", "postgres"}:
         raise SettingsError("DATABASE_URL must point at PostgreSQL")
+    if files := sorted(set(parsed.query) & set(SSL_FILE_VARIABLES)):
+        # asyncpg reads them from its DSN only, never from the keywords SQLAlchemy passes it.
+        hint = ", ".join(f"{SSL_FILE_VARIABLES[name]} instead of {name}" for name in files)
+        raise SettingsError(f"certificate files cannot be given in a database URL: set {hint}")
+    mode = parsed.query.get("sslmode") or parsed.query.get("ssl") or DEFAULT_SSL_MODE
+    if not isinstance(mode, str) or mode not in SSL_MODES:
+        raise SettingsError(f"sslmode in a database URL must be one of {', '.join(SSL_MODES)}, got {mode!r}")
+    parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
     return parsed.set(drivername="postgresql+asyncpg")
+
+
+def ssl_mode(url: URL) -> str:
+    """The TLS mode of a URL made by `to_asyncpg_url`."""
+    mode = url.query.get("ssl")
+    return mode if isinstance(mode, str) else DEFAULT_SSL_MODE
+
+
+def to_libpq_dsn(url: str | URL) -> str:
+    """A plain `postgresql://` DSN for asyncpg.connect, with the TLS mode as libpq's `sslmode`."""
+    parsed = to_asyncpg_url(url)
+    mode = ssl_mode(parsed)
+    parsed = parsed.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -249,9 +249,42 @@ def test_app_url_uses_the_app_role_and_keeps_the_server() -> None:
     assert app.drivername == "postgresql+asyncpg"
     assert (app.username, app.password) == ("tenantry_app", "app-secret")
     assert (app.host, app.port, app.database) == ("db.example", 6543, "tenantry")
-    assert dict(app.query) == {"sslmode": "require"}
+    assert dict(app.query) == {"ssl": "require"}  # the keyword asyncpg.connect takes
     assert (admin.username, admin.password) == ("admin", "admin-secret")
     assert "admin-secret" not in app.render_as_string(hide_password=False)
+
+
+# --- TLS: only when the URL asks -------------------------------------------------------------------
+
+
+def test_tls_is_off_unless_the_url_asks_for_it() -> None:
+    """asyncpg's own default, "prefer", tries TLS against every server first."""
+    settings = load_settings(_env())
+    assert settings.admin_url.query["ssl"] == "disable"
+    assert settings.app_url.query["ssl"] == "disable"
+    assert "sslmode=disable" in settings.auth_listen_dsn
+
+
+@pytest.mark.parametrize("mode", ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"])
+@pytest.mark.parametrize("key", ["sslmode", "ssl"])
+def test_the_urls_tls_mode_reaches_every_connection(key: str, mode: str) -> None:
+    url = f"postgresql://admin:s@db.example/tenantry?{key}={mode}"
+    settings = load_settings(_env(DATABASE_URL=url))
+    for derived in (settings.admin_url, settings.app_url):
+        assert dict(derived.query) == {"ssl": mode}
+    listen = make_url(settings.auth_listen_dsn)
+    assert dict(listen.query) == {"sslmode": mode}  # libpq's name in a DSN for asyncpg.connect
+
+
+def test_certificate_files_in_the_url_are_refused_with_the_variable_to_use() -> None:
+    url = "postgresql://a@db.example/t?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+    with pytest.raises(SettingsError, match="PGSSLROOTCERT"):
+        load_settings(_env(DATABASE_URL=url))
+
+
+def test_an_unknown_tls_mode_is_refused() -> None:
+    with pytest.raises(SettingsError, match="sslmode"):
+        load_settings(_env(DATABASE_URL="postgresql://a@db.example/t?sslmode=always"))
 
 
 def test_app_url_follows_a_custom_app_role_and_odd_password() -> None:
@@ -329,7 +362,7 @@ def test_settings_are_immutable() -> None:
 
 def test_the_auth_listener_goes_straight_to_postgresql_as_the_app_role() -> None:
     direct = load_settings(_env(DATABASE_URL="postgresql://admin:pw@db:5432/app", TENANTRY_APP_PASSWORD="s"))
-    assert make_url(direct.auth_listen_dsn) == make_url("postgresql://tenantry_app:s@db:5432/app")
+    assert make_url(direct.auth_listen_dsn) == make_url("postgresql://tenantry_app:s@db:5432/app?sslmode=disable")
 
     # Through a pooler the app URL is PgBouncer, where LISTEN does not hold: keep its credentials,
     # take the server from DATABASE_URL.
@@ -339,10 +372,10 @@ def test_the_auth_listener_goes_straight_to_postgresql_as_the_app_role() -> None
             TENANTRY_APP_DATABASE_URL="postgresql://tenantry_app:s2@pgbouncer:6432/app",
         )
     )
-    assert make_url(pooled.auth_listen_dsn) == make_url("postgresql://tenantry_app:s2@db:5432/app")
+    assert make_url(pooled.auth_listen_dsn) == make_url("postgresql://tenantry_app:s2@db:5432/app?sslmode=disable")
 
     chosen = load_settings(_env(TENANTRY_AUTH_LISTEN_URL="postgresql://l:x@direct/app"))
-    assert make_url(chosen.auth_listen_dsn) == make_url("postgresql://l:x@direct/app")
+    assert make_url(chosen.auth_listen_dsn) == make_url("postgresql://l:x@direct/app?sslmode=disable")
 
 
 @pytest.mark.parametrize("raw", ["-1", "3601", "nan"])

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenantry.admin.accounts import AdminTokenService, UserPasswordService
 from tenantry.auth.principal import AdminPrincipal, current_admin
 from tenantry.core.errors import DomainError, InvalidInput
+from tenantry.db.connectivity import database_failure
 from tenantry.db.engine import create_engine
 from tenantry.settings import Settings, load_settings
 from tenantry.tenancy.pagination import PageRequest, cursor_key
@@ -103,10 +104,8 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
         except msgspec.ValidationError as exc:
             return _fail(f"invalid value: {exc}")
         except (DBAPIError, PoolTimeoutError, OSError) as exc:
-            # The operator is at the console: the driver's own first line is the useful part.
-            cause = getattr(exc, "orig", None) or exc
-            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-            return _fail(f"database error: {reason}")
+            # The operator is at the console: one line, never a traceback (db/connectivity.py).
+            return _fail(database_failure(exc, settings.app_url))
         return 0
 
     return run

@@ -39,6 +39,7 @@ from typing import Any
 import asyncpg
 
 from tenantry.auth.principal import Principal
+from tenantry.core.metrics import Metrics
 
 CHANNEL = "auth_changed"
 # The database says how many seconds its token has left (by its own clock, so the API's clock
@@ -65,8 +66,10 @@ class PrincipalCache:
         max_entries: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
         lease_s: float = LEASE_S,
+        metrics: Metrics | None = None,
     ) -> None:
         self.ttl_s = ttl_s
+        self.metrics = metrics
         self.max_entries = max_entries
         self.clock = clock
         self.lease_s = lease_s
@@ -91,6 +94,12 @@ class PrincipalCache:
         return self._changes
 
     def get(self, digest: bytes) -> Principal | None:
+        principal = self._lookup(digest)
+        if self.metrics is not None:
+            (self.metrics.cache_misses if principal is None else self.metrics.cache_hits).inc()
+        return principal
+
+    def _lookup(self, digest: bytes) -> Principal | None:
         if not self.listening():
             return None
         with self._lock:

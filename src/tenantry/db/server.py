@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from tenantry.settings import SettingsError, to_asyncpg_url
+from tenantry.settings import SettingsError, ssl_mode, to_asyncpg_url
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -48,12 +48,14 @@ def start_embedded(pgdata: Path, *, cleanup: str = "stop") -> str:
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> tuple[str, dict[str, Any]]:
-    """asyncpg wants a plain DSN; a Unix socket travels as the `host` query parameter."""
+    """asyncpg wants a plain DSN; a Unix socket travels as the `host` query parameter, and TLS
+    is attempted only when the URL asks for it (settings.to_asyncpg_url)."""
     parsed = to_asyncpg_url(url)
     if database:
         parsed = parsed.set(database=database)
     host = parsed.query.get("host")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"ssl": ssl_mode(parsed)}
+    parsed = parsed.difference_update_query(["ssl"])
     if isinstance(host, str):
         kwargs["host"] = host
         parsed = parsed.difference_update_query(["host"])

@@ -173,6 +173,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             detail = _NOT_FOUND_DETAIL
         return problem_response(status, str(detail), headers=headers)
     if isinstance(exc, PoolTimeoutError):
+        if (metrics := request.app.state.get("metrics")) is not None:
+            metrics.pool_timeouts.inc()
         return problem_response(503, "The service is busy; retry shortly.")
     if isinstance(exc, DBAPIError):
         code = sqlstate_of(exc) or ""

@@ -1,7 +1,8 @@
 """Request ids and the access log, around everything (including 404 and 405 from the router).
 
 Each request is logged once, as one JSON line, with its request id, workspace id, route, status
-and duration. Headers are never logged, so a token cannot end up in a log.
+and duration. Headers are never logged, so a token cannot end up in a log. The same place feeds
+the request metrics and names the trace span (core/metrics.py, app.py): one hook per request.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 import msgspec
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry import trace
 
 from tenantry.auth.principal import Principal
+from tenantry.core.metrics import Metrics
 
 access_log = logging.getLogger("tenantry.access")
 # The request id of the request being served, for the audit log; None outside a request.
@@ -41,7 +44,9 @@ def _route(scope: Scope) -> str:
     return scope.get("path_template") or "<unmatched>"
 
 
-async def log_requests(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def log_requests(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, metrics: Metrics | None = None, traced: bool = False
+) -> None:
     request_id = _request_id(scope)
     reset = current_request_id.set(request_id)
     started = time.perf_counter()
@@ -52,19 +57,44 @@ async def log_requests(app: ASGIApp, scope: Scope, receive: Receive, send: Send)
         if message["type"] == "http.response.start":
             status = message["status"]
             MutableScopeHeaders.from_message(message)["Request-Id"] = request_id
+            if traced:
+                # Now, not in `finally`: the server span ends with the last body message.
+                _describe_span(scope, request_id)
         await send(message)
 
     try:
         await app(scope, receive, send_with_request_id)
     finally:
+        seconds = time.perf_counter() - started
         principal = scope.get("user")
+        method = str(scope.get("method", ""))
+        route = _route(scope)
+        workspace_id = str(principal.tenant_id) if isinstance(principal, Principal) else None
         record: dict[str, Any] = {
             "request_id": request_id,
-            "method": scope.get("method"),
-            "route": _route(scope),
+            "method": method,
+            "route": route,
             "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "workspace_id": str(principal.tenant_id) if isinstance(principal, Principal) else None,
+            "duration_ms": round(seconds * 1000, 2),
+            "workspace_id": workspace_id,
         }
-        access_log.info(msgspec.json.encode(record).decode())
+        access_log.info(msgspec.json.encode(record).decode(), extra={"access": record})
+        if metrics is not None:
+            metrics.observe_request(method, route, status, seconds)
         current_request_id.reset(reset)
+
+
+def _describe_span(scope: Scope, request_id: str) -> None:
+    """Name the server span after the route template and tag it with the workspace (never a
+    token: headers are not recorded, see http/tracing.py). Routing and authentication are over
+    by the time the answer starts, so both are known."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    route = _route(scope)
+    span.update_name(f"{scope.get('method', 'HTTP')} {route}")
+    span.set_attribute("http.route", route)
+    span.set_attribute("tenantry.request_id", request_id)
+    principal = scope.get("user")
+    if isinstance(principal, Principal):
+        span.set_attribute("tenantry.workspace_id", str(principal.tenant_id))

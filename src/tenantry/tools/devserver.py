@@ -11,24 +11,27 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import sys
 import uuid
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import NullPool, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tenantry.auth.resolver import resolve_token
 from tenantry.auth.tokens import is_well_formed, token_digest
 from tenantry.core.ids import uuid7
+from tenantry.db.connectivity import DatabaseUnreachable, describe_connection_error
 from tenantry.db.engine import create_engine
 from tenantry.db.migrate import upgrade
 from tenantry.db.server import ensure_database, start_embedded
-from tenantry.settings import Settings, load_settings
+from tenantry.settings import Settings, SettingsError, load_settings
 from tenantry.tenancy.session import set_transaction_context
+from tenantry.tools.serving import bind_listening_socket, ensure_port_free
 from tenantry.workspaces.bootstrap import ProvisioningService
 
 DEMO_SLUG = "demo"
@@ -64,9 +67,63 @@ def dev_settings(data_dir: Path, environ: dict[str, str] | None = None) -> Setti
         url = to_named_database(start_embedded(data_dir / "pgdata"), "tenantry")
         env["DATABASE_URL"] = url
         print(f"embedded PostgreSQL running, data in {data_dir / 'pgdata'}")
+    else:
+        env = {**deployment_roles(env["DATABASE_URL"], env), **env}
     env.setdefault("TENANTRY_TOKEN_PEPPER", generated["token_pepper"])
     env.setdefault("TENANTRY_APP_PASSWORD", generated["app_password"])
-    return load_settings(env, dev_mode=True)
+    settings = load_settings(env, dev_mode=True)
+    if environ is None and os.environ.get("DATABASE_URL"):
+        print(
+            f"roles of this database: {settings.owner_role}, {settings.tenant_role}, {settings.platform_role}, {settings.app_role}"
+        )
+    return settings
+
+
+ROLE_VARIABLES = {
+    "TENANTRY_OWNER_ROLE": "owner",
+    "TENANTRY_TENANT_ROLE": "tenant",
+    "TENANTRY_PLATFORM_ROLE": "platform",
+    "TENANTRY_APP_ROLE": "app",
+}
+
+
+def deployment_roles(database_url: str, env: dict[str, str]) -> dict[str, str]:
+    """Role names of their own for a development database on a server you already have.
+
+    Roles belong to the whole server, and every start sets the app role's password: with the
+    default names, `tenantry dev` against a shared server would reset the password of every
+    other deployment's `tenantry_app`. So the roles are named after the database
+    (`tenantry_dev` -> `tenantry_dev_app`, ...) unless TENANTRY_*_ROLE say otherwise.
+    """
+    if all(variable in env for variable in ROLE_VARIABLES):
+        return {}
+    database = make_url(database_url).database or ""
+    longest = max(len(suffix) for suffix in ROLE_VARIABLES.values()) + 1
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", database) or len(database) + longest > 63:
+        raise SettingsError(
+            f"cannot name roles after the database {database!r} (a lower-case identifier of at most "
+            f"{63 - longest} characters): set {', '.join(ROLE_VARIABLES)}"
+        )
+    return {variable: f"{database}_{suffix}" for variable, suffix in ROLE_VARIABLES.items()}
+
+
+async def refuse_other_roles(settings: Settings) -> None:
+    """A database set up under other role names cannot be migrated by these: say which to use."""
+    engine = create_async_engine(settings.admin_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            owner = await connection.scalar(
+                text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'workspaces'")
+            )
+    finally:
+        await engine.dispose()
+    if owner is not None and owner != settings.owner_role:
+        prefix = owner.removesuffix("_owner") if owner.endswith("_owner") else None
+        names = " ".join(f"{v}={prefix}_{s}" for v, s in ROLE_VARIABLES.items()) if prefix else ""
+        raise SettingsError(
+            f"this database's schema belongs to role {owner!r}, not {settings.owner_role!r}: start with the "
+            f"role names it was set up with{': ' + names if names else ' (TENANTRY_*_ROLE)'}"
+        )
 
 
 def to_named_database(url: str, name: str) -> str:
@@ -76,6 +133,7 @@ def to_named_database(url: str, name: str) -> str:
 async def prepare(settings: Settings, data_dir: Path) -> str:
     """Migrate, make sure the demo workspace exists, and return a working demo token."""
     await ensure_database(settings.database_url)
+    await refuse_other_roles(settings)
     await upgrade(settings, log=print)
     engine = create_engine(settings.app_url, settings, pool_size=1)
     try:
@@ -120,25 +178,49 @@ async def _seed_demo_products(engine: AsyncEngine, settings: Settings, workspace
             )
 
 
+async def _prepare_or_explain(settings: Settings, data_dir: Path) -> str:
+    try:
+        return await prepare(settings, data_dir)
+    except Exception as exc:
+        message = describe_connection_error(exc, settings.admin_url)
+        if message is None:
+            raise
+        raise DatabaseUnreachable(message) from None
+
+
 def run_dev(data_dir: Path, host: str, port: int) -> None:
     import uvicorn
 
     from tenantry.app import create_app
     from tenantry.core.logs import configure_logging
 
-    settings = dev_settings(data_dir)
-    token = asyncio.run(prepare(settings, data_dir))
-    base = f"http://{host}:{port}"
-    print(
-        "\nTenantry is starting.\n"
-        f"  demo token : {token}\n"
-        f"  try        : curl -H 'Authorization: Bearer {token}' {base}/v1/products\n"
-        f"  API docs   : {base}/schema  (Swagger UI: {base}/schema/swagger)\n"
-        f"  data folder: {data_dir}\n",
-        flush=True,
-    )
-    configure_logging(settings.log_level)
-    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
-    # embedded PostgreSQL's atexit hook stop the server instead of leaving it running.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    # The port first, and kept: a second `tenantry dev` on a taken port stops here, before it
+    # starts a server, migrates or prints a token, and nobody can take the port meanwhile.
+    listening = bind_listening_socket(host, port)
+    try:
+        settings = dev_settings(data_dir)
+        if settings.metrics:
+            ensure_port_free(settings.metrics_host, settings.metrics_port)
+        token = asyncio.run(_prepare_or_explain(settings, data_dir))
+        base = f"http://{host}:{port}"
+        print(
+            "\nTenantry is starting.\n"
+            f"  demo token : {token}\n"
+            f"  try        : curl -H 'Authorization: Bearer {token}' {base}/v1/products\n"
+            f"  API docs   : {base}/schema  (Swagger UI: {base}/schema/swagger)\n"
+            f"  data folder: {data_dir}\n",
+            flush=True,
+        )
+        configure_logging(settings.log_level, settings.log_format)
+        # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+        # embedded PostgreSQL's atexit hook stop the server instead of leaving it running.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        app = create_app(settings)
+        if settings.metrics:  # one process: its own registry, on a port of its own
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port, settings.metrics_host, registry=app.state.metrics.registry)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+        uvicorn.Server(config).run(sockets=[listening])
+    finally:
+        listening.close()

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tenantry.core.errors import DomainError
 from tenantry.core.ids import uuid7
+from tenantry.db.connectivity import database_failure
 from tenantry.db.engine import create_engine
 from tenantry.settings import Settings, load_settings
 from tenantry.tenancy.session import set_transaction_context
@@ -455,8 +456,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     except (ValueError, msgspec.ValidationError) as exc:
         return _fail(str(exc))
     except (DBAPIError, OSError) as exc:
-        cause = getattr(exc, "orig", None) or exc
-        return _fail(f"database error: {(str(cause).strip().splitlines() or [type(cause).__name__])[0]}")
+        return _fail(database_failure(exc, settings.app_url))
     rate = (summary.products + summary.orders) / max(summary.seconds, 1e-9)
     print(
         f"seeded {len(summary.created)} workspaces ({len(summary.skipped)} skipped: already there), "

@@ -16,6 +16,7 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tenantry.db.connectivity import database_failure
 from tenantry.settings import Settings, load_settings
 from tenantry.tools.catalog_audit.audit import AuditReport, audit_database
 from tenantry.tools.catalog_audit.catalog import AuditError, AuditRoles
@@ -61,9 +62,7 @@ def audit_command(args: argparse.Namespace) -> int:
     except AuditError as exc:
         return _fail(str(exc))
     except (SQLAlchemyError, asyncpg.PostgresError, OSError, TimeoutError) as exc:
-        cause = getattr(exc, "orig", None) or exc
-        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        return _fail(f"cannot read the catalog: {reason}")
+        return _fail(f"cannot read the catalog: {database_failure(exc, settings.admin_url)}")
     print(render_json(report) if args.json else render_text(report))
     return exit_code(report)
 

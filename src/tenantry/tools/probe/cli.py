@@ -15,8 +15,10 @@ import sys
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
+from tenantry.db.connectivity import database_failure
 from tenantry.tools.probe.prober import ProbeError
 from tenantry.tools.probe.report import exit_code, render_json, render_text
 
@@ -68,10 +70,18 @@ def probe_command(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         return _fail(f"the API stopped answering: {exc!r}")
     except (SQLAlchemyError, OSError) as exc:
-        cause = getattr(exc, "orig", None) or exc
-        return _fail(f"cannot run: {(str(cause).strip().splitlines() or [type(cause).__name__])[0]}")
+        return _fail(f"cannot run: {database_failure(exc, _app_url())}")
     print(render_json(report) if args.json else render_text(report))
     return exit_code(report)
+
+
+def _app_url() -> URL | None:
+    from tenantry.settings import SettingsError, load_settings
+
+    try:
+        return load_settings().app_url
+    except SettingsError:
+        return None
 
 
 def _fail(message: str) -> int:

@@ -1,0 +1,116 @@
+"""`tenantry serve` exports the metrics of all its workers on the metrics port, never on the API's.
+
+With several uvicorn workers, each writes its values to PROMETHEUS_MULTIPROC_DIR and the
+supervisor's exporter sums them: a scrape must count every request, whichever worker served it,
+and not see one worker at random.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tenantry.settings import Settings
+from tests.support import TEST_APP_PASSWORD, TEST_PEPPER
+
+REQUESTS = 40
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(settings: Settings, workers: int, metrics_dir: Path) -> Iterator[tuple[str, str]]:
+    port, metrics_port = _free_port(), _free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TENANTRY_", "DATABASE_URL"))}
+    environment.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "TENANTRY_TOKEN_PEPPER": TEST_PEPPER,
+            "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD,
+            "TENANTRY_METRICS": "true",
+            "TENANTRY_METRICS_PORT": str(metrics_port),
+            "TENANTRY_DB_POOL_SIZE": "3",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+    )
+    process = subprocess.Popen(  # noqa: S603 - our own command line
+        [sys.executable, "-m", "tenantry", "serve", "--port", str(port), "--workers", str(workers)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base, metrics_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "tenantry serve did not become ready"
+            time.sleep(0.3)
+        # Every worker has started when each has written its pool gauge.
+        while len(list(metrics_dir.glob("gauge_livesum_*.db"))) < workers:
+            assert time.monotonic() < deadline, list(metrics_dir.iterdir())
+            time.sleep(0.3)
+        yield base, metrics_url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_scrape_sums_every_worker(migrated_settings: Settings, workers: int, tmp_path: Path) -> None:
+    with serving(migrated_settings, workers, tmp_path) as (base, metrics_url):
+
+        async def load() -> None:
+            # Fresh connections, all at once, so the workers share them.
+            async def one() -> int:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"{base}/health/live")).status_code
+
+            assert await asyncio.gather(*(one() for _ in range(REQUESTS))) == [200] * REQUESTS
+
+        asyncio.run(load())
+        api_metrics = httpx.get(f"{base}/metrics", timeout=5)
+        scrapes = [_samples(httpx.get(metrics_url, timeout=5).text) for _ in range(3)]
+        live_gauge_files = len(list(tmp_path.glob("gauge_livesum_*.db")))
+
+    assert api_metrics.status_code == 404  # the API's port does not serve them
+    for samples in scrapes:  # the same sums whichever way a scrape goes
+        key = frozenset({"method": "GET", "route": "/health/live", "status": "200"}.items())
+        assert samples[("tenantry_http_request_duration_seconds_count", key)] == REQUESTS
+        assert samples[("tenantry_db_pool_size", frozenset())] == 3 * workers
+    assert live_gauge_files == workers  # one per worker process
+    assert not list(tmp_path.glob("gauge_livesum_*.db"))  # a stopped worker leaves the gauges' sums
