@@ -271,6 +271,7 @@ def start_daemon(data_root: Path, log: Path) -> Daemon:
     for note in clean_leftovers(data_root):
         print(f"   {note}", flush=True)
     data_root.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
     containerd_run_existed = CONTAINERD_RUN.exists()
     cgroups_before = _cgroup_dirs("docker") | _cgroup_dirs(CGROUP_PARENT)
     RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -194,6 +194,7 @@ def build_debian_base(env: dict[str, str], work: Path) -> None:
     mirror, security = apt_mirrors()
     rootfs = CACHE / "rootfs"
     shutil.rmtree(rootfs, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
     try:
         say(f"   debootstrap --variant=minbase bookworm from {mirror}")
         run(
@@ -466,13 +467,17 @@ def free_port(preferred: int | None) -> int:
 @contextlib.contextmanager
 def exclusive() -> Iterator[None]:
     """One proof at a time on a machine: they share the project name, the run folder and the cache."""
-    with LOCK.open("a+") as handle:
+    # Read-only is enough for flock, and lets anyone open the file whoever made it.
+    descriptor = os.open(LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             say(f"   another container proof holds {LOCK}: waiting for it")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(descriptor)
 
 
 class Proof:
@@ -578,13 +583,17 @@ def main(argv: list[str]) -> int:
     # A TERM (CI's time limit, a person's kill) unwinds through the teardown, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     steps = Steps()
-    CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tenantry-containers-"))
     failure = ""
+    interrupted = 0
     with exclusive():
         proof = Proof(steps, work)
         try:
             proof.prove(args, tenantry)
+        except KeyboardInterrupt:
+            failure, interrupted = "interrupted (Ctrl-C)", 130
+        except SystemExit as exit_request:  # the SIGTERM handler above
+            failure, interrupted = "terminated (SIGTERM)", int(exit_request.code or 1)
         except EngineUnavailable as skipped:
             ci = "CI: " if os.environ.get("CI") == "true" else ""
             banner([
@@ -594,6 +603,7 @@ def main(argv: list[str]) -> int:
         except (ProofFailed, EngineError) as error:
             failure = str(error)
         finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the teardown short
             problems = proof.teardown(failed=bool(failure) or sys.exc_info()[0] is not None)
     (work / "compose.env").unlink(missing_ok=True)
     say("== containers: wall time per step\n" + steps.summary())
@@ -601,7 +611,7 @@ def main(argv: list[str]) -> int:
         banner(["The teardown did not leave the host as it was:", *problems])
     if failure or problems:
         say(f"== containers: FAILED: {failure or 'teardown'}\n   logs of this run: {work}")
-        return 1
+        return interrupted or 1
     shutil.rmtree(work, ignore_errors=True)
     say("== containers: passed")
     return 0
