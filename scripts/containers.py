@@ -584,7 +584,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     steps = Steps()
     work = Path(tempfile.mkdtemp(prefix="tenantry-containers-"))
-    failure = ""
+    failure = skipped = ""
     interrupted = 0
     with exclusive():
         proof = Proof(steps, work)
@@ -594,7 +594,8 @@ def main(argv: list[str]) -> int:
             failure, interrupted = "interrupted (Ctrl-C)", 130
         except SystemExit as exit_request:  # the SIGTERM handler above
             failure, interrupted = "terminated (SIGTERM)", int(exit_request.code or 1)
-        except EngineUnavailable as skipped:
+        except EngineUnavailable as reason:
+            skipped = str(reason)
             ci = "CI: " if os.environ.get("CI") == "true" else ""
             banner([
                 f"{ci}The container proof was SKIPPED: {skipped}.",
@@ -613,7 +614,7 @@ def main(argv: list[str]) -> int:
         say(f"== containers: FAILED: {failure or 'teardown'}\n   logs of this run: {work}")
         return interrupted or 1
     shutil.rmtree(work, ignore_errors=True)
-    say("== containers: passed")
+    say(f"== containers: SKIPPED, not passed: {skipped}" if skipped else "== containers: passed")
     return 0
 
 
