@@ -18,7 +18,7 @@
    workspace and a product, `restart api`, and `down` + `up` again (new containers, same volume):
    the product must read back unchanged each time.
 5. tests/isolation through the container path of the test-database chain (TENANTRY_TEST_DB=container,
-   with the local PostgreSQL image), when tests/conftest.py provides it.
+   with the local PostgreSQL image), once the tests' fixtures read those variables.
 6. Teardown, whatever failed: the stack's containers, network and volumes; an engine started here
    is stopped and what it left on the host removed. An engine that was already running keeps
    running, with the images this run built.
@@ -83,7 +83,7 @@ SECRETS = ("POSTGRES_PASSWORD", "TENANTRY_APP_PASSWORD", "TENANTRY_TOKEN_PEPPER"
 SERVICES = ("postgres", "migrate", "pgbouncer", "api")
 JOBS = {"migrate"}  # one-shot services: done when exited 0; the others when healthy
 DEFAULT_PORTS = range(15800, 15900)
-CONFTEST = ROOT / "tests" / "conftest.py"
+TESTS = ROOT / "tests"
 CACHE = Path(os.environ.get("TENANTRY_CONTAINERS_CACHE") or Path.home() / ".cache" / "tenantry-containers")
 LOCK = Path(tempfile.gettempdir()) / "tenantry-containers.lock"
 
@@ -533,10 +533,10 @@ class Proof:
         with self.steps.step("tests/isolation through the container path"):
             if args.no_tests:
                 say("   skipped (--no-tests)")
-            elif "TENANTRY_TEST_PG_IMAGE" not in CONFTEST.read_text():
+            elif not any("TENANTRY_TEST_PG_IMAGE" in path.read_text() for path in TESTS.rglob("*.py")):
                 banner([
-                    "tests/isolation through the container path was NOT run: tests/conftest.py does not",
-                    "implement TENANTRY_TEST_DB=container and TENANTRY_TEST_PG_IMAGE yet.",
+                    "tests/isolation through the container path was NOT run: the tests' fixtures do not",
+                    "read TENANTRY_TEST_DB=container and TENANTRY_TEST_PG_IMAGE yet.",
                 ])  # fmt: skip
             else:
                 image = OFFICIAL_TEST_IMAGE if args.official else LOCAL_IMAGES["TENANTRY_POSTGRES_IMAGE"][0]
