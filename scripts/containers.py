@@ -587,6 +587,9 @@ def main(argv: list[str]) -> int:
     failure = skipped = ""
     interrupted = 0
     with exclusive():
+        # A killed run leaves its folder; its env file holds the secrets of a stack that is gone.
+        for stale in Path(tempfile.gettempdir()).glob("tenantry-containers-*/compose.env"):
+            stale.unlink(missing_ok=True)
         proof = Proof(steps, work)
         try:
             proof.prove(args, tenantry)
