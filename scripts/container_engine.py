@@ -155,6 +155,14 @@ def _our_processes() -> list[int]:
     return pids
 
 
+def _containerd_running() -> bool:
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "comm").read_text().startswith("containerd"):
+                return True
+    return False
+
+
 def _mounts_under(*roots: Path) -> list[str]:
     found = []
     with contextlib.suppress(OSError):
@@ -259,8 +267,11 @@ def clean_leftovers(data_root: Path) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
     if RUN_DIR.exists() or Path(f"/sys/class/net/{BRIDGE}").exists() or _cgroup_dirs(CGROUP_PARENT):
         notes.append("removed what an earlier run's engine left behind")
-        # /run/containerd and `docker` cgroups: not known to be ours, so left alone here.
-        notes += clean_host(data_root, containerd_run_existed=True, cgroups_before=_cgroup_dirs("docker"))
+        # `docker` cgroups are not known to be ours, so they stay; /run/containerd goes if it is empty
+        # and no containerd runs on the machine (ours made it, and a killed run could not remove it).
+        notes += clean_host(
+            data_root, containerd_run_existed=_containerd_running(), cgroups_before=_cgroup_dirs("docker")
+        )
     return notes
 
 

@@ -300,16 +300,24 @@ class Stack:
         ]
         return run([*command, *args], self.env, timeout=timeout, check=check)
 
-    def container(self, service: str) -> str:
-        ids = self.compose("ps", "-a", "-q", service).stdout.split()
-        return ids[0] if ids else ""
-
-    def state(self, service: str) -> dict[str, Any]:
-        container = self.container(service)
-        if not container:
+    def states(self) -> dict[str, dict[str, Any]]:
+        """Each service's container state, from the labels compose (v1 and v2) puts on its containers."""
+        listing = run(
+            ["docker", "ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={PROJECT}",
+             "--filter", "label=com.docker.compose.oneoff=False"],
+            self.env,
+            timeout=60,
+        ).stdout.split()  # fmt: skip
+        if not listing:
             return {}
-        result = run(["docker", "inspect", "--format", "{{json .State}}", container], self.env, timeout=30, check=False)
-        return json.loads(result.stdout) if result.returncode == 0 else {}
+        template = '{{index .Config.Labels "com.docker.compose.service"}} {{json .State}}'
+        inspected = run(["docker", "inspect", "--format", template, *listing], self.env, timeout=60, check=False)
+        states = {}
+        for line in inspected.stdout.splitlines():
+            service, _, state = line.partition(" ")
+            with contextlib.suppress(ValueError):
+                states[service] = json.loads(state)
+        return states
 
     def wait_ready(self, services: Sequence[str] = SERVICES, timeout: float = 240) -> None:
         """Until every service is healthy (a job: exited 0); a failed one stops the wait at once."""
@@ -317,8 +325,9 @@ class Stack:
         deadline = time.monotonic() + timeout
         begun = time.monotonic()
         while pending:
+            states = self.states()
             for service in list(pending):
-                state = self.state(service)
+                state = states.get(service, {})
                 status, health = state.get("Status"), (state.get("Health") or {}).get("Status")
                 if service in JOBS and status == "exited":
                     if state.get("ExitCode") != 0:
@@ -353,7 +362,14 @@ class Stack:
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as error:
             status, raw = error.code, error.read()
-        return status, json.loads(raw) if raw else None
+        except OSError as error:  # refused, reset, timed out
+            raise ProofFailed(f"{method} {path}: {error}") from None
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            raise ProofFailed(
+                f"{method} {path} answered {status} with a body that is not JSON: {raw[:200]!r}"
+            ) from None
 
 
 def prove_stack(stack: Stack, steps: Steps, tenantry: Path) -> None:
