@@ -2,7 +2,8 @@
 # (`tenantry db upgrade`). migrations/ and policies/ travel inside the wheel, so the installed
 # package needs no checkout next to it.
 # BASE_IMAGE: the official image by default; where no registry is reachable, a local image with
-# Python 3.11 (docs/06-operations.md, "Containers without a registry").
+# Python 3.11 such as tenantry-local/python:3.11 (docs/06-operations.md, "Compose without a
+# registry: the local images").
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
@@ -12,11 +13,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /tmp/build
-# Only what the wheel is built from: a change to tests/ or docs/ does not rebuild the image.
-COPY pyproject.toml README.md LICENSE ./
+# The locked, hash-checked dependencies first, from the lockfile alone: that layer survives every
+# change but one to requirements/app.lock. Then only what the wheel is built from, so a change to
+# tests/ or docs/ does not rebuild the image.
 COPY requirements/app.lock ./requirements/app.lock
-# The locked, hash-checked dependencies first (a layer that survives code changes), then the wheel.
 RUN pip install --require-hashes -r requirements/app.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
 COPY migrations ./migrations
 COPY policies ./policies

@@ -5,6 +5,7 @@
     python3 scripts/dev.py test    # the whole test suite, on two workers (TENANTRY_TEST_WORKERS)
     python3 scripts/dev.py check   # ruff, ruff format, mypy --strict and the import layers, as CI runs them
     python3 scripts/dev.py lock    # re-resolve requirements/*.lock after a change to pyproject.toml
+    python3 scripts/dev.py containers  # the Dockerfile and compose.yaml, run for real (scripts/containers.py)
 
 `serve` becomes the server (exec), so a signal sent to it reaches the server. Each makes a
 virtual environment in .venv on first use (and again when pyproject.toml or a lockfile
@@ -100,7 +101,7 @@ def pytest_arguments(rest: list[str], environ: Mapping[str, str] = os.environ) -
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"serve", "test", "check", "lock"}:
+    if not argv or argv[0] not in {"serve", "test", "check", "lock", "containers"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -117,6 +118,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(tenantry, [tenantry, "dev", *rest])
+    if command == "containers":
+        return subprocess.call([str(BIN / "python"), str(ROOT / "scripts" / "containers.py"), *rest])
     code = subprocess.call([str(BIN / "python"), "-m", "pytest", *pytest_arguments(rest)])
     if code == 5:
         print("pytest collected no tests: that is a failure, not a pass.", file=sys.stderr)
