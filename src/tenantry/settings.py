@@ -70,6 +70,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     limit_token_requests: int = 100
     limit_token_window_s: int = 2
     limit_token_concurrency: int = 5
+    # A refusal is answered after min(this, its Retry-After) ms, so a client that ignores 429s
+    # and loops costs a few requests a second per connection, not thousands (0: at once).
+    limit_refusal_delay_ms: int = 1000
     # Where the counters live, shared by every process. Unset: each process counts on its own.
     redis_url: str | None = None
     redis_key_prefix: str = "tenantry:"
@@ -158,6 +161,8 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
 
 
 def _check_limits(settings: Settings) -> None:
+    if not 0 <= settings.limit_refusal_delay_ms <= 10_000:
+        raise SettingsError("TENANTRY_LIMIT_REFUSAL_DELAY_MS must be between 0 and 10000")
     for scope in ("workspace", "token"):
         for kind, (low, high) in LIMIT_BOUNDS.items():
             value = getattr(settings, f"limit_{scope}_{kind}")
@@ -196,6 +201,7 @@ ENVIRONMENT: dict[str, tuple[str, type]] = {
     "TENANTRY_LIMIT_TOKEN_REQUESTS": ("limit_token_requests", int),
     "TENANTRY_LIMIT_TOKEN_WINDOW_S": ("limit_token_window_s", int),
     "TENANTRY_LIMIT_TOKEN_CONCURRENCY": ("limit_token_concurrency", int),
+    "TENANTRY_LIMIT_REFUSAL_DELAY_MS": ("limit_refusal_delay_ms", int),
     "TENANTRY_REDIS_URL": ("redis_url", str),
     "TENANTRY_REDIS_KEY_PREFIX": ("redis_key_prefix", str),
 }

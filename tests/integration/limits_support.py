@@ -26,6 +26,7 @@ ROOMY = {
     "limit_token_requests": 10_000,
     "limit_token_window_s": 60,
     "limit_token_concurrency": 1_000,
+    "limit_refusal_delay_ms": 0,  # refusals at once (test_request_limits.py tests the delay)
 }
 
 

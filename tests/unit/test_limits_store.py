@@ -125,7 +125,45 @@ async def test_headers_name_each_policy_as_the_draft_writes_them() -> None:
         b'"workspace";r=3;t=1, "token";r=1;t=1, "workspace-concurrency";r=2, "token-concurrency";r=0'
     )
     refused = await limits.store.acquire(policies)
-    error = limits.refuse(policies, values, refused)
+    error = await limits.refuse(policies, values, refused)
     assert error.violated_policies == ["token-concurrency"]
     assert error.retry_after == 1
     assert limits.refusals.counts == {("token", "concurrency"): 1}
+
+
+@pytest.mark.asyncio
+async def test_a_refusal_waits_at_most_the_delay_and_never_past_its_retry_time() -> None:
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    clock = Clock()
+    defaults = LimitValues(
+        workspace_requests=100,
+        workspace_window_s=1,
+        workspace_concurrency=100,
+        token_requests=1,
+        token_window_s=10,
+        token_concurrency=100,
+    )
+    limits = RequestLimits(defaults, LocalStore(clock=clock), refusal_delay_ms=1000, sleep=sleep)
+    principal = Principal(
+        token_id=uuid.uuid4(),
+        tenant_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        membership_id=uuid.uuid4(),
+        role="owner",
+        token_permissions={},
+    )
+    values, policies = limits.policies(principal)
+    assert (await limits.store.acquire(policies)).allowed
+    refused = await limits.store.acquire(policies)  # the next request fits in 10 s
+    error = await limits.refuse(policies, values, refused)
+    assert waited == [1.0]
+    assert error.retry_after == 9  # what is left to wait once the answer goes out
+    clock.now += 9.7
+    refused = await limits.store.acquire(policies)  # 300 ms to go: wait those, not the whole delay
+    error = await limits.refuse(policies, values, refused)
+    assert waited == [1.0, 0.3]
+    assert error.retry_after == 1

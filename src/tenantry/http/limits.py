@@ -9,7 +9,11 @@ process's memory) whether each policy admits it, in one step:
   (draft-ietf-httpapi-ratelimit-headers), and its slots are released when it ends, however it
   ends (answer, error, cancellation, client gone);
 - refused: 429 problem+json with `Retry-After`, the same two headers and `violated_policies`,
-  before any database work; a refusal consumes nothing.
+  before any database work; a refusal consumes nothing. It is answered after a delay (at most
+  TENANTRY_LIMIT_REFUSAL_DELAY_MS, never past the moment the client could retry): a client that
+  loops on 429s without waiting then sends a request a second per connection instead of
+  thousands, and a refusal costs the neighbours next to nothing. A client that honours
+  Retry-After loses nothing, since it would have waited anyway.
 
 The limits are the deployment's defaults (settings: TENANTRY_LIMIT_*) unless the workspace's plan
 says otherwise; the plan comes with the principal (auth/resolver.py), so this costs no query.
@@ -18,8 +22,10 @@ Admin routes and the public ones (login, invitations, leak reports) are not limi
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
@@ -83,9 +89,17 @@ class RefusalCounter:
 class RequestLimits:
     """The app's limits: defaults, the store, and the headers; one per app (`app.state.limits`)."""
 
-    def __init__(self, defaults: LimitValues, store: Store) -> None:
+    def __init__(
+        self,
+        defaults: LimitValues,
+        store: Store,
+        refusal_delay_ms: int = 0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.defaults = defaults
         self.store = store
+        self.refusal_delay_ms = refusal_delay_ms
+        self.sleep = sleep
         self.refusals = RefusalCounter()
         # Rendered once per distinct set of limits (the defaults, and each plan in use).
         self._policy_headers: dict[LimitValues, bytes] = {}
@@ -98,7 +112,7 @@ class RequestLimits:
             store = FailoverStore(redis)
         else:
             store = LocalStore()
-        return cls(default_limits(settings), store)
+        return cls(default_limits(settings), store, settings.limit_refusal_delay_ms)
 
     def policies(self, principal: Principal) -> tuple[LimitValues, tuple[Policy, Policy]]:
         limits = effective_limits(self.defaults, principal.plan)
@@ -146,10 +160,14 @@ class RequestLimits:
         ]
         return ", ".join(rates + caps).encode()
 
-    def refuse(self, policies: tuple[Policy, ...], limits: LimitValues, decision: Decision) -> RateLimited:
+    async def refuse(self, policies: tuple[Policy, ...], limits: LimitValues, decision: Decision) -> RateLimited:
+        """The refusal, after its delay; Retry-After then counts what is left to wait."""
         for scope, limit in decision.violations:
             self.refusals.count(scope, limit)  # METRICS HOOK: tenantry_rate_limited_total{scope,limit}
-        retry_after = max(1, math.ceil(decision.retry_after_ms / 1000))
+        delay_ms = min(self.refusal_delay_ms, decision.retry_after_ms)
+        if delay_ms > 0:
+            await self.sleep(delay_ms / 1000)
+        retry_after = max(1, math.ceil((decision.retry_after_ms - delay_ms) / 1000))
         scope, limit = decision.violations[0]
         whose = "this workspace" if scope == "workspace" else "this token"
         return RateLimited(
@@ -181,7 +199,7 @@ class RateLimitMiddleware:
         values, policies = limits.policies(principal)
         decision = await limits.store.acquire(policies)
         if not decision.allowed:
-            raise limits.refuse(policies, values, decision)
+            raise await limits.refuse(policies, values, decision)
         extra = [
             (b"ratelimit-policy", limits.policy_header(values)),
             (b"ratelimit", limits.state_header(policies, decision)),
