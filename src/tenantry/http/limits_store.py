@@ -266,6 +266,13 @@ class RedisStore:
         return keys
 
     async def acquire(self, policies: Sequence[Policy]) -> Decision:
+        try:
+            return await self._acquire(policies)
+        except NoScriptError:  # Redis restarted (or flushed its scripts) since SCRIPT LOAD
+            self._sha = None
+            return await self._acquire(policies)
+
+    async def _acquire(self, policies: Sequence[Policy]) -> Decision:
         member = self._next_id().encode()
         keys = self._keys(policies)
         args: list[Any] = [self.lease_ms, member]
@@ -284,9 +291,6 @@ class RedisStore:
             self._pending = pending + self._pending  # not sent: try them again with the next one
             raise
         answer = answers[-1]
-        if isinstance(answer, NoScriptError):  # Redis restarted (or flushed) since SCRIPT LOAD
-            self._sha = None
-            return await self.acquire(policies)
         if isinstance(answer, Exception):
             raise answer
         return self._decision(policies, keys, member, [int(v) for v in answer])
