@@ -49,12 +49,17 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                client.ping()
-                return
+                answering = client.info("server")["process_id"]
             except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+                pass
+            else:
+                # Ours, unless another run took the port while it was free.
+                if answering != self.process.pid:
+                    raise RuntimeError(f"port {self.port} is served by another redis-server (pid {answering})")
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not answer on {self.port}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process is not None:
