@@ -84,13 +84,22 @@ def database_url(server_url: str) -> Iterator[str]:
     asyncio.run(drop_database(url))
 
 
+# Request limits that never refuse: the tests of the limits (tests/integration/test_request_limits*.py,
+# test_workspace_plans.py) set the ones they test; the rest send bursts no real client would.
+ROOMY_LIMITS = {
+    f"limit_{scope}_{kind}": value
+    for scope in ("workspace", "token")
+    for kind, value in (("requests", 1_000_000), ("window_s", 1), ("concurrency", 10_000))
+}
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     env = {
         "DATABASE_URL": database_url,
         "TENANTRY_TOKEN_PEPPER": TEST_PEPPER,
         "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD,
     }
-    return load_settings(env, **overrides)
+    return load_settings(env, **{**ROOMY_LIMITS, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -235,7 +235,13 @@ class AdminWorkspaceController(Controller):
         """Members (total, active), tokens (total, active: not revoked, not expired), rows per table."""
         return await admin_workspace_service.usage(workspace_id)
 
-    @get("/{workspace_id:str}/export", operation_id="getWorkspaceExportManifest", guards=[requires_admin])
+    # A purged workspace has nothing left to export: 409.
+    @get(
+        "/{workspace_id:str}/export",
+        operation_id="getWorkspaceExportManifest",
+        guards=[requires_admin],
+        opt={"problems": (409,)},
+    )
     async def export_manifest(
         self, workspace_id: FromPath[uuid.UUID], admin_workspace_service: NamedDependency[AdminWorkspaceService]
     ) -> ExportManifest:
@@ -246,6 +252,7 @@ class AdminWorkspaceController(Controller):
         "/{workspace_id:str}/export/{table:str}",
         operation_id="exportWorkspaceTable",
         guards=[requires_admin],
+        opt={"problems": (409,)},
         media_type=EXPORT_MEDIA_TYPE,
     )
     async def export_table(
