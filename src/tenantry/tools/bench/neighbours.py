@@ -13,6 +13,7 @@ the limiter runs there too (its cost is in their numbers) but never refuses.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 import time
 import uuid
@@ -39,7 +40,10 @@ ROOMY = {"requests": 1_000_000, "window_s": 1, "concurrency": 10_000}
 def server_limits(role: str, redis_url: str | None) -> dict[str, str]:
     """The limits of a bench server: the defaults for scenario n's, never refusing for the others."""
     if role == ROLE:
-        return {"TENANTRY_REDIS_URL": redis_url} if redis_url else {}
+        # Keys of this run only: nothing carried over from an earlier run, nothing shared with a
+        # deployment that uses the same Redis.
+        prefix = f"tenantry-bench-{secrets.token_hex(4)}:"
+        return {"TENANTRY_REDIS_URL": redis_url, "TENANTRY_REDIS_KEY_PREFIX": prefix} if redis_url else {}
     return {
         f"TENANTRY_LIMIT_{scope}_{kind.upper()}": str(value)
         for scope in ("WORKSPACE", "TOKEN")
