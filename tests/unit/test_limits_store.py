@@ -162,6 +162,7 @@ async def test_a_refusal_waits_at_most_the_delay_and_never_past_its_retry_time()
     error = await limits.refuse(policies, values, refused)
     assert waited == [1.0]
     assert error.retry_after == 9  # what is left to wait once the answer goes out
+    assert '"token";r=0;t=9' in error.headers["RateLimit"]  # the same moment as Retry-After
     clock.now += 9.7
     refused = await limits.store.acquire(policies)  # 300 ms to go: wait those, not the whole delay
     error = await limits.refuse(policies, values, refused)

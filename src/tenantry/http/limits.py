@@ -148,12 +148,16 @@ class RequestLimits:
         return rendered
 
     @staticmethod
-    def state_header(policies: tuple[Policy, ...], decision: Decision) -> bytes:
-        """`RateLimit`: requests left now and seconds until the bucket is full, then free slots."""
-        rates = [
-            f'"{p.name}";r={s.remaining};t={math.ceil(s.reset_ms / 1000)}'
-            for p, s in zip(policies, decision.states, strict=True)
-        ]
+    def state_header(policies: tuple[Policy, ...], decision: Decision, elapsed_ms: int = 0) -> bytes:
+        """`RateLimit`: per rate, `r` requests that may start now and `t` seconds until one more may
+        (the draft's effective window: within `t` no more than `r`; for a refusal, the same moment
+        as Retry-After); then the free slots of each cap. `elapsed_ms` since the decision."""
+        rates = []
+        for p, s in zip(policies, decision.states, strict=True):
+            # The bucket is full after reset_ms and gains one request every interval: the next one
+            # comes (requests - 1 - remaining) intervals before it is full.
+            next_ms = s.reset_ms - (p.requests - 1 - s.remaining) * p.interval_ms - elapsed_ms
+            rates.append(f'"{p.name}";r={s.remaining};t={math.ceil(max(next_ms, 0) / 1000)}')
         caps = [
             f'"{p.name}{CONCURRENCY_SUFFIX}";r={max(p.concurrency - s.in_flight, 0)}'
             for p, s in zip(policies, decision.states, strict=True)
@@ -176,7 +180,7 @@ class RequestLimits:
             violated_policies=[policy_name(s, lim) for s, lim in decision.violations],
             headers={
                 "RateLimit-Policy": self.policy_header(limits).decode(),
-                "RateLimit": self.state_header(policies, decision).decode(),
+                "RateLimit": self.state_header(policies, decision, delay_ms).decode(),
             },
         )
 

@@ -202,8 +202,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     },
     "RateLimit": {
         "description": 'What is left under each policy: `"workspace";r=199;t=1, "token";r=99;t=1, '
-        '"workspace-concurrency";r=9, "token-concurrency";r=4` (r requests now; t seconds until the quota is '
-        "whole again).",
+        '"workspace-concurrency";r=9, "token-concurrency";r=4` (r requests now; t seconds until one '
+        "more may start).",
         "schema": {"type": "string"},
     },
     "WWW-Authenticate": {"description": "The authentication scheme: Bearer.", "schema": {"type": "string"}},
