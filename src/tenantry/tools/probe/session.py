@@ -8,7 +8,6 @@ of it told something: answers that are all 401, 403 or 405 would be equal whatev
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -29,10 +28,6 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 NO_BODY: Any = object()
 # Refusals before the route looks at any id: two of them are equal whoever's ids were sent.
 UNINFORMATIVE = frozenset({401, 403, 405})
-# A request refused by the deployment's request limits is sent again after Retry-After.
-RATE_LIMITED_PREFIX = b'{"type":"https://tenantry.dev/problems/rate-limited"'
-RATE_LIMITED_RETRIES = 30
-RATE_LIMITED_WAIT_CAP_S = 10.0
 
 
 @dataclass
@@ -142,16 +137,10 @@ class ProbeSession:
         content = None if body is NO_BODY else json.dumps(body).encode()
         if content is not None:
             all_headers["Content-Type"] = "application/json"
-        for _ in range(RATE_LIMITED_RETRIES):
-            response = await self.http.request(
-                route.method, path, params=dict(query or {}), content=content, headers=all_headers
-            )
-            self.requests += 1
-            # A deployment's request limits (docs/06-operations.md) refused it before it ran: wait
-            # and send it again, as a client should, rather than compare a refusal.
-            if response.status_code != 429 or not response.content.startswith(RATE_LIMITED_PREFIX):
-                break
-            await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), RATE_LIMITED_WAIT_CAP_S))
+        response = await self.http.request(
+            route.method, path, params=dict(query or {}), content=content, headers=all_headers
+        )
+        self.requests += 1
         answer = Answer.of(response)
         if party is self.a:
             sent = " ".join(
