@@ -70,8 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     limit_token_requests: int = 100
     limit_token_window_s: int = 2
     limit_token_concurrency: int = 5
-    # A refusal is answered after min(this, its Retry-After) ms, so a client that ignores 429s
-    # and loops costs a few requests a second per connection, not thousands (0: at once).
+    # A refusal is answered after this many ms, so a client that ignores 429s and loops costs
+    # about a request a second per connection, not hundreds (0: at once).
     limit_refusal_delay_ms: int = 1000
     # Where the counters live, shared by every process. Unset: each process counts on its own.
     redis_url: str | None = None

@@ -9,11 +9,12 @@ process's memory) whether each policy admits it, in one step:
   (draft-ietf-httpapi-ratelimit-headers), and its slots are released when it ends, however it
   ends (answer, error, cancellation, client gone);
 - refused: 429 problem+json with `Retry-After`, the same two headers and `violated_policies`,
-  before any database work; a refusal consumes nothing. It is answered after a delay (at most
-  TENANTRY_LIMIT_REFUSAL_DELAY_MS, never past the moment the client could retry): a client that
-  loops on 429s without waiting then sends a request a second per connection instead of
-  thousands, and a refusal costs the neighbours next to nothing. A client that honours
-  Retry-After loses nothing, since it would have waited anyway.
+  before any database work; a refusal consumes nothing. It is answered after a delay
+  (TENANTRY_LIMIT_REFUSAL_DELAY_MS, 1 s): a client that loops on 429s without waiting then sends
+  a request a second per connection instead of hundreds, and refusals cost the neighbours little.
+  Capping the delay at the moment the client could retry was tried first: with a fast-refilling
+  bucket that moment is milliseconds away, and the bench's flood still got ~200 refusals a
+  second through (docs/performance.md, scenario n). Over its limit, a client is slowed down.
 
 The limits are the deployment's defaults (settings: TENANTRY_LIMIT_*) unless the workspace's plan
 says otherwise; the plan comes with the principal (auth/resolver.py), so this costs no query.
@@ -165,10 +166,10 @@ class RequestLimits:
         return ", ".join(rates + caps).encode()
 
     async def refuse(self, policies: tuple[Policy, ...], limits: LimitValues, decision: Decision) -> RateLimited:
-        """The refusal, after its delay; Retry-After then counts what is left to wait."""
+        """The refusal, after its delay; Retry-After then counts what is left to wait (at least 1 s)."""
         for scope, limit in decision.violations:
             self.refusals.count(scope, limit)  # METRICS HOOK: tenantry_rate_limited_total{scope,limit}
-        delay_ms = min(self.refusal_delay_ms, decision.retry_after_ms)
+        delay_ms = self.refusal_delay_ms
         if delay_ms > 0:
             await self.sleep(delay_ms / 1000)
         retry_after = max(1, math.ceil((decision.retry_after_ms - delay_ms) / 1000))
