@@ -5,7 +5,7 @@ The admin table kept a decoded JSON body and no headers; the one idempotency lay
 kinds of key. Existing admin answers (all of them workspace creations) are carried over: the body
 as the UTF-8 text of its JSON, the headers as the creation's Content-Type and Location.
 
-Revision ID: 0006a
+Revision ID: 0006_idempotency_one
 Revises: 0005_list_indexes
 Create Date: 2026-12-05
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006a"
+revision: str = "0006_idempotency_one"
 down_revision: str | None = "0005_list_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

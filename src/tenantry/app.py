@@ -32,6 +32,7 @@ from tenantry.http.dependencies import (
 )
 from tenantry.http.health import live, ready
 from tenantry.http.idempotency import IdempotencyMiddleware
+from tenantry.http.limits import RateLimitMiddleware, RequestLimits
 from tenantry.http.openapi import ApiDocumentation
 from tenantry.http.problems import handle_exception
 from tenantry.http.request_checks import check_request
@@ -133,6 +134,15 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         finally:
             await listener.stop()
 
+    @asynccontextmanager
+    async def request_limits(app: Litestar) -> AsyncIterator[None]:
+        limits = RequestLimits.from_settings(settings, metrics)
+        app.state.limits = limits
+        try:
+            yield
+        finally:
+            await limits.close()
+
     documentation = ApiDocumentation(
         title="Tenantry API",
         version=__version__,
@@ -163,15 +173,19 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
     )
     app = TenantryApp(
         route_handlers=[live, ready, *ROUTES, docs_ui],
-        lifespan=[database, principal_cache],
+        lifespan=[database, principal_cache, request_limits],
         dependencies={
             "db_session": Provide(provide_db_session),
             "platform_session": Provide(provide_platform_session),
             "admin": Provide(provide_admin, sync_to_thread=False),
         },
-        # Outermost first: idempotency runs inside authentication, so its keys belong to the
-        # verified workspace and token.
-        middleware=[DefineMiddleware(AuthenticationMiddleware), DefineMiddleware(IdempotencyMiddleware)],
+        # Outermost first: the limits need the verified workspace and token, and refuse before
+        # any database work; idempotency runs inside both, so its keys belong to that token.
+        middleware=[
+            DefineMiddleware(AuthenticationMiddleware),
+            DefineMiddleware(RateLimitMiddleware),
+            DefineMiddleware(IdempotencyMiddleware),
+        ],
         before_request=check_request,
         before_send=[FixAllowHeader()],
         exception_handlers={Exception: handle_exception},

@@ -83,6 +83,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # OpenTelemetry tracing, exported over OTLP (the SDK reads the OTEL_* variables itself).
     tracing: bool = False
 
+    # Limits per workspace and per token (src/tenantry/http/limits.py; docs/06-operations.md):
+    # `*_requests` per `*_window_s` seconds (a bucket that refills evenly), and at most
+    # `*_concurrency` requests in flight. A workspace's plan overrides any of them.
+    limit_workspace_requests: int = 200
+    limit_workspace_window_s: int = 2
+    limit_workspace_concurrency: int = 10
+    limit_token_requests: int = 100
+    limit_token_window_s: int = 2
+    limit_token_concurrency: int = 5
+    # A refusal is answered after this many ms, so a client that ignores 429s and loops costs
+    # about a request a second per connection, not hundreds (0: at once).
+    limit_refusal_delay_ms: int = 1000
+    # Where the counters live, shared by every process. Unset: each process counts on its own.
+    redis_url: str | None = None
+    redis_key_prefix: str = "tenantry:"
+
     def __post_init__(self) -> None:
         for name in ("owner_role", "tenant_role", "platform_role", "app_role"):
             value = getattr(self, name)
@@ -110,6 +126,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("TENANTRY_AUTH_CACHE_TTL_S must be between 0 and 3600")
         if not 0 < self.db_pool_timeout_s <= 600:  # also false for NaN
             raise SettingsError("TENANTRY_DB_POOL_TIMEOUT_S must be more than 0 and at most 600")
+        _check_limits(self)
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("TENANTRY_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         # Refuse a URL that is not PostgreSQL now, with a clear message, not at first connection.
         to_asyncpg_url(self.database_url)
         for url in (self.app_database_url, self.auth_listen_url):
@@ -161,6 +180,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.admin_url.set(username=self.app_role, password=self.app_password or None)
 
 
+# The bounds of every limit, for the defaults here and for a workspace's plan (the admin API).
+LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
+    "requests": (1, 1_000_000),
+    "window_s": (1, 3600),
+    "concurrency": (1, 10_000),
+}
+
+
+def _check_limits(settings: Settings) -> None:
+    if not 0 <= settings.limit_refusal_delay_ms <= 10_000:
+        raise SettingsError("TENANTRY_LIMIT_REFUSAL_DELAY_MS must be between 0 and 10000")
+    for scope in ("workspace", "token"):
+        for kind, (low, high) in LIMIT_BOUNDS.items():
+            value = getattr(settings, f"limit_{scope}_{kind}")
+            if not low <= value <= high:
+                raise SettingsError(f"TENANTRY_LIMIT_{scope.upper()}_{kind.upper()} must be between {low} and {high}")
+
+
 # Environment variable -> (field, parser). This table is the one list of what the service reads;
 # compose.yaml is checked against it by a test.
 ENVIRONMENT: dict[str, tuple[str, type]] = {
@@ -191,6 +228,15 @@ ENVIRONMENT: dict[str, tuple[str, type]] = {
     "TENANTRY_METRICS_HOST": ("metrics_host", str),
     "TENANTRY_METRICS_PORT": ("metrics_port", int),
     "TENANTRY_TRACING": ("tracing", bool),
+    "TENANTRY_LIMIT_WORKSPACE_REQUESTS": ("limit_workspace_requests", int),
+    "TENANTRY_LIMIT_WORKSPACE_WINDOW_S": ("limit_workspace_window_s", int),
+    "TENANTRY_LIMIT_WORKSPACE_CONCURRENCY": ("limit_workspace_concurrency", int),
+    "TENANTRY_LIMIT_TOKEN_REQUESTS": ("limit_token_requests", int),
+    "TENANTRY_LIMIT_TOKEN_WINDOW_S": ("limit_token_window_s", int),
+    "TENANTRY_LIMIT_TOKEN_CONCURRENCY": ("limit_token_concurrency", int),
+    "TENANTRY_LIMIT_REFUSAL_DELAY_MS": ("limit_refusal_delay_ms", int),
+    "TENANTRY_REDIS_URL": ("redis_url", str),
+    "TENANTRY_REDIS_KEY_PREFIX": ("redis_key_prefix", str),
 }
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -124,14 +124,22 @@ def _dangling_reference(operation_id: str | None, status: int, problem: dict[str
     )
 
 
+_INTEGRAL_FLOAT = ("Expected `int`, got `float`", "Expected `int | null`, got `float`")
+
+
 def _integral_float(operation_id: str | None, status: int, problem: dict[str, Any]) -> bool:
     # JSON Schema counts 7.0 as an integer; the API decodes bodies strictly (http/body.py) and
     # takes integers written as integers, as JSON clients send them.
     errors = _errors(problem)
+    return status == 422 and bool(errors) and all(str(e.get("message", "")) in _INTEGRAL_FLOAT for e in errors)
+
+
+def _confirm_slug_mismatch(operation_id: str | None, status: int, problem: dict[str, Any]) -> bool:
+    # Purging early needs the workspace's own slug typed out: any other slug is schema-valid.
     return (
-        status == 422
-        and bool(errors)
-        and all(str(e.get("message", "")) == "Expected `int`, got `float`" for e in errors)
+        operation_id == "purgeWorkspace"
+        and status == 422
+        and _errors(problem) == [{"field": "confirm_slug", "message": "does not match the workspace's slug"}]
     )
 
 
@@ -145,5 +153,6 @@ STATE_DEPENDENT_VALIDATIONS = (
     _lookup_kind_changed,
     _dangling_reference,
     _integral_float,
+    _confirm_slug_mismatch,
     _nul_in_metadata,
 )

@@ -57,6 +57,8 @@ def test_the_admin_surface_has_the_expected_routes(app: Litestar) -> None:
         ("POST", f"{WORKSPACES}/{{id}}/restore"),
         ("POST", f"{WORKSPACES}/{{id}}/purge"),
         ("GET", f"{WORKSPACES}/{{id}}/usage"),
+        ("GET", f"{WORKSPACES}/{{id}}/plan"),
+        ("PATCH", f"{WORKSPACES}/{{id}}/plan"),
         ("GET", f"{WORKSPACES}/{{id}}/export"),
         ("GET", f"{WORKSPACES}/{{id}}/export/products"),
     }

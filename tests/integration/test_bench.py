@@ -73,7 +73,7 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
     # The runner drives its own event loops (asyncio.run) and subprocesses: run it off this loop.
     report = await asyncio.to_thread(Bench(options).run)
 
-    assert [p.key for p in report.pairs] == ["a", "b", "c", "d"]
+    assert [p.key for p in report.pairs] == ["a", "b", "c", "d", "n"]
     assert [s.key for s in report.singles] == ["e.get", "e.create", "e.mixed"]
     for pair in report.pairs:
         for side in (pair.baseline, pair.subject):
@@ -88,7 +88,9 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
         (3, 20),
         (6, 10),
     ]  # the same 60 products, 2x the tenants
-    assert {m.server for m in report.memory} == {"app", "raw", "app_many"}
+    assert {m.server for m in report.memory} == {"app", "raw", "app_many", "app_limited"}
+    # n: the flood ran against the default limits and was refused in part; the neighbour never.
+    assert any(note.startswith("n: the flood") and "refused with 429" in note for note in report.notes), report.notes
     assert all(m.peak_rss_mb and min(m.peak_rss_mb) > 10 for m in report.memory)
     assert report.machine.postgres
     assert report.machine.cores >= 1

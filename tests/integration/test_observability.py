@@ -23,6 +23,7 @@ from tenantry.core.logs import json_formatter
 from tenantry.core.metrics import Metrics
 from tenantry.settings import Settings
 from tests.support import Tenant, auth_changes_delivered, create_product
+from tests.support.limits import limited_app
 
 Client = AsyncTestClient[Litestar]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -240,3 +241,13 @@ def test_json_logs_keep_other_records_and_their_tracebacks() -> None:
     assert first["time"].endswith("+00:00")
     assert second["message"] == "failed"
     assert "RuntimeError: boom" in second["exc_info"]
+
+
+async def test_a_refused_request_counts_in_the_rate_limit_series(settings: Settings, tenant_a: Tenant) -> None:
+    """The limits' one refusal counter feeds tenantry_rate_limited_total with its scope and limit."""
+    async with limited_app(settings, metrics=True, limit_token_requests=1, limit_token_window_s=60) as (app, client):
+        assert (await client.get("/v1/products", headers=tenant_a.headers)).status_code == 200
+        assert (await client.get("/v1/products", headers=tenant_a.headers)).status_code == 429
+        samples = scrape(app)
+    assert value(samples, "tenantry_rate_limited_total", scope="token", limit="rate") == 1
+    assert value(samples, "tenantry_rate_limited_total", scope="workspace", limit="rate") == 0

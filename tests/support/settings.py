@@ -12,14 +12,24 @@ TEST_PEPPER = "test-pepper-" + "x" * 40
 TEST_APP_PASSWORD = "test-app-password"
 
 
+# Request limits that never refuse: the tests of the limits (tests/integration/test_request_limits*.py,
+# test_workspace_plans.py) set the ones they test; the rest send bursts no real client would.
+ROOMY_LIMITS = {
+    f"limit_{scope}_{kind}": value
+    for scope in ("workspace", "token")
+    for kind, value in (("requests", 1_000_000), ("window_s", 1), ("concurrency", 10_000))
+}
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    """Settings from an environment mapping (never the process's), not in dev mode, real secrets."""
+    """Settings from an environment mapping (never the process's), not in dev mode, real secrets,
+    and request limits that never refuse (ROOMY_LIMITS) unless the test sets its own."""
     env = {
         "DATABASE_URL": database_url,
         "TENANTRY_TOKEN_PEPPER": TEST_PEPPER,
         "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD,
     }
-    return load_settings(env, **overrides)
+    return load_settings(env, **{**ROOMY_LIMITS, **overrides})
 
 
 # Any fixed key: every test run on a server takes it on the server's `postgres` database.

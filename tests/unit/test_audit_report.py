@@ -38,7 +38,7 @@ def test_every_rule_is_documented() -> None:
 
 
 def test_the_allowlist_is_exactly_the_projects_definer_functions() -> None:
-    source = (POLICIES / "10_auth_functions.sql").read_text(encoding="utf-8")
+    source = "\n".join(path.read_text(encoding="utf-8") for path in sorted(POLICIES.glob("*.sql")))
     # Each CREATE FUNCTION up to the start of its body: the header says whether it is a definer.
     headers = re.findall(r"CREATE FUNCTION (public\.\w+)\((.*?)\bAS \$\$", source, flags=re.S)
     definers = {name for name, header in headers if "SECURITY DEFINER" in header}

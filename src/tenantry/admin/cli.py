@@ -25,13 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenantry.admin.accounts import AdminTokenService, UserPasswordService
 from tenantry.auth.principal import AdminPrincipal, current_admin
 from tenantry.core.errors import DomainError, InvalidInput
+from tenantry.core.plans import PLAN_FIELDS
 from tenantry.db.connectivity import database_failure
 from tenantry.db.engine import create_engine
 from tenantry.settings import Settings, load_settings
 from tenantry.tenancy.pagination import PageRequest, cursor_key
 from tenantry.tenancy.session import platform_session_factory
 from tenantry.workspaces.export import EXPORT_MEDIA_TYPE, WorkspaceExporter
-from tenantry.workspaces.schemas import WorkspaceCreate, WorkspaceFilters, WorkspaceOut
+from tenantry.workspaces.plans import WorkspacePlanService
+from tenantry.workspaces.schemas import PlanOut, PlanUpdate, WorkspaceCreate, WorkspaceFilters, WorkspaceOut
 from tenantry.workspaces.service import AdminWorkspaceService
 
 EXIT_FAILURE = 2
@@ -275,6 +277,43 @@ async def workspace_export(op: Operator, args: argparse.Namespace) -> None:
     print(f"exported {manifest.workspace.slug} to {out}")
 
 
+_KEEP = object()  # an option of `plan` that was not given
+
+
+def _limit(value: str) -> int | None:
+    """A limit on the command line: a whole number, or `default` to drop the workspace's own."""
+    if value == "default":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'default', got {value!r}") from None
+
+
+def _plan_lines(plan: PlanOut) -> list[str]:
+    lines = []
+    for name in PLAN_FIELDS:
+        own = getattr(plan.plan, name)
+        lines.append(f"{name}: {getattr(plan.effective, name)}" + ("" if own is not None else " (default)"))
+    return lines
+
+
+async def workspace_plan(op: Operator, args: argparse.Namespace) -> None:
+    """Show the plan; with limits given, change them first (audited like the API's PATCH)."""
+    workspace_id = await op.workspaces.resolve(args.workspace)
+    service = WorkspacePlanService(op.session, op.settings)
+    changes: dict[str, int | None] = {name: None for name in PLAN_FIELDS} if args.reset else {}
+    for name in PLAN_FIELDS:
+        value = getattr(args, name)
+        if value is not _KEEP:
+            changes[name] = value
+    if changes:
+        plan = await service.update(workspace_id, msgspec.convert(changes, PlanUpdate))
+    else:
+        plan = await service.get(workspace_id)
+    op.out(plan, *_plan_lines(plan))
+
+
 # -- the parser --------------------------------------------------------------------------------
 
 
@@ -334,3 +373,16 @@ def add_admin_commands(commands: Any) -> None:
     export = _workspace_command(ws, "export", workspace_export, "export every tenant table as JSON Lines")
     export.add_argument("--out", required=True, help="directory for <table>.jsonl files and manifest.json")
     _workspace_command(ws, "usage", workspace_usage, "members, tokens and rows per table")
+    plan = _workspace_command(
+        ws, "plan", workspace_plan, "show the request limits; with options, change them (docs/06-operations.md)"
+    )
+    for name in PLAN_FIELDS:
+        plan.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=_limit,
+            default=_KEEP,
+            metavar="N|default",
+            help="this workspace's own value, or 'default' for the deployment's",
+        )
+    plan.add_argument("--reset", action="store_true", help="every limit back to the deployment's default first")

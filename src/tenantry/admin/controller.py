@@ -24,9 +24,12 @@ from tenantry.http.idempotency import IDEMPOTENT_OPT, REDACT_OPT
 from tenantry.http.querying import Cursor, Limit
 from tenantry.tenancy.pagination import PageRequest
 from tenantry.workspaces.export import EXPORT_MEDIA_TYPE, WorkspaceExporter
+from tenantry.workspaces.plans import WorkspacePlanService
 from tenantry.workspaces.schemas import (
     WORKSPACE_STATUS_PATTERN,
     ExportManifest,
+    PlanOut,
+    PlanUpdate,
     PurgeReportOut,
     PurgeRequest,
     ScheduleDeletion,
@@ -46,6 +49,12 @@ def provide_admin_workspace_service(
     platform_session: NamedDependency[AsyncSession], state: State
 ) -> AdminWorkspaceService:
     return AdminWorkspaceService(platform_session, state.settings, state.cursor_key)
+
+
+def provide_workspace_plan_service(
+    platform_session: NamedDependency[AsyncSession], state: State
+) -> WorkspacePlanService:
+    return WorkspacePlanService(platform_session, state.settings)
 
 
 def provide_workspace_exporter(state: State) -> WorkspaceExporter:
@@ -77,6 +86,7 @@ class AdminWorkspaceController(Controller):
     dependencies = {
         "admin_workspace_service": Provide(provide_admin_workspace_service, sync_to_thread=False),
         "workspace_exporter": Provide(provide_workspace_exporter, sync_to_thread=False),
+        "workspace_plan_service": Provide(provide_workspace_plan_service, sync_to_thread=False),
     }
 
     @post(
@@ -126,6 +136,27 @@ class AdminWorkspaceController(Controller):
     ) -> WorkspaceOut:
         """Change name, external_id, metadata or the token-lifetime cap (fields present only)."""
         return await admin_workspace_service.update(workspace_id, data)
+
+    @get("/{workspace_id:str}/plan", operation_id="getWorkspacePlan", guards=[requires_admin])
+    async def get_workspace_plan(
+        self, workspace_id: FromPath[uuid.UUID], workspace_plan_service: NamedDependency[WorkspacePlanService]
+    ) -> PlanOut:
+        """The workspace's request limits: its own (`null`: the deployment's default) and those in force."""
+        return await workspace_plan_service.get(workspace_id)
+
+    @patch("/{workspace_id:str}/plan", operation_id="updateWorkspacePlan", guards=[requires_admin])
+    async def update_workspace_plan(
+        self,
+        workspace_id: FromPath[uuid.UUID],
+        data: JSONBody[PlanUpdate],
+        workspace_plan_service: NamedDependency[WorkspacePlanService],
+    ) -> PlanOut:
+        """Change the workspace's request limits (fields present only; `null` restores the default).
+
+        Takes effect on the workspace's next request, in every API process. Audited as
+        `workspace.plan_changed`.
+        """
+        return await workspace_plan_service.update(workspace_id, data)
 
     @post("/{workspace_id:str}/suspend", operation_id="suspendWorkspace", guards=[requires_admin], status_code=200)
     async def suspend_workspace(
@@ -188,7 +219,13 @@ class AdminWorkspaceController(Controller):
         """Members (total, active), tokens (total, active: not revoked, not expired), rows per table."""
         return await admin_workspace_service.usage(workspace_id)
 
-    @get("/{workspace_id:str}/export", operation_id="getWorkspaceExportManifest", guards=[requires_admin])
+    # A purged workspace has nothing left to export: 409.
+    @get(
+        "/{workspace_id:str}/export",
+        operation_id="getWorkspaceExportManifest",
+        guards=[requires_admin],
+        opt={"problems": (409,)},
+    )
     async def export_manifest(
         self, workspace_id: FromPath[uuid.UUID], admin_workspace_service: NamedDependency[AdminWorkspaceService]
     ) -> ExportManifest:
@@ -199,6 +236,7 @@ class AdminWorkspaceController(Controller):
         "/{workspace_id:str}/export/{table:str}",
         operation_id="exportWorkspaceTable",
         guards=[requires_admin],
+        opt={"problems": (409,)},
         media_type=EXPORT_MEDIA_TYPE,
     )
     async def export_table(

@@ -12,6 +12,7 @@ from contextvars import ContextVar
 import msgspec
 
 from tenantry.auth.permissions import effective_level, level_allows
+from tenantry.core.plans import PlanLimits
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,6 +26,8 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     token_permissions: dict[str, str]
     token_fingerprint: str = ""
     max_token_lifetime_days: int = 366
+    # The workspace's plan (its own request limits), read with the token; None: every default.
+    plan: PlanLimits | None = None
 
     def level(self, resource: str) -> str:
         """What this token may do on `resource` now: the lower of its grant and the member's role."""

@@ -15,10 +15,15 @@ from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.auth.principal import AdminPrincipal, Principal
+from tenantry.core.plans import PLAN_FIELDS, PlanLimits
 
+# The workspace's plan comes in the same statement (policies/workspace_plans.sql), so the
+# limits travel with the principal and its cache, and enforcing them costs no query of its own.
 _RESOLVE = text(
-    "SELECT token_id, tenant_id, user_id, membership_id, member_role, permissions, expired, revoked, "
-    "member_active, workspace_status, max_token_lifetime_days, expires_in_s FROM public.resolve_token(:digest)"
+    "SELECT r.token_id, r.tenant_id, r.user_id, r.membership_id, r.member_role, r.permissions, r.expired, "
+    "r.revoked, r.member_active, r.workspace_status, r.max_token_lifetime_days, r.expires_in_s, "
+    + ", ".join(f"p.{name}" for name in PLAN_FIELDS)
+    + " FROM public.resolve_token(:digest) AS r LEFT JOIN LATERAL public.workspace_plan(r.tenant_id) AS p ON true"
 )
 _RESOLVE_ADMIN = text("SELECT token_id, name, valid FROM public.resolve_admin_token(:digest)")
 
@@ -65,11 +70,17 @@ async def resolve_token(engine: AsyncEngine, digest: bytes, fingerprint: str = "
             token_permissions=permissions,
             token_fingerprint=fingerprint,
             max_token_lifetime_days=row.max_token_lifetime_days,
+            plan=_plan(row),
         ),
         workspace_status="active",
         tenant_id=row.tenant_id,
         expires_in_s=row.expires_in_s,
     )
+
+
+def _plan(row: Row[Any]) -> PlanLimits | None:
+    values = {name: getattr(row, name) for name in PLAN_FIELDS}
+    return PlanLimits(**values) if any(v is not None for v in values.values()) else None
 
 
 async def resolve_admin_token(engine: AsyncEngine, digest: bytes, fingerprint: str) -> AdminPrincipal | None:

@@ -80,6 +80,18 @@ class TooManyRequests(DomainError):
         self.retry_after = retry_after
 
 
+class RateLimited(TooManyRequests):
+    """A workspace or token limit refused the request (src/tenantry/http/limits.py)."""
+
+    type = "rate-limited"
+    title = "Rate limit exceeded"
+
+    def __init__(self, detail: str, retry_after: int, *, violated_policies: list[str], headers: dict[str, str]) -> None:
+        super().__init__(detail, retry_after)
+        self.violated_policies = violated_policies
+        self.headers = headers
+
+
 class PreconditionFailed(DomainError):
     status = 412
     type = "precondition-failed"

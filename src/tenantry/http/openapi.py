@@ -16,7 +16,7 @@ where those errors come from:
 | 412    | operations that accept If-Match                                        |
 | 413, 415 | operations with a body                                               |
 | 422    | operations with a body, and POSTs that take an Idempotency-Key         |
-| 429    | throttled operations (`opt={"problems": (429,)}`)                      |
+| 429    | tenant paths (request limits, http/limits.py); throttled public ones (opt) |
 | 503    | every operation that reaches the database                              |
 
 A handler names extra problems in its opt: `opt={"problems": (410, 429)}`. The document also gets
@@ -153,9 +153,18 @@ PROBLEMS: dict[int, ProblemSpec] = {
     ),
     429: ProblemSpec(
         "TooManyRequests",
-        "Too many attempts; retry after the number of seconds in Retry-After.",
-        (("too-many-requests", "Too many requests", "Too many attempts; retry later."),),
-        ("Retry-After",),
+        "Too many requests or attempts; retry after the number of seconds in Retry-After. A request limit "
+        "(`rate-limited`) also names the policies that refused in `violated_policies`, and sends "
+        "RateLimit-Policy and RateLimit.",
+        (
+            (
+                "rate-limited",
+                "Rate limit exceeded",
+                "The request rate allowed for this token was reached; retry after 1 s.",
+            ),
+            ("too-many-requests", "Too many requests", "Too many attempts; retry later."),
+        ),
+        ("Retry-After", "RateLimit-Policy", "RateLimit"),
     ),
     503: ProblemSpec(
         "ServiceUnavailable",
@@ -184,6 +193,19 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "enum": ["true"]},
     },
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    # draft-ietf-httpapi-ratelimit-headers; the policies are described in docs/05-api-guide.md.
+    "RateLimit-Policy": {
+        "description": 'The request limits of this workspace and token: `"workspace";q=200;w=2, "token";q=100;w=2, '
+        '"workspace-concurrency";q=10;qu="concurrent-requests", "token-concurrency";q=5;qu="concurrent-requests"` '
+        "(q requests per w seconds; q requests in flight).",
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What is left under each policy: `"workspace";r=199;t=1, "token";r=99;t=1, '
+        '"workspace-concurrency";r=9, "token-concurrency";r=4` (r requests now; t seconds until one '
+        "more may start).",
+        "schema": {"type": "string"},
+    },
     "WWW-Authenticate": {"description": "The authentication scheme: Bearer.", "schema": {"type": "string"}},
 }
 
@@ -287,7 +309,7 @@ def applicable_problems(path: str, method: str, operation: Mapping[str, Any], op
     if not public:
         statuses.add(401)
         if not admin:
-            statuses.add(403)
+            statuses.update({403, 429})
         if method in WRITE_METHODS:
             statuses.add(409)
     if _PATH_PARAMETER.search(path):
@@ -337,6 +359,9 @@ def _complete_operation(
             headers["Location"] = {"$ref": "#/components/headers/Location"}
         if accepts_if_match and method in ("get", "patch") and status_code == "200":
             headers["ETag"] = {"$ref": "#/components/headers/ETag"}
+        if not public and not ADMIN_PATHS.match(path):
+            for name in ("RateLimit-Policy", "RateLimit"):
+                headers[name] = {"$ref": f"#/components/headers/{name}"}
         if idempotent:
             headers[REPLAYED_HEADER] = {"$ref": f"#/components/headers/{REPLAYED_HEADER}"}
             if redacted := tuple(opt.get(REDACT_OPT, ())):

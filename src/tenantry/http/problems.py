@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException, InternalServerException, Serializ
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from tenantry.core.errors import DomainError, PermissionDenied, TooManyRequests
+from tenantry.core.errors import DomainError, PermissionDenied, RateLimited, TooManyRequests
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.http.requestlog import current_request_id
 
@@ -40,6 +40,8 @@ class Problem(msgspec.Struct, omit_defaults=True):
     detail: str
     errors: list[FieldError] | None = None
     request_id: str | None = None
+    # For a 429 of the request limits: which policies refused (names as in the RateLimit header).
+    violated_policies: list[str] | None = None
 
 
 _HTTP_TITLES = {
@@ -78,6 +80,7 @@ def problem_response(
     title: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    violated_policies: list[str] | None = None,
 ) -> Response[Any]:
     default_slug, default_title = _HTTP_TITLES.get(status, ("error", "Error"))
     body = Problem(
@@ -89,6 +92,7 @@ def problem_response(
         # Only a 500 carries the request id in its body; other bodies stay identical per cause,
         # so e.g. every kind of bad token gets byte-for-byte the same 401.
         request_id=current_request_id.get() if status >= 500 and status != 503 else None,
+        violated_policies=violated_policies,
     )
     all_headers = dict(headers or {})
     if status == 401:
@@ -140,11 +144,23 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         headers = {}
         if isinstance(exc, PermissionDenied):
             headers["X-Accepted-Permissions"] = f"{exc.resource}={exc.permission}"
+        violated = None
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, RateLimited):
+            headers.update(exc.headers)
+            violated = exc.violated_policies
         raw_errors = exc.extra.get("errors")
         errors = [_field_error(e) for e in raw_errors] if isinstance(raw_errors, list) else None
-        return problem_response(exc.status, exc.detail, slug=exc.type, title=exc.title, errors=errors, headers=headers)
+        return problem_response(
+            exc.status,
+            exc.detail,
+            slug=exc.type,
+            title=exc.title,
+            errors=errors,
+            headers=headers,
+            violated_policies=violated,
+        )
     if isinstance(exc, ValidationException):
         errors, in_body = _validation_errors(exc)
         if in_body:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, String, Uuid, func
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, Uuid, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,3 +37,29 @@ class Workspace(Timestamps, Base):
     purge_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     purge_report: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class WorkspacePlan(Base):
+    """A workspace's own limits (migration 0008); a NULL limit is the deployment's default."""
+
+    __tablename__ = "workspace_plans"
+    __table_args__ = tuple(
+        CheckConstraint(f"{name} BETWEEN {low} AND {high}", name=name)
+        for name, (low, high) in (
+            ("workspace_requests", (1, 1_000_000)),
+            ("workspace_window_s", (1, 3600)),
+            ("workspace_concurrency", (1, 10_000)),
+            ("token_requests", (1, 1_000_000)),
+            ("token_window_s", (1, 3600)),
+            ("token_concurrency", (1, 10_000)),
+        )
+    )
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("workspaces.id"), primary_key=True)
+    workspace_requests: Mapped[int | None] = mapped_column(Integer)
+    workspace_window_s: Mapped[int | None] = mapped_column(Integer)
+    workspace_concurrency: Mapped[int | None] = mapped_column(Integer)
+    token_requests: Mapped[int | None] = mapped_column(Integer)
+    token_window_s: Mapped[int | None] = mapped_column(Integer)
+    token_concurrency: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from tenantry.core.plans import LimitValues, PlanLimits
 from tenantry.core.schemas import Email, ShortText
 
 _PRINTABLE = r"^[^\u0000-\u001f\u007f]*$"
@@ -152,3 +153,33 @@ class WorkspaceFilters(msgspec.Struct, frozen=True, kw_only=True):
     """What the admin list of workspaces is narrowed to; part of the cursor's binding."""
 
     status: str | None = None
+
+
+PlanRequests = Annotated[int, msgspec.Meta(ge=1, le=1_000_000, description="Requests per window.")]
+PlanWindow = Annotated[int, msgspec.Meta(ge=1, le=3600, description="The window, in seconds.")]
+PlanConcurrency = Annotated[int, msgspec.Meta(ge=1, le=10_000, description="Requests in flight at once.")]
+
+
+class PlanUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """PATCH body: only the fields present change; `null` returns that limit to the default.
+
+    `*_requests` per `*_window_s` seconds is a bucket that refills evenly over the window;
+    `*_concurrency` caps the requests in flight. `workspace_*` counts every token of the
+    workspace together, `token_*` each token on its own.
+    """
+
+    workspace_requests: PlanRequests | UnsetType | None = UNSET
+    workspace_window_s: PlanWindow | UnsetType | None = UNSET
+    workspace_concurrency: PlanConcurrency | UnsetType | None = UNSET
+    token_requests: PlanRequests | UnsetType | None = UNSET
+    token_window_s: PlanWindow | UnsetType | None = UNSET
+    token_concurrency: PlanConcurrency | UnsetType | None = UNSET
+
+
+class PlanOut(msgspec.Struct, kw_only=True):
+    """A workspace's plan: its own limits (`null`: the default) and the limits in force."""
+
+    workspace_id: uuid.UUID
+    plan: PlanLimits
+    effective: LimitValues
+    updated_at: datetime | None

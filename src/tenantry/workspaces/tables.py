@@ -21,7 +21,7 @@ from tenantry.members.models import Invitation, Membership
 from tenantry.orders.models import Order, OrderStatusHistory, OrderTag
 from tenantry.tokens.models import AdminToken, PersonalAccessToken
 from tenantry.users.models import AuthThrottle, User
-from tenantry.workspaces.models import Workspace
+from tenantry.workspaces.models import Workspace, WorkspacePlan
 
 metadata = Base.metadata
 
@@ -69,6 +69,7 @@ __all__ = [
     "Product",
     "User",
     "Workspace",
+    "WorkspacePlan",
     "exportable_columns",
     "is_secret",
     "metadata",

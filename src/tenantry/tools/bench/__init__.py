@@ -6,4 +6,4 @@ scenario sends and compares, results.py judges it, report.py writes JSON, markdo
 runner.py ties them together and cli.py is the command.
 """
 
-ALL_SCENARIOS = ("a", "b", "c", "d", "e", "f")
+ALL_SCENARIOS = ("a", "b", "c", "d", "e", "f", "n")

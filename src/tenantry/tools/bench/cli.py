@@ -60,6 +60,7 @@ def options_from_args(args: argparse.Namespace, argv: list[str]) -> BenchOptions
         load=args.load,
         load_threads=args.load_threads,
         auth_cache_ttl_s=args.auth_cache_ttl,
+        redis_url=args.redis_url or None,
         json_path=None if args.no_report else docs / "performance" / "results.json",
         report_path=None if args.no_report else docs / "performance.md",
         plot_path=None if args.no_report else docs / "performance" / "throughput.png",
@@ -121,7 +122,9 @@ def add_bench_command(commands: Any) -> None:
     bench.add_argument(
         "--products-total", type=int, default=1_000_000, help="products of the large database (1,000,000)"
     )
-    bench.add_argument("--scenarios", type=_scenarios, default=ALL_SCENARIOS, help="e.g. a,b,c (default all: a-f)")
+    bench.add_argument(
+        "--scenarios", type=_scenarios, default=ALL_SCENARIOS, help="e.g. a,b,c (default all: a-f and n)"
+    )
     bench.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn", help="ASGI server (uvicorn)")
     bench.add_argument("--load", choices=("auto", "wrk", "python"), default="auto", help="load generator (auto: wrk)")
     bench.add_argument("--load-threads", type=int, default=1, help="wrk threads (default 1: leave cores to the API)")
@@ -131,6 +134,11 @@ def add_bench_command(commands: Any) -> None:
         default=60.0,
         metavar="SECONDS",
         help="the API's token cache TTL, TENANTRY_AUTH_CACHE_TTL_S (default 60; 0 = off: the uncached path)",
+    )
+    bench.add_argument(
+        "--redis-url",
+        default=os.environ.get("TENANTRY_REDIS_URL", ""),
+        help="TENANTRY_REDIS_URL of scenario n's API (default: $TENANTRY_REDIS_URL; unset: limits per process)",
     )
     bench.add_argument("--quick", action="store_true", help="tiny sizes and short runs: tries the harness in ~1 min")
     bench.set_defaults(func=_cmd_bench)

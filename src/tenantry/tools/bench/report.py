@@ -29,7 +29,7 @@ def _row(scenario: str, side: SideResult) -> str:
 
 
 def _pair_ratio(pair: PairResult) -> str:
-    what = "throughput" if pair.metric == "throughput" else "p50"
+    what = pair.metric
     rounds = ", ".join(f"{r:.3f}" for r in pair.round_ratios)
     return f"{what} {pair.subject.label} / {pair.baseline.label} (rounds: {rounds})"
 

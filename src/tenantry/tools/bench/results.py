@@ -111,6 +111,8 @@ def combine(label: str, server: str, rounds: Sequence[LoadResult]) -> SideResult
 
 
 def _value(result: LoadResult | SideResult, metric: str) -> float:
+    if metric == "p95":
+        return result.p95_ms
     return result.rps if metric == "throughput" else result.p50_ms
 
 

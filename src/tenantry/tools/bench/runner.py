@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from tenantry.settings import Settings
-from tenantry.tools.bench import ALL_SCENARIOS, database, scenarios, servers, warm
+from tenantry.tools.bench import ALL_SCENARIOS, database, neighbours, scenarios, servers, warm
 from tenantry.tools.bench.load import LoadResult, LoadTool, pick_tool, run_load
 from tenantry.tools.bench.results import (
     BenchReport,
@@ -53,6 +53,7 @@ class BenchOptions:
     load: str = "auto"
     load_threads: int = 1
     auth_cache_ttl_s: float = 60.0  # TENANTRY_AUTH_CACHE_TTL_S of the API servers; 0 = cache off
+    redis_url: str | None = None  # TENANTRY_REDIS_URL of the server of scenario n (else limits per process)
     json_path: Path | None = None
     report_path: Path | None = None
     plot_path: Path | None = None
@@ -74,6 +75,7 @@ class Bench:
         self.server_settings: dict[str, Settings] = {}
         self.notes: list[str] = []
         self.warm_runs: list[warm.WarmResult] = []
+        self.floods: list[LoadResult] = []  # scenario n's flood, one per round
         if self.tool == "python" and {"a", "b", "c"} & set(options.scenarios):
             self._note(
                 "WARNING: the Python load generator was used (wrk "
@@ -185,6 +187,7 @@ class Bench:
                 self.options.workers,
                 self.options.data_dir / "logs",
                 auth_cache_ttl_s=self.options.auth_cache_ttl_s,
+                extra_env=neighbours.server_limits(role, self.options.redis_url),
             )
             self.server_settings[role] = settings
         return self.running[role]
@@ -245,12 +248,14 @@ class Bench:
         self._warm(server, side)
         return self._load(server, side, seconds)
 
-    def _load(self, server: servers.RunningServer, side: scenarios.Side, seconds: float) -> LoadResult:
+    def _load(
+        self, server: servers.RunningServer, side: scenarios.Side, seconds: float, connections: int | None = None
+    ) -> LoadResult:
         result = run_load(
             self.tool,
             server.base_url,
             side.specs,
-            connections=self.options.connections,
+            connections=connections or self.options.connections,
             seconds=seconds,
             threads=self.options.load_threads,
         )
@@ -331,6 +336,8 @@ class Bench:
                 judged = judge_single(single.key, single.title, combine(single.side.label, "app", rounds))
                 self._log(f"  {single.key}: {_brief(rounds[-1])}: {judged.verdict}")
                 singles.append(judged)
+        if "n" in wanted:
+            pairs.append(neighbours.measure(self, few_settings, few, resolve))
         if "f" in wanted and not self.running:
             resolve("app")  # f alone: at least the API's idle footprint
         return pairs, singles

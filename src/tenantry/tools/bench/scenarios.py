@@ -16,8 +16,8 @@ from typing import Literal
 from tenantry.tools.bench.database import BenchWorkspace
 from tenantry.tools.bench.load import RequestSpec
 
-ServerRole = Literal["app", "raw", "app_many"]
-Metric = Literal["throughput", "p50"]
+ServerRole = Literal["app", "raw", "app_many", "app_limited"]
+Metric = Literal["throughput", "p50", "p95"]
 
 LIST_PATH = "/v1/products?limit=20"
 RAW_LIST_PATH = "/raw/products?limit=20"
@@ -146,3 +146,34 @@ def singles_e(workspaces: Sequence[BenchWorkspace], product_ids: dict[uuid.UUID,
             "e.mixed", f"Mixed 80/20 read/write ({n} workspaces)", Side("list/get/create", "app", _interleave(mixed))
         ),
     ]
+
+
+# n: noisy neighbours. One workspace floods its heaviest list (100 products a page) over every
+# connection, on the API with its default request limits; another workspace's list p95 is
+# measured idle and during the flood. The measured workspace has a roomy plan of its own, so only
+# the neighbour's flood, not its own limits, can move its latency.
+FLOOD_PATH = "/v1/products?limit=100"
+NEIGHBOUR_CONNECTIONS = 2
+
+
+def pair_n(few: Sequence[BenchWorkspace]) -> tuple[Pair, Side]:
+    """The pair (the neighbour idle, then during the flood) and the flood itself."""
+    flooder, neighbour = few[0], few[1]
+    flood = Side(
+        "flood: GET /v1/products?limit=100, workspace 1",
+        "app_limited",
+        (RequestSpec("GET", FLOOD_PATH, token=flooder.token),),
+    )
+    pair = Pair(
+        key="n",
+        title="Noisy neighbour: a workspace's list p95 while another floods",
+        metric="p95",
+        baseline=Side("workspace 2 alone", "app_limited", (RequestSpec("GET", LIST_PATH, token=neighbour.token),)),
+        subject=Side(
+            "workspace 2 during the flood", "app_limited", (RequestSpec("GET", LIST_PATH, token=neighbour.token),)
+        ),
+        target=1.5,
+        bound="max",
+        goal="another workspace's p95 during a flood <= 1.5 x idle",
+    )
+    return pair, flood

@@ -55,7 +55,9 @@ def server_command(kind: ServerKind, target: Target, workers: int, port: int) ->
     ]  # fmt: skip
 
 
-def server_environment(settings: Settings, port: int, workers: int, auth_cache_ttl_s: float = 60.0) -> dict[str, str]:
+def server_environment(
+    settings: Settings, port: int, workers: int, auth_cache_ttl_s: float = 60.0, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TENANTRY_", "DATABASE_URL"))}
     env.update(
         {
@@ -70,6 +72,7 @@ def server_environment(settings: Settings, port: int, workers: int, auth_cache_t
             "TENANTRY_LOG_LEVEL": "WARNING",
             # Set explicitly (every TENANTRY_* of this shell was dropped above): 0 measures the uncached path.
             "TENANTRY_AUTH_CACHE_TTL_S": f"{auth_cache_ttl_s:g}",
+            **(extra or {}),
         }
     )
     # The workers import tenantry from wherever this process did (a checkout, not only the install).
@@ -146,6 +149,7 @@ def start(
     workers: int,
     log_dir: Path,
     auth_cache_ttl_s: float = 60.0,
+    extra_env: dict[str, str] | None = None,
 ) -> RunningServer:
     """Start a server process and wait until every worker answers (or fail with its log)."""
     port = free_port()
@@ -154,7 +158,7 @@ def start(
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 -- our own fixed command line
             server_command(kind, target, workers, port),
-            env=server_environment(settings, port, workers, auth_cache_ttl_s),
+            env=server_environment(settings, port, workers, auth_cache_ttl_s, extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

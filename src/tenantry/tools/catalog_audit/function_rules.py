@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from tenantry.tools.catalog_audit.catalog import Catalog, DefinerFunction
 from tenantry.tools.catalog_audit.findings import Issue, rule
 
-# The project's SECURITY DEFINER functions (policies/10_auth_functions.sql). Deployments that add
+# The project's SECURITY DEFINER functions (policies/10_auth_functions.sql, and workspace_plan in
+# policies/workspace_plans.sql). Deployments that add
 # their own pass them with `tenantry audit --allow-definer schema.name`.
 DEFINER_ALLOWLIST = frozenset(
     {
@@ -21,6 +22,7 @@ DEFINER_ALLOWLIST = frozenset(
         "public.revoke_leaked_admin_token",
         "public.resolve_invitation",
         "public.member_emails",
+        "public.workspace_plan",
     }
 )
 

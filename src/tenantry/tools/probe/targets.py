@@ -12,6 +12,7 @@ from tenantry.tools.probe.discovery import routes_of_app, routes_of_document
 from tenantry.tools.probe.findings import Finding, ProbeReport
 from tenantry.tools.probe.prober import GroundTruth, ProbeError, run_probe
 from tenantry.tools.probe.samples.base import SampleFactory
+from tenantry.tools.probe.transport import WaitingOutRateLimits
 
 OPENAPI_PATH = "/schema/openapi.json"
 IN_PROCESS_BASE = "http://tenantry.tools.probe"
@@ -42,7 +43,7 @@ async def probe_app(
     progress: bool = False,
 ) -> ProbeReport:
     """Probe the app in this process; served and documented routes must agree (else findings)."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    transport = WaitingOutRateLimits(httpx.ASGITransport(app=app, raise_app_exceptions=False))  # type: ignore[arg-type]
     async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url=IN_PROCESS_BASE) as http:
         document = await _document(http)
         served, documented = routes_of_app(app), routes_of_document(document)
@@ -75,7 +76,8 @@ async def probe_deployment(
     progress: bool = False,
 ) -> ProbeReport:
     """Probe a running deployment: its OpenAPI document is the list of routes."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=request_timeout) as http:
+    transport = WaitingOutRateLimits(httpx.AsyncHTTPTransport())
+    async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=request_timeout) as http:
         document = await _document(http)
         return await run_probe(
             http,
