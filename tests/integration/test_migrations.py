@@ -6,6 +6,7 @@ versioned migration ran, none when nothing changed; and the catalog is then exac
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -282,3 +283,20 @@ async def test_tenant_session_without_scope_runs_as_tenant_role_with_no_tenant(
                 role, tenant_setting, *_ = (await session.execute(CONTEXT)).one()
                 assert role == settings.tenant_role
                 assert tenant_setting == ""
+
+
+async def test_upgrades_of_two_databases_on_one_server_may_run_at_once(fresh_database_url: str) -> None:
+    """Roles are cluster-wide: two upgrades at once both update the same role rows. The loser of that
+    race ("tuple concurrently updated") rolled back whole and is run again, so both succeed."""
+    from tenantry.db.migrate import upgrade
+
+    other = make_url(fresh_database_url).set(database=f"tenantry_fresh_{uuid.uuid4().hex[:10]}")
+    other_url = other.render_as_string(hide_password=False)
+    await ensure_database(other_url)
+    try:
+        first, second = make_settings(fresh_database_url), make_settings(other_url)
+        for _ in range(3):  # each round re-applies the roles (and the app role's password) in both
+            reports = await asyncio.gather(upgrade(first), upgrade(second))
+            assert all(report.revision_after for report in reports)
+    finally:
+        await drop_database(other_url)

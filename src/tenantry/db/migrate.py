@@ -7,6 +7,7 @@ its policies). A failure rolls everything back, so no table is ever left half-se
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, NullPool, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.util import await_only
 
@@ -117,13 +119,28 @@ def upgrade_sync(connection: Connection, settings: Settings) -> UpgradeReport:
     return report
 
 
+# Roles are cluster-wide, and an advisory lock only serializes upgrades of one database: two
+# upgrades of two databases on one server can update the same role row at once, and one of them
+# fails with "tuple concurrently updated" (XX000). Its transaction rolled back whole, so it is
+# simply run again.
+_ROLE_RACE = "tuple concurrently updated"
+_ATTEMPTS = 5
+
+
 async def upgrade(settings: Settings, log: Callable[[str], None] | None = None) -> UpgradeReport:
     """Apply roles, migrations and policies to the database of `settings.database_url`."""
     engine = create_async_engine(settings.admin_url, poolclass=NullPool)
     try:
-        async with engine.connect() as connection:
-            report = await connection.run_sync(upgrade_sync, settings)
-            await connection.commit()
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with engine.connect() as connection:
+                    report = await connection.run_sync(upgrade_sync, settings)
+                    await connection.commit()
+                break
+            except DBAPIError as exc:
+                if _ROLE_RACE not in str(exc.orig) or attempt == _ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.1 * attempt)
     finally:
         await engine.dispose()
     if log:
