@@ -21,6 +21,7 @@ from tenantry.core.plans import PLAN_FIELDS, LimitValues, PlanLimits
 from tenantry.http.limits import default_limits, effective_limits
 from tenantry.settings import Settings
 from tenantry.tenancy.context import tenant_scope
+from tenantry.tenancy.unit_of_work import UnitOfWork
 from tenantry.workspaces.models import Workspace, WorkspacePlan
 from tenantry.workspaces.schemas import PlanOut, PlanUpdate
 
@@ -36,6 +37,7 @@ def _limits(row: WorkspacePlan | None) -> PlanLimits:
 class WorkspacePlanService:
     def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.session = session
+        self.uow = UnitOfWork(session)
         self.defaults: LimitValues = default_limits(settings)
 
     def _out(self, workspace_id: uuid.UUID, row: WorkspacePlan | None) -> PlanOut:
@@ -57,7 +59,7 @@ class WorkspacePlanService:
         return workspace
 
     async def get(self, workspace_id: uuid.UUID) -> PlanOut:
-        async with self.session.begin():
+        async with self.uow.transaction():
             await self._workspace(workspace_id)
             row = await self.session.get(WorkspacePlan, workspace_id)
             return self._out(workspace_id, row)
@@ -66,7 +68,7 @@ class WorkspacePlanService:
         """Set the fields present (null: back to the default), audit, one transaction."""
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         with tenant_scope(workspace_id):
-            async with self.session.begin():
+            async with self.uow.transaction():
                 workspace = await self._workspace(workspace_id, lock=True)
                 if workspace.status == "purged":
                     raise Conflict("The workspace was purged; it has no plan.")
