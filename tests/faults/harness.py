@@ -331,6 +331,30 @@ async def recovered(client: httpx.AsyncClient, headers: dict[str, str], within_s
         await asyncio.sleep(0.05)
 
 
+async def assert_pool_healthy(client: httpx.AsyncClient, headers: dict[str, str], concurrency: int = 12) -> None:
+    """A burst wider than the pool all answers 200: no dead connection is left in it to hand out."""
+    answers = await asyncio.gather(
+        *(client.get("/v1/products", params={"limit": 1}, headers=headers) for _ in range(concurrency))
+    )
+    assert [a.status_code for a in answers] == [200] * concurrency, [a.text for a in answers if a.status_code != 200]
+
+
+@contextlib.asynccontextmanager
+async def products_locked(server: PrivatePostgres, database: str) -> AsyncIterator[None]:
+    """Every statement on products waits while this holds its ACCESS EXCLUSIVE lock."""
+    connection = await asyncpg.connect(server.url(database), timeout=10)
+    try:
+        transaction = connection.transaction()
+        await transaction.start()
+        await connection.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            await transaction.rollback()
+    finally:
+        await connection.close()
+
+
 async def assert_writes_accounted(
     server: PrivatePostgres, database: str, tenant_id: uuid.UUID, tally: Tally
 ) -> set[str]:

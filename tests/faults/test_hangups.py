@@ -14,8 +14,7 @@ import pytest
 
 from tenantry.settings import Settings
 from tests.faults.conftest import database_of, faults_settings
-from tests.faults.harness import PrivatePostgres, api_client, eventually
-from tests.faults.test_refusals import products_locked
+from tests.faults.harness import PrivatePostgres, api_client, eventually, products_locked
 from tests.support import Tenant
 
 pytestmark = pytest.mark.faults

@@ -11,7 +11,15 @@ import pytest
 
 from tenantry.settings import Settings
 from tests.faults.conftest import database_of, faults_settings
-from tests.faults.harness import PrivatePostgres, api_client, assert_writes_accounted, free_port, recovered, under_load
+from tests.faults.harness import (
+    PrivatePostgres,
+    api_client,
+    assert_pool_healthy,
+    assert_writes_accounted,
+    free_port,
+    recovered,
+    under_load,
+)
 from tests.isolation.conftest_pgbouncer import PgBouncer, pgbouncer_binary, restart, start, stop
 from tests.support import Tenant
 
@@ -44,6 +52,7 @@ async def test_pgbouncer_restarted_under_load(
         for _round in range(2):
             await asyncio.to_thread(restart, bouncer, down_s)
             await recovered(client, fault_tenant.headers, within_s=15)
+            await assert_pool_healthy(client, fault_tenant.headers)
             before = len(load.tally.acknowledged)
             await load.until(lambda before=before: len(load.tally.acknowledged) >= before + 5)
         tally = await load.stop()

@@ -6,13 +6,10 @@ Each is a 503 with Retry-After for every request it touches, never a 500 and nev
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from tenantry.settings import Settings
@@ -22,6 +19,7 @@ from tests.faults.harness import (
     api_client,
     assert_writes_accounted,
     eventually,
+    products_locked,
     recovered,
     terminate_app_backends,
     under_load,
@@ -29,22 +27,6 @@ from tests.faults.harness import (
 from tests.support import Tenant
 
 pytestmark = pytest.mark.faults
-
-
-@contextlib.asynccontextmanager
-async def products_locked(server: PrivatePostgres, database: str) -> AsyncIterator[None]:
-    """Every statement on products waits while this holds its ACCESS EXCLUSIVE lock."""
-    connection = await asyncpg.connect(server.url(database), timeout=10)
-    try:
-        transaction = connection.transaction()
-        await transaction.start()
-        await connection.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
-        try:
-            yield
-        finally:
-            await transaction.rollback()
-    finally:
-        await connection.close()
 
 
 async def until_waiting_on_a_lock(server: PrivatePostgres, database: str) -> None:

@@ -13,6 +13,7 @@ from tests.faults.conftest import database_of
 from tests.faults.harness import (
     PrivatePostgres,
     api_client,
+    assert_pool_healthy,
     assert_writes_accounted,
     recovered,
     terminate_app_backends,
@@ -33,6 +34,7 @@ async def test_backends_killed_mid_request_give_503_and_the_pool_recovers(
             killed = await terminate_app_backends(private_server, database)
             assert killed > 0
             recoveries.append(await recovered(client, fault_tenant.headers, within_s=5))
+            await assert_pool_healthy(client, fault_tenant.headers)
             before = len(load.tally.acknowledged)
             await load.until(lambda before=before: len(load.tally.acknowledged) >= before + 5)
         tally = await load.stop()
@@ -56,6 +58,7 @@ async def test_a_server_restart_gives_503_then_recovery_without_restarting_the_a
             await load.until(lambda: len(load.tally.refused) >= refused_before + 20)
             await asyncio.to_thread(private_server.start)
         await recovered(client, fault_tenant.headers, within_s=15)
+        await assert_pool_healthy(client, fault_tenant.headers)
         before = len(load.tally.acknowledged)
         await load.until(lambda: len(load.tally.acknowledged) >= before + 5)
         tally = await load.stop()
