@@ -264,12 +264,15 @@ class Load:
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
-    async def _write(self) -> None:
+    async def _write(self, keyed: bool) -> None:
+        """Half the writers send an Idempotency-Key: its layer owns the commit (http/idempotency.py),
+        a second path through which a fault must end as cleanly."""
         while not self.stopping.is_set():
             sku = f"F-{uuid.uuid4().hex[:12]}"
             body = {"name": "Fault", "price_cents": 100, "currency": "EUR", "sku": sku}
+            headers = {**self.headers, "Idempotency-Key": f"faults-{sku}"} if keyed else self.headers
             try:
-                response = await self.client.post("/v1/products", json=body, headers=self.headers)
+                response = await self.client.post("/v1/products", json=body, headers=headers)
             except httpx.HTTPError as exc:
                 self.tally.unexpected.append(f"POST {sku}: no answer: {exc!r}")
                 continue
@@ -291,7 +294,7 @@ class Load:
             await asyncio.sleep(0)
 
     def start(self) -> None:
-        self.tasks = [asyncio.create_task(self._write()) for _ in range(self.writers)]
+        self.tasks = [asyncio.create_task(self._write(keyed=n % 2 == 1)) for n in range(self.writers)]
         self.tasks += [asyncio.create_task(self._read()) for _ in range(self.readers)]
 
     async def stop(self) -> Tally:
