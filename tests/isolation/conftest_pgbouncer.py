@@ -35,7 +35,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +100,7 @@ class PgBouncer:
     app_password: str
     pool_size: int
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    account: pwd.struct_passwd | None = field(default=None, repr=False)
 
     @property
     def app_url(self) -> str:
@@ -185,8 +186,11 @@ log_disconnections = 0
     )
 
 
-def start(settings: Settings, binary: str, *, pool_size: int = POOL_SIZE) -> PgBouncer:
-    """Start PgBouncer in front of the server of `settings.database_url`; wait until it serves."""
+def start(
+    settings: Settings, binary: str, *, pool_size: int = POOL_SIZE, ports: Callable[[], int] = _free_port
+) -> PgBouncer:
+    """Start PgBouncer in front of the server of `settings.database_url`; wait until it serves.
+    `ports` picks the port to listen on (tests/faults keep to a range of their own)."""
     server = settings.admin_url
     database = server.database
     assert database, "the test database URL names no database"
@@ -199,7 +203,7 @@ def start(settings: Settings, binary: str, *, pool_size: int = POOL_SIZE) -> PgB
             binary=binary,
             version=version,
             directory=directory,
-            port=_free_port(),
+            port=ports(),
             database=database,
             app_user=settings.app_role,
             app_password=settings.app_password,
@@ -220,20 +224,8 @@ def start(settings: Settings, binary: str, *, pool_size: int = POOL_SIZE) -> PgB
         if account is not None:
             for path in (directory, *directory.iterdir()):
                 os.chown(path, account.pw_uid, account.pw_gid)
-        with (directory / "pgbouncer.log").open("wb") as log:
-            if account is not None:
-                os.chown(directory / "pgbouncer.log", account.pw_uid, account.pw_gid)
-            bouncer.process = subprocess.Popen(  # noqa: S603 - the pgbouncer binary and our own config
-                [binary, str(directory / "pgbouncer.ini")],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=directory,
-                user=account.pw_uid if account else None,
-                group=account.pw_gid if account else None,
-                extra_groups=[] if account else None,
-                start_new_session=True,
-            )
+        bouncer.account = account
+        _launch(bouncer)
         try:
             asyncio.run(_wait_until_serving(bouncer))
             return bouncer
@@ -241,6 +233,43 @@ def start(settings: Settings, binary: str, *, pool_size: int = POOL_SIZE) -> PgB
             last_error = f"{exc!r}\n--- pgbouncer log ---\n{bouncer.log()}"
             stop(bouncer)
     raise RuntimeError(f"PgBouncer did not start:\n{last_error}")
+
+
+def _launch(bouncer: PgBouncer) -> None:
+    account = bouncer.account
+    with (bouncer.directory / "pgbouncer.log").open("ab") as log:
+        if account is not None:
+            os.chown(bouncer.directory / "pgbouncer.log", account.pw_uid, account.pw_gid)
+        bouncer.process = subprocess.Popen(  # noqa: S603 - the pgbouncer binary and our own config
+            [bouncer.binary, str(bouncer.directory / "pgbouncer.ini")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=bouncer.directory,
+            user=account.pw_uid if account else None,
+            group=account.pw_gid if account else None,
+            extra_groups=[] if account else None,
+            start_new_session=True,
+        )
+
+
+def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM (PgBouncer's immediate shutdown: open transactions are cut), then SIGKILL."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def restart(bouncer: PgBouncer, down_s: float = 0.0) -> None:
+    """Stop PgBouncer at once and start it again on the same port and config (tests/faults)."""
+    _terminate(bouncer.process)
+    time.sleep(down_s)
+    _launch(bouncer)
+    asyncio.run(_wait_until_serving(bouncer))
 
 
 async def _wait_until_serving(bouncer: PgBouncer, within_s: float = 15.0) -> None:
@@ -273,14 +302,7 @@ async def _wait_until_serving(bouncer: PgBouncer, within_s: float = 15.0) -> Non
 
 def stop(bouncer: PgBouncer) -> None:
     """SIGTERM (PgBouncer's immediate shutdown), then SIGKILL if it lingers; remove its folder."""
-    process = bouncer.process
-    if process is not None and process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    _terminate(bouncer.process)
     shutil.rmtree(bouncer.directory, ignore_errors=True)
 
 

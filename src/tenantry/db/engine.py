@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy import event
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tenantry.core.metrics import Metrics
@@ -23,6 +24,10 @@ def create_engine(
 
     TLS is attempted only when the URL asks for it: `url` comes from settings.to_asyncpg_url,
     which always carries the mode (`disable` unless the URL said `sslmode=...`).
+
+    Opening a connection is bounded by the pool timeout unless `connect_timeout_s` says otherwise:
+    a server that accepts the TCP connection but never answers (stopped, overloaded, a half-open
+    network path) gives a 503 within the wait a client was promised, not after asyncpg's 60 s.
     """
     connect_args: dict[str, Any] = {
         "server_settings": {"application_name": "tenantry"},
@@ -30,8 +35,7 @@ def create_engine(
         # transaction-local statement_timeout is set: a stuck server gives a 503, not a hang.
         "command_timeout": settings.db_statement_timeout_ms / 1000 + 1,
     }
-    if connect_timeout_s is not None:
-        connect_args["timeout"] = connect_timeout_s
+    connect_args["timeout"] = settings.db_pool_timeout_s if connect_timeout_s is None else connect_timeout_s
     if not settings.db_statement_cache:
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0  # SQLAlchemy's own cache of prepared statements
@@ -49,6 +53,19 @@ def create_engine(
         connect_args=connect_args,
         **extra,
     )
+    event.listen(engine.sync_engine, "handle_error", _refused_connection_is_unavailable)
     if metrics is not None:
         metrics.watch_engine(engine)
     return engine
+
+
+def _refused_connection_is_unavailable(context: ExceptionContext) -> None:
+    """A server error while opening a connection marks the database unavailable (docs/06-operations.md).
+
+    Whatever the SQLSTATE the server refuses a new connection with (55000 while the database has
+    ALLOW_CONNECTIONS false, 57P03 while it starts or stops, 53300 with no free slot, 3D000, 28xxx),
+    no statement of the request ran: every such request answers 503, like a lost connection, and
+    not 503 for the first and 500 for the next ones.
+    """
+    if context.connection is None and not context.is_pre_ping:
+        context.is_disconnect = True

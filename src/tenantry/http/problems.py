@@ -68,6 +68,9 @@ _SQLSTATE = {
     "23514": (422, "A value is outside the allowed range."),
     "23502": (422, "A required value is missing."),
     "57014": (503, "The database took too long to answer."),
+    # read_only_sql_transaction: the server became a standby or was set read-only (a failover in
+    # progress); the transaction rolled back whole, so a retry after the switch is safe.
+    "25006": (503, "The database is not accepting writes right now; retry shortly."),
 }
 _UNAVAILABLE_CLASSES = ("08", "53", "57")  # connection, insufficient resources, operator intervention
 
