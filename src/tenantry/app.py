@@ -30,6 +30,7 @@ from tenantry.http.dependencies import (
     provide_db_session,
     provide_platform_session,
 )
+from tenantry.http.edge import serve_edge_cases
 from tenantry.http.health import live, ready
 from tenantry.http.idempotency import IdempotencyMiddleware
 from tenantry.http.limits import RateLimitMiddleware, RequestLimits
@@ -74,7 +75,14 @@ class TenantryApp(Litestar):
             self.traced = traced_asgi(self._logged_traced, tracer_provider)
 
     async def _logged_traced(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await log_requests(super().__call__, scope, receive, send, self.metrics, traced=True)
+        await log_requests(self._routed, scope, receive, send, self.metrics, traced=True)
+
+    async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            # HEAD and encoded slashes, before the router (http/edge.py).
+            await serve_edge_cases(super().__call__, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
     async def __call__(
         self, scope: Scope | LifeSpanScope, receive: Receive | LifeSpanReceive, send: Send | LifeSpanSend
@@ -84,7 +92,7 @@ class TenantryApp(Litestar):
         elif self.traced is not None:
             await self.traced(scope, receive, send)  # type: ignore[arg-type]
         else:
-            await log_requests(super().__call__, scope, receive, send, self.metrics)  # type: ignore[arg-type]
+            await log_requests(self._routed, scope, receive, send, self.metrics)  # type: ignore[arg-type]
 
 
 def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None) -> Litestar:

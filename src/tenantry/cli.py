@@ -33,6 +33,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tenantry.core.logs import configure_logging
+    from tenantry.http.protocol import HTTPTOOLS_PROTOCOL
     from tenantry.tools.serving import check_app_database, ensure_port_free, serve_multiprocess_metrics
 
     overrides: dict[str, Any] = {}
@@ -62,7 +63,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # httptools, answering a request it cannot parse with problem+json (http/protocol.py).
+        http=HTTPTOOLS_PROTOCOL,
     )
     return 0
 

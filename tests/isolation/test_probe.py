@@ -77,9 +77,9 @@ async def test_probe_of_the_real_app_finds_nothing_and_reaches_every_tenant_rout
     discovered = {str(r) for r in routes_of_app(app)}
     assert set(report.checked.routes) == discovered
     assert len(discovered) > 40  # 37 operations and a HEAD per GET
-    # Every served route was probed; only HEAD routes (Litestar answers them 405) are not served.
+    # Every route was served and probed, HEAD included (answered as its GET: http/edge.py).
     assert report.checked.probed == _served(report)
-    assert all(r.startswith("HEAD ") for r in report.checked.not_served)
+    assert report.checked.not_served == []
     assert all(r.startswith("GET ") for r in discovered - set(report.checked.probed) - set(report.checked.not_served))
     assert report.checked.comparisons > len(report.checked.probed)
     # The purge deletes no users: the probe's own stay behind, all in the reserved domain.
@@ -184,7 +184,9 @@ def broken_app_report(migrated_settings: Settings) -> ProbeReport:
 
 BY_ID, BY_HEADER = "GET /v1/leaky/products/{product_id}", "GET /v1/leaky/catalog"
 WRITE_BY_HEADER = "POST /v1/leaky/products/{product_id}/touch"
-LEAKY = {BY_ID, BY_HEADER, WRITE_BY_HEADER}
+# HEAD runs as the GET, so it leaks as the GET does (without a body to carry B's data).
+HEAD_BY_ID, HEAD_BY_HEADER = "HEAD /v1/leaky/products/{product_id}", "HEAD /v1/leaky/catalog"
+LEAKY = {BY_ID, BY_HEADER, WRITE_BY_HEADER, HEAD_BY_ID, HEAD_BY_HEADER}
 WIDGET = {"GET /v1/widgets/{widget_id}", "HEAD /v1/widgets/{widget_id}"}
 HIDDEN = {"GET /v1/hidden", "HEAD /v1/hidden"}
 
@@ -209,6 +211,8 @@ def test_probe_reports_a_route_that_reads_past_rls_or_takes_the_tenant_from_a_he
     assert ("leak", BY_HEADER) in found
     # The write run in B finds no A product there (404 against the control's 200); B is unchanged.
     assert ("tenant-header", WRITE_BY_HEADER) in found
+    assert ("foreign-id", HEAD_BY_ID) in found
+    assert ("tenant-header", HEAD_BY_HEADER) in found
     assert all(f.severity in ("critical", "high") for f in broken_app_report.findings if f.route in LEAKY)
 
 

@@ -28,7 +28,7 @@ from tenantry.auth.tokens import (
     token_digest,
     token_fingerprint,
 )
-from tenantry.core.errors import Unauthenticated, WorkspaceUnavailable
+from tenantry.core.errors import DomainError, Unauthenticated, WorkspaceUnavailable
 from tenantry.tenancy.context import TenantScope, current_scope
 
 # Anchored, whole-path matches: "/health/live" is public, "/v1/x/health/live" is not.
@@ -46,9 +46,24 @@ _BEARER = re.compile(r"^Bearer ([^\s]+)$", re.IGNORECASE)
 _REFUSED = "A valid bearer token is required."
 
 
+class AmbiguousAuthorization(DomainError):
+    """Several `Authorization` headers: which one counts would depend on their order."""
+
+    status = 400
+    type = "bad-request"
+    title = "Bad request"
+
+
 def _bearer(scope: Scope) -> str:
-    header = Headers.from_scope(scope).get("authorization")
-    match = _BEARER.match(header) if header else None
+    headers = Headers.from_scope(scope).getall("authorization", [])
+    if len(headers) > 1:
+        # Taking the first (or last) would let header order pick the workspace; a proxy that adds
+        # its own header must not silently win or lose. docs/05-api-guide.md, Authentication.
+        raise AmbiguousAuthorization(
+            "Send one Authorization header, not several.",
+            errors=[{"field": "Authorization", "message": "is sent more than once"}],
+        )
+    match = _BEARER.match(headers[0]) if headers else None
     return match.group(1) if match else ""
 
 

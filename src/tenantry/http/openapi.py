@@ -42,6 +42,7 @@ from tenantry.auth.middleware import ADMIN_PATHS, PUBLIC_PATHS
 from tenantry.http.idempotency import IDEMPOTENCY_HEADER, IDEMPOTENT_OPT, MAX_KEY_LENGTH, REDACT_OPT, REPLAYED_HEADER
 from tenantry.http.openapi_bodies import RequestBodyFacts, describe_request_bodies, request_body_facts
 from tenantry.http.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, FieldError, Problem
+from tenantry.http.querying import NO_CONTROL_CHARACTERS_PATTERN
 
 PROBLEMS_OPT = "problems"
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
@@ -64,7 +65,8 @@ class ProblemSpec(NamedTuple):
 PROBLEMS: dict[int, ProblemSpec] = {
     400: ProblemSpec(
         "BadRequest",
-        "The request is malformed: an undeclared query parameter, a malformed id or cursor, invalid JSON.",
+        "The request is malformed: an undeclared query parameter, a query value that is invalid or holds a "
+        "control character, a malformed id or cursor, invalid JSON, a repeated Authorization header.",
         (
             ("unknown-query-parameter", "Unknown query parameter", "Unknown query parameter: categroy_id."),
             ("malformed-json", "Malformed JSON", "The body is not valid JSON."),
@@ -346,6 +348,9 @@ def _complete_operation(
         operation["summary"] = description.splitlines()[0].strip().split(". ")[0].rstrip(".")
     public = PUBLIC_PATHS.match(_concrete(path)) is not None
     operation["security"] = [] if public else [{"adminToken" if ADMIN_PATHS.match(path) else "tenantToken": []}]
+    for parameter in operation.get("parameters", ()):
+        if parameter.get("in") == "query" and "schema" in parameter:
+            _refuse_control_characters(parameter["schema"])
     idempotent = takes_idempotency_key(path, method, opt)
     if idempotent and not _has_parameter(operation, IDEMPOTENCY_HEADER):
         operation.setdefault("parameters", []).append(copy.deepcopy(IDEMPOTENCY_PARAMETER))
@@ -375,6 +380,17 @@ def _complete_operation(
                 media["examples"] = {"example": {"value": example_for(media["schema"], schemas)}}
     for status in sorted(applicable_problems(path, method, operation, opt)):
         responses[str(status)] = {"$ref": f"#/components/responses/{PROBLEMS[status].component}"}
+
+
+def _refuse_control_characters(schema: dict[str, Any]) -> None:
+    """Free-text query values are refused with a control character (http/querying.py): say so."""
+    for keyword in ("oneOf", "anyOf"):
+        for branch in schema.get(keyword, ()):
+            _refuse_control_characters(branch)
+    kind = schema.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if is_string and not any(keyword in schema for keyword in ("pattern", "enum", "const", "format")):
+        schema["pattern"] = NO_CONTROL_CHARACTERS_PATTERN
 
 
 def _problem_responses() -> dict[str, Any]:

@@ -60,11 +60,11 @@ _HTTP_TITLES = {
 }
 
 # SQLSTATE classes and codes -> (status, detail). The database's own message is never echoed.
-_NOT_FOUND_DETAIL = "The resource was not found."
+NOT_FOUND_DETAIL = "The resource was not found."
 _SQLSTATE = {
     "23505": (409, "The request conflicts with an existing resource."),
-    "23503": (404, _NOT_FOUND_DETAIL),
-    "42501": (404, _NOT_FOUND_DETAIL),
+    "23503": (404, NOT_FOUND_DETAIL),
+    "42501": (404, NOT_FOUND_DETAIL),
     "23514": (422, "A value is outside the allowed range."),
     "23502": (422, "A required value is missing."),
     "57014": (503, "The database took too long to answer."),
@@ -189,7 +189,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         detail = exc.detail if status in (405, 413, 415) else _HTTP_TITLES.get(status, ("", "Error"))[1]
         headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
         if status == 404:
-            detail = _NOT_FOUND_DETAIL
+            detail = NOT_FOUND_DETAIL
         return problem_response(status, str(detail), headers=headers)
     if isinstance(exc, PoolTimeoutError):
         if (metrics := request.app.state.get("metrics")) is not None:

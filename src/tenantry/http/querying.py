@@ -3,10 +3,15 @@
 Every route declares its filters and sort as typed handler parameters (so Litestar validates them
 and the OpenAPI document lists them); this check refuses anything else, so a client that misspells
 `categroy_id` learns it at once instead of silently getting an unfiltered list.
+
+No query value may hold a control character either: PostgreSQL text cannot store NUL (it would be
+refused by the database, as a 422 after a round trip), and a filter never needs one. The OpenAPI
+document says so on every string parameter (http/openapi.py).
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Annotated, Any
 
@@ -24,6 +29,20 @@ Cursor = Annotated[str | None, Parameter(max_length=512, description="Opaque cur
 
 # Names Litestar injects that are never query parameters.
 _RESERVED = frozenset({"data", "request", "state", "headers", "cookies", "scope", "query", "body", "socket", "self"})
+
+
+# C0 controls (NUL, tab, newline included), DEL and C1 controls.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# The same rule as a JSON Schema pattern for the OpenAPI document. Not `^...$`: in Python `$` also
+# matches before a final newline, and schema-driven tools that read the pattern with Python's `re`
+# would take `"a\n"` for valid; the lookahead means "end of the value" in ECMA-262 and Python alike.
+NO_CONTROL_CHARACTERS_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*(?![\s\S])"
+
+
+class InvalidQueryParameter(DomainError):
+    status = 400
+    type = "bad-request"
+    title = "Bad request"
 
 
 class UnknownQueryParameter(DomainError):
@@ -61,4 +80,14 @@ def reject_unknown_query_parameters(request: Request[Any, Any, Any]) -> None:
         raise UnknownQueryParameter(
             f"Unknown query parameter: {', '.join(unknown)}.",
             errors=[{"field": name, "message": "is not a parameter of this route"} for name in unknown],
+        )
+
+
+def reject_control_characters(request: Request[Any, Any, Any]) -> None:
+    """400 for a control character in any query value, before a handler or the database sees it."""
+    names = sorted({name for name, value in request.query_params.multi_items() if CONTROL_CHARACTERS.search(value)})
+    if names:
+        raise InvalidQueryParameter(
+            "The request is not valid.",
+            errors=[{"field": name, "message": "must not contain control characters"} for name in names],
         )

@@ -7,9 +7,10 @@ from typing import Any
 from litestar import Request
 
 from tenantry.http.body import validate_json_body
-from tenantry.http.querying import reject_unknown_query_parameters
+from tenantry.http.querying import reject_control_characters, reject_unknown_query_parameters
 
 
 async def check_request(request: Request[Any, Any, Any]) -> None:
     reject_unknown_query_parameters(request)
+    reject_control_characters(request)
     await validate_json_body(request)

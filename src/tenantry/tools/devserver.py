@@ -193,6 +193,7 @@ def run_dev(data_dir: Path, host: str, port: int) -> None:
 
     from tenantry.app import create_app
     from tenantry.core.logs import configure_logging
+    from tenantry.http.protocol import ProblemHttpToolsProtocol
 
     # The port first, and kept: a second `tenantry dev` on a taken port stops here, before it
     # starts a server, migrates or prints a token, and nobody can take the port meanwhile.
@@ -220,7 +221,9 @@ def run_dev(data_dir: Path, host: str, port: int) -> None:
             from prometheus_client import start_http_server
 
             start_http_server(settings.metrics_port, settings.metrics_host, registry=app.state.metrics.registry)
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, http=ProblemHttpToolsProtocol
+        )
         uvicorn.Server(config).run(sockets=[listening])
     finally:
         listening.close()

@@ -38,6 +38,8 @@ def free_port() -> int:
 
 
 def server_command(kind: ServerKind, target: Target, workers: int, port: int) -> list[str]:
+    from tenantry.http.protocol import HTTPTOOLS_PROTOCOL
+
     if kind == "uvicorn" and target == "app":
         # The production command itself.
         return [sys.executable, "-m", "tenantry", "serve", "--workers", str(workers), "--port", str(port)]
@@ -46,7 +48,7 @@ def server_command(kind: ServerKind, target: Target, workers: int, port: int) ->
         # What `tenantry serve` passes to uvicorn.run, on the command line.
         return [
             sys.executable, "-m", "uvicorn", factory, "--factory", "--workers", str(workers),
-            "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+            "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", HTTPTOOLS_PROTOCOL,
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
     return [

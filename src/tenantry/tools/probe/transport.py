@@ -4,7 +4,8 @@ A deployment limits each workspace and token (docs/06-operations.md, "Request li
 prober sends hundreds of requests with one token. A `429 rate-limited` means the request never
 ran, so the prober does what a client should: it waits the seconds in Retry-After (at most
 `WAIT_CAP_S`) and sends it again, instead of comparing a refusal. Other 429s (the login throttle)
-are answers like any other.
+are answers like any other. A HEAD answer has no body to tell them apart by, but only POSTs are
+throttled otherwise, so a 429 to a HEAD is the request limits' too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class WaitingOutRateLimits(httpx.AsyncBaseTransport):
             if response.status_code != 429:
                 return response
             body = await response.aread()
-            if RATE_LIMITED_TYPE not in body[:200]:
+            if RATE_LIMITED_TYPE not in body[:200] and request.method != "HEAD":
                 return response
             await response.aclose()
             try:
