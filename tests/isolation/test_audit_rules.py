@@ -28,7 +28,10 @@ from tenantry.tools.catalog_audit.function_rules import DEFINER_ALLOWLIST
 from tenantry.tools.catalog_audit.report import exit_code, render_json
 from tests.support import make_settings, migrate
 
-TENANT_VALUE = "(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)"
+TENANT_VALUE = "public.tenantry_current_tenant()"
+# The bare expression the function stands for, and the initPlan form Citus refuses.
+BARE_VALUE = "nullif(current_setting('app.tenant_id', true), '')::uuid"
+INITPLAN_VALUE = f"(SELECT {BARE_VALUE})"
 SCOPED = f"tenant_id = {TENANT_VALUE}"
 REPLACE_PRODUCTS_POLICY = "DROP POLICY tenant_isolation ON products"
 
@@ -99,26 +102,25 @@ CASES = [
     ),
     case(
         "P1",
-        "bare-current-setting",
+        "initplan-subquery",
         REPLACE_PRODUCTS_POLICY,
         "CREATE POLICY tenant_isolation ON products FOR ALL TO {tenant} "
-        "USING (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid) "
-        "WITH CHECK (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)",
+        f"USING (tenant_id = {INITPLAN_VALUE}) WITH CHECK (tenant_id = {INITPLAN_VALUE})",
     ),
     case(
-        "P2",
+        "P1 P2",
         "subquery-over-another-table",
         "CREATE POLICY active_workspace ON products AS RESTRICTIVE FOR ALL TO {tenant} "
         "USING (EXISTS (SELECT 1 FROM workspaces w WHERE w.id = tenant_id AND w.status = 'active'))",
     ),
     case(
-        "P2",
+        "P1 P2",
         "subquery-over-the-table-itself",
         "CREATE POLICY unique_sku ON products AS RESTRICTIVE FOR ALL TO {tenant} USING "
         "(NOT EXISTS (SELECT 1 FROM products p WHERE p.tenant_id = products.tenant_id AND p.id <> products.id))",
     ),
     case(
-        "P2",
+        "P1 P2",
         "subquery-over-a-catalog",
         "CREATE POLICY catalog ON products AS RESTRICTIVE FOR ALL TO {tenant} "
         "USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname = 'products'))",
@@ -226,6 +228,13 @@ CASES = [
 
 # Changes that keep the contract: the audit must stay quiet about them.
 CLEAN_CASES = [
+    case(
+        "",
+        "bare-tenant-expression",
+        REPLACE_PRODUCTS_POLICY,
+        "CREATE POLICY tenant_isolation ON products FOR ALL TO {tenant} "
+        f"USING (tenant_id = {BARE_VALUE}) WITH CHECK (tenant_id = {BARE_VALUE})",
+    ),
     case(
         "",
         "per-command-policies",
