@@ -199,6 +199,48 @@ CASES = [
         "REVOKE ALL ON FUNCTION public.sneaky() FROM PUBLIC",
     ),
     case("F3", "definer-executable-by-public", "GRANT EXECUTE ON FUNCTION public.resolve_token(bytea) TO PUBLIC"),
+    # The mixing of issue 10: set_config beside the context function's SET LOCAL.
+    case(
+        "F4",
+        "set-config-setter",
+        "CREATE FUNCTION public.as_tenant(p uuid) RETURNS void LANGUAGE sql "
+        "AS $$ SELECT set_config('app.tenant_id', p::text, true) $$",
+        "REVOKE ALL ON FUNCTION public.as_tenant(uuid) FROM PUBLIC",
+    ),
+    case(
+        "F4",
+        "set-local-in-dynamic-sql",
+        "CREATE FUNCTION reporting_as(p uuid) RETURNS void LANGUAGE plpgsql "
+        "AS $$ BEGIN EXECUTE format('SET LOCAL app.tenant_id = %L', p); END $$",
+    ),
+    case(
+        "F4",
+        "set-clause",
+        "CREATE FUNCTION public.peek() RETURNS bigint LANGUAGE sql "
+        "SET app.tenant_id = '00000000-0000-0000-0000-000000000000' AS 'SELECT 1::bigint'",
+    ),
+    case(
+        "F5",
+        "context-function-executable-by-tenant",
+        "GRANT EXECUTE ON FUNCTION public.tenantry_set_context(text, uuid, uuid, integer) TO {tenant}",
+    ),
+    case(
+        "F5",
+        "context-function-executable-by-public",
+        "GRANT EXECUTE ON FUNCTION public.tenantry_set_context(text, uuid, uuid, integer) TO PUBLIC",
+    ),
+    case(
+        "F2 F5",
+        "context-function-definer",
+        "ALTER FUNCTION public.tenantry_set_context(text, uuid, uuid, integer) SECURITY DEFINER",
+    ),
+    case(
+        "F5",
+        "context-function-overload",
+        "CREATE FUNCTION public.tenantry_set_context(p_tenant uuid) RETURNS void LANGUAGE sql AS 'SELECT'",
+        "REVOKE ALL ON FUNCTION public.tenantry_set_context(uuid) FROM PUBLIC",
+    ),
+    case("F5", "context-function-missing", "DROP FUNCTION public.tenantry_set_context(text, uuid, uuid, integer)"),
     case("V1", "definer-view", "CREATE VIEW product_names AS SELECT tenant_id, id, name FROM products"),
     case(
         "V1",
@@ -251,6 +293,13 @@ CLEAN_CASES = [
     ),
     case("", "invoker-view", "CREATE VIEW product_names WITH (security_invoker = on) AS SELECT id, name FROM products"),
     case("", "definer-with-empty-search-path", "ALTER FUNCTION public.member_emails() SET search_path = ''"),
+    # Reading the setting is not setting it.
+    case(
+        "",
+        "function-reads-the-setting",
+        "CREATE FUNCTION public.my_tenant() RETURNS text LANGUAGE sql STABLE "
+        "AS $$ SELECT current_setting('app.tenant_id', true) $$",
+    ),
     case(
         "",
         "composite-tenant-foreign-key-with-partial-index",
