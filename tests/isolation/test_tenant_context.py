@@ -176,5 +176,5 @@ async def test_a_longer_timeout_keeps_the_role_and_the_tenant(
         assert tuple((await connection.execute(CONTEXT)).one()) == (settings.platform_role, str(tenant_a.id), "10min")
         await connection.rollback()
     for bad in (-1, True, "1; RESET ROLE"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="non-negative int"):
             await set_statement_timeout(connection, bad)  # type: ignore[arg-type]
