@@ -178,3 +178,20 @@ async def test_a_longer_timeout_keeps_the_role_and_the_tenant(
     for bad in (-1, True, "1; RESET ROLE"):
         with pytest.raises(ValueError, match="non-negative int"):
             await set_statement_timeout(connection, bad)  # type: ignore[arg-type]
+
+
+async def test_no_citus_setting_on_a_plain_database(admin_engine: AsyncEngine, settings: Settings) -> None:
+    """citus.propagate_set_commands is set on the login role only where the citus extension exists."""
+    async with admin_engine.connect() as connection:
+        found = (
+            await connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                    "JOIN pg_database d ON d.oid = s.setdatabase "
+                    "WHERE r.rolname = :r AND d.datname = current_database() "
+                    "AND array_to_string(s.setconfig, ',') LIKE '%citus.%'"
+                ),
+                {"r": settings.app_role},
+            )
+        ).scalar_one()
+        assert found == 0
