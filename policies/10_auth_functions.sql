@@ -72,7 +72,21 @@ BEGIN
     SELECT * INTO member FROM public.memberships AS m WHERE m.tenant_id = tok.tenant_id AND m.id = tok.membership_id;
     SELECT * INTO workspace FROM public.workspaces AS w WHERE w.id = tok.tenant_id;
     IF tok.replaced_by_id IS NOT NULL AND tok.expires_at <= pg_catalog.now() THEN
-        PERFORM public.revoke_token_family(tok.tenant_id, tok.id);
+        -- Each revocation goes to the workspace's audit log in this same statement's transaction
+        -- (docs/08-token-guide.md, "The audit log"): both commit, or neither. The id is a uuid7
+        -- (ms timestamp, version 7, random rest), like the app's, so the log keeps its order.
+        INSERT INTO public.audit_events AS e
+               (tenant_id, id, actor_type, action, target_type, target_id, details)
+        SELECT f.tenant_id,
+               pg_catalog.encode(pg_catalog.set_bit(pg_catalog.set_bit(
+                   pg_catalog.substr(pg_catalog.int8send(pg_catalog.floor(
+                       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) * 1000)::bigint), 3)
+                   || pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 7),
+                   52, 1), 53, 1), 'hex')::uuid,
+               'system', 'token.reuse_detected', 'token', f.token_id::text,
+               pg_catalog.jsonb_build_object('presented_token_id', tok.id::text,
+                                             'reason', 'rotated token used after its grace period')
+          FROM public.revoke_token_family(tok.tenant_id, tok.id) AS f;
     ELSIF tok.revoked_at IS NULL AND tok.expires_at > pg_catalog.now()
           AND member.is_active AND workspace.status = 'active'
           AND (tok.last_used_at IS NULL OR tok.last_used_at < pg_catalog.now() - interval '1 minute') THEN

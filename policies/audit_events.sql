@@ -9,6 +9,13 @@ CREATE POLICY tenant_isolation ON public.audit_events
     USING (tenant_id = public.tenantry_current_tenant())
     WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
+-- resolve_token() (10_auth_functions.sql, owned by the owner role) records the revocations of
+-- reuse detection, before any tenant is set: it may add exactly those events, and read nothing.
+DROP POLICY IF EXISTS token_resolver_reuse_events ON public.audit_events;
+CREATE POLICY token_resolver_reuse_events ON public.audit_events
+    AS PERMISSIVE FOR INSERT TO {{owner_role}}
+    WITH CHECK (action = 'token.reuse_detected' AND actor_type = 'system');
+
 REVOKE ALL ON public.audit_events FROM PUBLIC, {{tenant_role}}, {{platform_role}}, {{app_role}};
 GRANT SELECT, INSERT ON public.audit_events TO {{tenant_role}};
 GRANT SELECT, INSERT, DELETE ON public.audit_events TO {{platform_role}};

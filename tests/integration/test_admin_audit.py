@@ -25,6 +25,7 @@ async def test_each_workspace_action_lands_in_both_logs(
         ("POST", "/reactivate", None, "workspace.reactivated"),
         ("GET", "/export", None, "workspace.exported"),
         ("GET", "/export/products", None, "workspace.table_exported"),
+        ("GET", "/snapshot", None, "workspace.exported"),
         ("POST", "/schedule-deletion", None, "workspace.deletion_scheduled"),
         ("POST", "/restore", None, "workspace.restored"),
     ]

@@ -61,6 +61,7 @@ def test_the_admin_surface_has_the_expected_routes(app: Litestar) -> None:
         ("PATCH", f"{WORKSPACES}/{{id}}/plan"),
         ("GET", f"{WORKSPACES}/{{id}}/export"),
         ("GET", f"{WORKSPACES}/{{id}}/export/products"),
+        ("GET", f"{WORKSPACES}/{{id}}/snapshot"),
     }
 
 
@@ -107,6 +108,7 @@ async def test_a_tenant_token_cannot_reach_any_workspace_through_admin_routes(
         ("POST", WORKSPACES, {"slug": "stolen", "name": "x", "owner_email": "x@example.com"}),
         ("GET", f"{WORKSPACES}/{victim.id}", None),
         ("GET", f"{WORKSPACES}/{victim.id}/export/products", None),
+        ("GET", f"{WORKSPACES}/{victim.id}/snapshot", None),
         ("POST", f"{WORKSPACES}/{victim.id}/suspend", None),
         ("PATCH", f"{WORKSPACES}/{victim.id}", {"max_token_lifetime_days": 1}),
         ("POST", f"{WORKSPACES}/{victim.id}/schedule-deletion", {"purge_after_days": 1}),

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantry.settings import Settings
 from tenantry.tenancy.session import platform_session_factory
 from tenantry.workspaces.export import WorkspaceExporter
-from tenantry.workspaces.tables import tenant_table, tenant_tables
+from tenantry.workspaces.tables import exported_tables, tenant_table, tenant_tables
 from tests.support import (
     WORKSPACES,
     Client,
@@ -50,7 +50,7 @@ async def test_export_streams_every_table_in_a_form_that_reads_back_exactly(
     assert manifest_response.status_code == 200, manifest_response.text
     manifest = manifest_response.json()
     assert manifest["workspace"]["id"] == str(workspace_id)
-    assert {t["name"] for t in manifest["tables"]} == {t.name for t in tenant_tables()}
+    assert {t["name"] for t in manifest["tables"]} == {t.name for t in exported_tables()}
 
     for entry in manifest["tables"]:
         table = tenant_table(entry["name"])
@@ -99,7 +99,7 @@ async def test_export_covers_only_the_requested_workspace(
     assert tenants == {str(tenant_a.id)}
 
 
-@pytest.mark.parametrize("table", ["users", "workspaces", "admin_tokens", "nope", "products.jsonl"])
+@pytest.mark.parametrize("table", ["users", "workspaces", "admin_tokens", "nope", "products.jsonl", "idempotency_keys"])
 async def test_export_of_an_unknown_or_global_table_is_404(
     client: Client, admin_headers: dict[str, str], tenant_a: Tenant, table: str
 ) -> None:
@@ -191,3 +191,97 @@ async def test_usage_counts_inactive_members_apart(
         )
     usage = (await client.get(f"{WORKSPACES}/{tenant_a.id}/usage", headers=admin_headers)).json()
     assert usage["members"] == {"total": 2, "active": 1}
+
+
+# -- one point-in-time snapshot (issue 14) ------------------------------------------------------
+
+
+async def _with_idempotency_key(client: Client, tenant: Tenant) -> None:
+    """A stored idempotent answer in the workspace: an internal cache the export must leave out."""
+    body = {"name": "cached", "price_cents": 1, "currency": "EUR", "sku": f"SKU-{uuid.uuid4().hex[:8]}"}
+    headers = {**bearer(tenant.token), "Idempotency-Key": f"export-{uuid.uuid4().hex}"}
+    assert (await client.post("/v1/products", json=body, headers=headers)).status_code == 201
+
+
+async def test_rows_written_after_the_snapshot_began_are_not_exported(
+    client: Client,
+    admin_headers: dict[str, str],
+    admin_engine: AsyncEngine,
+    app_engine: AsyncEngine,
+    settings: Settings,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+) -> None:
+    """Each batch used to be a transaction of its own, so rows written between two batches were
+    exported. Now one REPEATABLE READ, READ ONLY transaction serves the whole stream."""
+    await add_products(client, tenant_a.token, 3)
+    table = tenant_table("products")
+    assert table is not None
+    before = await ground_truth(admin_engine, table, tenant_a.id)
+    others = await snapshot_rows(admin_engine, "products", tenant_b.id)
+    exporter = WorkspaceExporter(platform_session_factory(app_engine, settings), batch_size=2)
+    stream = exporter.stream(tenant_a.id, table)
+    first = await anext(stream)  # the snapshot is taken: the transaction has read
+    await add_products(client, tenant_a.token, 3)  # committed meanwhile, with later (uuid7) ids
+    await client.delete(f"/v1/products/{before[-1]['id']}", headers=bearer(tenant_a.token))
+    rest = [chunk async for chunk in stream]
+    exported = [read_back(table, msgspec.json.decode(line)) for line in b"".join([first, *rest]).splitlines()]
+    assert exported == before
+    now = await ground_truth(admin_engine, table, tenant_a.id)
+    assert len(now) == 6  # all committed: 3 more, and one of the first 3 deleted (a soft delete)
+    assert now[:3] != before
+    assert await snapshot_rows(admin_engine, "products", tenant_b.id) == others
+
+
+async def test_the_snapshot_transaction_is_repeatable_read_and_read_only(
+    app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant
+) -> None:
+    exporter = WorkspaceExporter(platform_session_factory(app_engine, settings))
+    async with exporter.snapshot(tenant_a.id) as snapshot:
+        isolation = (await snapshot.session.execute(text("SHOW transaction_isolation"))).scalar_one()
+        read_only = (await snapshot.session.execute(text("SHOW transaction_read_only"))).scalar_one()
+        tenant = (await snapshot.session.execute(text("SELECT current_setting('app.tenant_id')"))).scalar_one()
+    assert (isolation, read_only, tenant) == ("repeatable read", "on", str(tenant_a.id))
+
+
+async def test_the_snapshot_export_is_every_table_at_one_instant_without_caches(
+    client: Client,
+    admin_headers: dict[str, str],
+    admin_engine: AsyncEngine,
+    app_engine: AsyncEngine,
+    settings: Settings,
+    tenant_a: Tenant,
+) -> None:
+    await add_products(client, tenant_a.token, 2)
+    await _with_idempotency_key(client, tenant_a)
+    async with admin_engine.connect() as connection:
+        cached = (
+            await connection.execute(
+                text("SELECT count(*) FROM public.idempotency_keys WHERE tenant_id = :t"), {"t": tenant_a.id}
+            )
+        ).scalar_one()
+    assert cached == 1
+
+    response = await client.get(f"{WORKSPACES}/{tenant_a.id}/snapshot", headers=admin_headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/jsonl")
+    header, *lines = [msgspec.json.decode(line) for line in response.content.splitlines()]
+    assert header["workspace"]["id"] == str(tenant_a.id)
+    counts = {entry["name"]: entry["rows"] for entry in header["tables"]}
+    assert list(counts) == [t.name for t in exported_tables()]
+    assert "idempotency_keys" not in counts
+    assert {line["table"] for line in lines} <= set(counts)
+    for table in exported_tables():
+        rows = [read_back(table, line["row"]) for line in lines if line["table"] == table.name]
+        assert len(rows) == counts[table.name], table.name  # counts and rows from the same snapshot
+        assert rows == await ground_truth(admin_engine, table, tenant_a.id), table.name
+    assert b"idempotency" not in response.content
+
+    # The same through the exporter, with a write between the header and the rows.
+    exporter = WorkspaceExporter(platform_session_factory(app_engine, settings), batch_size=1)
+    stream = exporter.stream_all(tenant_a.id, {})
+    first = msgspec.json.decode(await anext(stream))
+    await add_products(client, tenant_a.token, 2)
+    later = [msgspec.json.decode(line) for chunk in [c async for c in stream] for line in chunk.splitlines()]
+    products = [line for line in later if line["table"] == "products"]
+    assert len(products) == {e["name"]: e["rows"] for e in first["tables"]}["products"] == 3

@@ -135,6 +135,7 @@ async def test_get_returns_the_view_and_unknown_ids_answer_404(client: Client, a
         ("GET", "/usage", None),
         ("GET", "/export", None),
         ("GET", "/export/products", None),
+        ("GET", "/snapshot", None),
     ],
 )
 async def test_every_workspace_route_answers_404_for_an_unknown_id(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -229,7 +231,41 @@ async def test_suspended_workspace_with_right_credentials_answers_like_the_middl
 # -- throttling -------------------------------------------------------------------------------
 
 
-async def test_account_is_throttled_after_5_failures_even_with_the_right_password(
+REAL_POLICIES = (throttle.ACCOUNT, throttle.FAMILIAR, throttle.ADDRESS)
+
+
+@pytest.fixture(autouse=True)
+def waits_outlast_a_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first wait of a minute instead of a second, so a slow verification never outlasts it."""
+    for name in ("ACCOUNT", "FAMILIAR", "ADDRESS"):
+        monkeypatch.setattr(throttle, name, dataclasses.replace(getattr(throttle, name), base_s=60))
+
+
+def test_the_policies_documented_in_security_md() -> None:
+    account, familiar, address = REAL_POLICIES
+    assert account == familiar
+    assert (account.free, account.base_s, account.cap_s) == (5, 15, 300)
+    assert [account.wait_s(n) for n in range(4, 11)] == [0, 15, 30, 60, 120, 240, 300]
+    assert (address.free, address.base_s, address.cap_s) == (50, 15, 900)
+    assert [address.wait_s(n) for n in range(49, 57)] == [0, 15, 30, 60, 120, 240, 480, 900]
+    assert account.forget == address.forget == timedelta(days=1)
+    assert throttle.FAMILIAR_FOR.days == 30
+
+
+async def expire_wait(admin_engine: AsyncEngine, key: str) -> None:
+    """Stand in for waiting out a key's Retry-After (tests never sleep)."""
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE public.auth_throttle SET blocked_until = now() - interval '1 second' WHERE key = :k"),
+            {"k": key},
+        )
+
+
+def wrong(member: Joined, tenant: Tenant) -> dict[str, object]:
+    return credentials(member, tenant, password="wrong password here")
+
+
+async def test_account_backs_off_after_5_failures_even_with_the_right_password(
     client: Client,
     admin_engine: AsyncEngine,
     tenant_a: Tenant,
@@ -237,34 +273,102 @@ async def test_account_is_throttled_after_5_failures_even_with_the_right_passwor
     verifications: list[str],
 ) -> None:
     member = await join(client, tenant_a)
+    account = f"account:{member.email.lower()}"
     async with from_address() as http:
-        for _ in range(5):
-            failed = await http.post(LOGIN, json=credentials(member, tenant_a, password="wrong password here"))
+        for _ in range(throttle.ACCOUNT.free):
+            failed = await http.post(LOGIN, json=wrong(member, tenant_a))
             assert failed.status_code == 401
         verifications.clear()
         refused = await http.post(LOGIN, json=credentials(member, tenant_a))
         assert verifications == []  # refused before any password work
-    # Another address changes nothing: the account is what is throttled.
+    # Another new address changes nothing: the account is what backs off.
     async with from_address() as elsewhere:
         refused_elsewhere = await elsewhere.post(LOGIN, json=credentials(member, tenant_a))
 
     assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["type"].endswith("/too-many-requests")
-    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
+    assert 0 < int(refused.headers["Retry-After"]) <= throttle.ACCOUNT.base_s
     assert refused_elsewhere.status_code == 429
-    row = await throttle_row(admin_engine, f"account:{member.email.lower()}")
+    row = await throttle_row(admin_engine, account)
     assert row is not None
-    assert row["blocked_until"] is not None
+    assert row["failures"] == throttle.ACCOUNT.free  # refused attempts are not counted
 
-    # When the window has run out, the right password works again and resets the count.
-    async with admin_engine.begin() as connection:
-        await connection.execute(
-            text("UPDATE public.auth_throttle SET window_start = now() - interval '16 minutes' WHERE key = :k"),
-            {"k": f"account:{member.email.lower()}"},
-        )
+    # Once the wait is over, the right password works and resets the count.
+    await expire_wait(admin_engine, account)
     async with from_address() as http:
         assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
-    assert await throttle_row(admin_engine, f"account:{member.email.lower()}") is None
+    assert await throttle_row(admin_engine, account) is None
+
+
+async def test_waits_double_with_each_failure_up_to_the_cap(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
+) -> None:
+    """Exponential back-off: each failure after the free ones doubles the wait, never a lock-out."""
+    member = await join(client, tenant_a)
+    account = f"account:{member.email.lower()}"
+    policy = throttle.ACCOUNT
+    retry_afters = []
+    async with from_address() as http:
+        for _ in range(policy.free):
+            assert (await http.post(LOGIN, json=wrong(member, tenant_a))).status_code == 401
+        for _ in range(12):
+            refused = await http.post(LOGIN, json=wrong(member, tenant_a))
+            assert refused.status_code == 429
+            retry_afters.append(int(refused.headers["Retry-After"]))
+            await expire_wait(admin_engine, account)
+            assert (await http.post(LOGIN, json=wrong(member, tenant_a))).status_code == 401
+    expected = [math.ceil(policy.wait_s(policy.free + n)) for n in range(12)]
+    assert expected[:3] == [60, 120, 240]
+    assert expected[-1] == policy.cap_s
+    # Each Retry-After is the wait set by the failure before it, give or take the second it ran.
+    assert all(want - 1 <= got <= want for got, want in zip(retry_afters, expected, strict=True)), retry_afters
+
+
+async def test_strangers_cannot_keep_the_owner_out(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
+) -> None:
+    """Issue 14: 5 failures used to lock the account for everyone. Now the owner's familiar
+    address prefix is not slowed by strangers' failures, and a new address waits at most the cap."""
+    member = await join(client, tenant_a)
+    home = f"2001:db8:{uuid.uuid4().int % 65000:x}:{uuid.uuid4().int % 65000:x}::10"
+    async with from_address(home) as http:
+        assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+
+    # Strangers from many addresses fail far more often than the free attempts.
+    for n in range(throttle.ACCOUNT.free + 3):
+        async with from_address(f"198.51.100.{n}") as stranger:
+            assert (await stranger.post(LOGIN, json=wrong(member, tenant_a))).status_code in (401, 429)
+
+    # However long the strangers keep the account-wide key waiting (the cap, here)...
+    async with admin_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE public.auth_throttle SET blocked_until = now() + make_interval(secs => :s) WHERE key = :k"),
+            {"s": throttle.ACCOUNT.cap_s, "k": f"account:{member.email.lower()}"},
+        )
+    # ...the owner at home, even from another address of the same /64, signs in at once.
+    async with from_address(home.replace("::10", "::77")) as http:
+        assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+    # From a new address the owner waits, at most the cap, then gets in.
+    async with from_address() as travelling:
+        refused = await travelling.post(LOGIN, json=credentials(member, tenant_a))
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["Retry-After"]) <= throttle.ACCOUNT.cap_s
+        await expire_wait(admin_engine, f"account:{member.email.lower()}")
+        assert (await travelling.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+
+
+async def test_failures_at_a_familiar_prefix_back_off_there_too(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
+) -> None:
+    """Sharing the owner's prefix buys an attacker no free guesses: that key backs off alike."""
+    member = await join(client, tenant_a)
+    home = f"203.0.113.{uuid.uuid4().int % 250}"
+    async with from_address(home) as http:
+        assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+        answers = [(await http.post(LOGIN, json=wrong(member, tenant_a))).status_code for _ in range(6)]
+    assert answers == [401] * throttle.FAMILIAR.free + [429]
+    assert await throttle_row(admin_engine, f"account:{member.email.lower()}") is None  # strangers' key untouched
 
 
 async def test_unknown_emails_are_throttled_exactly_like_known_ones(client: Client, from_address: FromAddress) -> None:
@@ -276,31 +380,94 @@ async def test_unknown_emails_are_throttled_exactly_like_known_ones(client: Clie
 
 async def test_a_success_resets_the_account_count(client: Client, tenant_a: Tenant, from_address: FromAddress) -> None:
     member = await join(client, tenant_a)
-    wrong = credentials(member, tenant_a, password="wrong password here")
     async with from_address() as http:
         for _ in range(2):
-            assert [(await http.post(LOGIN, json=wrong)).status_code for _ in range(4)] == [401] * 4
+            assert [(await http.post(LOGIN, json=wrong(member, tenant_a))).status_code for _ in range(4)] == [401] * 4
             assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
 
 
-async def test_address_is_throttled_after_50_failures(
+async def test_address_backs_off_after_50_failures(
     client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
 ) -> None:
     member = await join(client, tenant_a)
     address = f"203.0.113.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:6]}"
     async with from_address(address) as http:
-        for _ in range(throttle.ADDRESS_LIMIT):
+        for _ in range(throttle.ADDRESS.free):
             body = {"email": new_email("spray"), "password": "password123456", "workspace": tenant_a.workspace.slug}
             assert (await http.post(LOGIN, json=body)).status_code == 401
         refused = await http.post(LOGIN, json=credentials(member, tenant_a))
-    assert throttle.ADDRESS_LIMIT == 50
+    assert throttle.ADDRESS.free == 50
     assert refused.status_code == 429
-    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
+    assert 0 < int(refused.headers["Retry-After"]) <= throttle.ADDRESS.base_s
     async with from_address() as elsewhere:
         assert (await elsewhere.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
     row = await throttle_row(admin_engine, f"address:{address}")
     assert row is not None
-    assert row["failures"] >= throttle.ADDRESS_LIMIT
+    assert row["failures"] == throttle.ADDRESS.free
+
+
+async def test_an_ipv6_host_counts_as_its_whole_slash_64(
+    client: Client,
+    admin_engine: AsyncEngine,
+    tenant_a: Tenant,
+    from_address: FromAddress,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 14: the address throttle counted per IP, so a host rotating through its /64 evaded it."""
+    monkeypatch.setattr(throttle, "ADDRESS", dataclasses.replace(throttle.ADDRESS, free=3))
+    member = await join(client, tenant_a)
+    net = f"2001:db8:{uuid.uuid4().int % 65000:x}:{uuid.uuid4().int % 65000:x}"
+    answers = []
+    for host in range(1, 5):  # a fresh address of the same /64 for every attempt
+        async with from_address(f"{net}:{host:x}::{host:x}") as http:
+            body = {"email": new_email("spray"), "password": "password123456", "workspace": tenant_a.workspace.slug}
+            answers.append((await http.post(LOGIN, json=body)).status_code)
+    assert answers == [401, 401, 401, 429]
+    row = await throttle_row(admin_engine, f"address:{net}::/64")
+    assert row is not None
+    assert row["failures"] == 3
+    # The next /64 is another prefix; an IPv4 address counts alone (/32).
+    async with from_address(f"{net[:-1]}{(int(net[-1], 16) + 1) % 16:x}::1") as http:
+        assert (await http.post(LOGIN, json=credentials(member, tenant_a))).status_code == 201
+    assert throttle.address_prefix("192.0.2.7") == "192.0.2.7/32"
+    assert throttle.address_prefix("::ffff:192.0.2.7") == "192.0.2.7/32"
+    assert throttle.address_prefix("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+
+
+async def test_expired_throttle_rows_are_pruned(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, from_address: FromAddress
+) -> None:
+    """Issue 14: rows were never deleted. Each counted attempt now deletes a bounded batch of
+    expired rows, and leaves live ones alone."""
+    stale = [f"address:prune-test-{uuid.uuid4().hex}" for _ in range(3)]
+    live = f"address:prune-test-{uuid.uuid4().hex}"
+    async with admin_engine.begin() as connection:
+        for key in stale:
+            await connection.execute(
+                text(
+                    "INSERT INTO public.auth_throttle (key, window_start, failures, expires_at) "
+                    "VALUES (:k, now() - interval '2 days', 7, now() - interval '1 day')"
+                ),
+                {"k": key},
+            )
+        await connection.execute(
+            text(
+                "INSERT INTO public.auth_throttle (key, window_start, failures, expires_at) "
+                "VALUES (:k, now(), 7, now() + interval '1 day')"
+            ),
+            {"k": live},
+        )
+    member = await join(client, tenant_a)
+    async with from_address() as http:
+        assert (await http.post(LOGIN, json=wrong(member, tenant_a))).status_code == 401
+    for key in stale:
+        assert await throttle_row(admin_engine, key) is None
+    assert await throttle_row(admin_engine, live) is not None
+    async with admin_engine.connect() as connection:
+        expired = (
+            await connection.execute(text("SELECT count(*) FROM public.auth_throttle WHERE expires_at <= now()"))
+        ).scalar_one()
+    assert expired == 0
 
 
 async def test_accept_is_no_password_oracle(

@@ -18,7 +18,7 @@ from tenantry.auth.permissions import role_permissions
 from tenantry.auth.tokens import generate_token
 from tenantry.settings import Settings
 from tenantry.workspaces.bootstrap import ProvisioningService
-from tests.support import TEST_PEPPER, Tenant, as_tenant, snapshot_rows
+from tests.support import TEST_PEPPER, Tenant, as_tenant, snapshot_rows, workspace_audit
 
 Client = AsyncTestClient[Litestar]
 
@@ -425,6 +425,42 @@ async def test_reusing_a_rotated_token_after_its_grace_revokes_the_replacement(
     assert (await token_row(admin_engine, newest["id"]))["revoked_at"] is not None
 
 
+async def test_reuse_detection_records_each_revocation_in_the_audit_log(
+    client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    """Issue 14: revocations by reuse detection left no trace in the audit log. They are recorded
+    with the revocation (one statement), one event per revoked token, in that workspace only."""
+    old = await create_token(client, tenant_a.headers)
+    new = (
+        await client.post(
+            f"/v1/tokens/{old['id']}/rotate", json={"grace_period_seconds": 600}, headers=tenant_a.headers
+        )
+    ).json()
+    child = await create_token(client, bearer(new["token"]))  # minted with the replacement
+    others_before = await workspace_audit(admin_engine, tenant_b.id)
+    await set_expiry_in_past(admin_engine, old["id"])
+
+    assert await works(client, str(old["token"])) == 401
+    events = [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["action"] == "token.reuse_detected"]
+    assert sorted(e["target_id"] for e in events) == sorted([old["id"], new["id"], child["id"]])
+    for event in events:
+        assert event["actor_type"] == "system"
+        assert event["target_type"] == "token"
+        assert event["details"]["presented_token_id"] == old["id"]
+        assert uuid.UUID(str(event["id"])).version == 7
+    for token_id in (new["id"], child["id"]):
+        assert (await token_row(admin_engine, token_id))["revoked_at"] is not None
+    # Presented again, nothing more is revoked, so nothing more is recorded.
+    assert await works(client, str(old["token"])) == 401
+    again = [e for e in await workspace_audit(admin_engine, tenant_a.id) if e["action"] == "token.reuse_detected"]
+    assert len(again) == 3
+    assert await workspace_audit(admin_engine, tenant_b.id) == others_before
+    # The tenant sees them through its own API too.
+    listed = await client.get("/v1/audit-events?action=token.reuse_detected", headers=tenant_a.headers)
+    assert listed.status_code == 200
+    assert len(listed.json()["data"]) == 3
+
+
 @pytest.mark.parametrize("state", ["revoked", "expired", "rotated"])
 async def test_only_a_live_unrotated_token_can_be_rotated(
     client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, state: str
@@ -699,6 +735,9 @@ async def test_leak_reports_are_limited_per_client_address(
     refused = await client.post("/v1/tokens/leak-report", json=body)
     assert refused.headers["retry-after"].isdigit()
     assert refused.headers["content-type"] == "application/problem+json"
+    # The wait is stored with the key (a lowered limit does not end it): free the address again.
+    async with admin_engine.begin() as connection:
+        await connection.execute(text("DELETE FROM public.auth_throttle WHERE key LIKE 'leak-report:%'"))
 
 
 async def test_an_admin_cannot_see_or_revoke_an_owners_tokens(

@@ -264,15 +264,18 @@ async def workspace_export(op: Operator, args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a one-shot CLI loop: blocking file I/O is fine
     manifest = await service.export_manifest(workspace_id, lambda table: f"{table}.jsonl", EXPORT_MEDIA_TYPE)
     exporter = WorkspaceExporter(op.session_factory)
-    for entry in manifest.tables:
-        table = await service.start_table_export(workspace_id, entry.name)
-        rows = 0
-        with (out / entry.href).open("wb") as file:
-            async for chunk in exporter.stream(workspace_id, table):
-                file.write(chunk)
-                rows += chunk.count(b"\n")
-        entry.rows = rows  # what the file holds, even if rows changed since the manifest was counted
-        print(f"{entry.name}: {rows} rows -> {out / entry.href}", file=sys.stderr)
+    # Every table from one REPEATABLE READ, READ ONLY transaction: the files are one instant.
+    async with exporter.snapshot(workspace_id) as snapshot:
+        manifest.exported_at = await snapshot.taken_at()
+        for entry in manifest.tables:
+            table = await service.start_table_export(workspace_id, entry.name)
+            rows = 0
+            with (out / entry.href).open("wb") as file:
+                async for chunk in snapshot.chunks(table):
+                    file.write(chunk)
+                    rows += chunk.count(b"\n")
+            entry.rows = rows  # what the file holds: the snapshot's rows, not the manifest's count
+            print(f"{entry.name}: {rows} rows -> {out / entry.href}", file=sys.stderr)
     (out / "manifest.json").write_bytes(msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
     print(f"exported {manifest.workspace.slug} to {out}")
 

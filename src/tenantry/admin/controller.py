@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -233,6 +234,35 @@ class AdminWorkspaceController(Controller):
         return await admin_workspace_service.export_manifest(workspace_id, export_href(workspace_id), EXPORT_MEDIA_TYPE)
 
     @get(
+        "/{workspace_id:str}/snapshot",
+        operation_id="exportWorkspaceSnapshot",
+        guards=[requires_admin],
+        opt={"problems": (409,)},
+        media_type=EXPORT_MEDIA_TYPE,
+    )
+    async def export_snapshot(
+        self,
+        workspace_id: FromPath[uuid.UUID],
+        admin_workspace_service: NamedDependency[AdminWorkspaceService],
+        workspace_exporter: NamedDependency[WorkspaceExporter],
+    ) -> Stream:
+        """Stream the whole workspace as it was at one instant, as `application/jsonl`.
+
+        Every table is read in one `REPEATABLE READ, READ ONLY` transaction, so nothing written
+        meanwhile is included. The first line is the workspace, `exported_at` (the snapshot's
+        time) and `tables` (name and row count of each); then one line per row,
+        `{"table": ..., "row": {...}}`, parents before children. Token digests and internal
+        caches (stored idempotent answers) are never exported.
+        """
+        workspace = await admin_workspace_service.start_snapshot_export(workspace_id)
+        header = {"workspace": msgspec.to_builtins(workspace), "format": EXPORT_MEDIA_TYPE}
+        return Stream(
+            workspace_exporter.stream_all(workspace_id, header),
+            media_type=EXPORT_MEDIA_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{workspace.slug}.jsonl"'},
+        )
+
+    @get(
         "/{workspace_id:str}/export/{table:str}",
         operation_id="exportWorkspaceTable",
         guards=[requires_admin],
@@ -248,7 +278,8 @@ class AdminWorkspaceController(Controller):
     ) -> Stream:
         """Stream one table of the workspace as `application/jsonl`: one JSON object per row per line.
 
-        uuids and timestamps are strings, JSONB is JSON, bytes are base64; token digests are never
+        The table is read in one `REPEATABLE READ, READ ONLY` transaction of its own: for every
+        table at one instant, use the snapshot. uuids and timestamps are strings, JSONB is JSON, bytes are base64; token digests are never
         exported. An unknown table answers 404.
         """
         found = await admin_workspace_service.start_table_export(workspace_id, table)

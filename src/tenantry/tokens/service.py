@@ -39,10 +39,17 @@ from tenantry.tokens.schemas import (
     TokenOut,
     TokenRotate,
 )
-from tenantry.users.throttle import LoginThrottle
+from tenantry.users.throttle import Backoff, LoginThrottle, address_prefix
 
 _NOT_FOUND = "The resource was not found."
-LEAK_REPORTS_PER_WINDOW = 60  # per client address per 15 minutes (users/throttle.py WINDOW)
+LEAK_REPORTS_PER_WINDOW = 60  # per client address prefix per 15 minutes
+LEAK_REPORT_WINDOW = timedelta(minutes=15)
+
+
+def leak_report_policy() -> Backoff:
+    """`LEAK_REPORTS_PER_WINDOW` reports, then a wait of the whole window (read at call time)."""
+    window = LEAK_REPORT_WINDOW.total_seconds()
+    return Backoff(free=LEAK_REPORTS_PER_WINDOW, base_s=window, cap_s=window, forget=LEAK_REPORT_WINDOW)
 
 
 def _out(token: PersonalAccessToken) -> TokenOut:
@@ -235,8 +242,8 @@ class LeakReportService:
 
     async def report(self, tokens: list[str], client_address: str) -> LeakReportReceived:
         # Public and a database write per token: bounded per client address like password logins.
-        await self.throttle.admit_limits(
-            {f"leak-report:{client_address}": LEAK_REPORTS_PER_WINDOW},
+        await self.throttle.admit_policies(
+            {f"leak-report:{address_prefix(client_address)}": leak_report_policy()},
             "Too many leak reports from this address; retry after the time in Retry-After.",
         )
         # Junk never reaches the database: only well-formed tenant and admin tokens are looked up.

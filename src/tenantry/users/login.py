@@ -3,7 +3,8 @@
 Every wrong credential (unknown email, wrong or missing password, unknown workspace, not a member,
 inactive member) gets the same 401 body after the same work: the same lookups run whatever is
 missing, and exactly one argon2id verification runs (against a dummy hash when there is no stored
-one). The throttle counts the attempt before anything else, so a refused attempt verifies nothing.
+one). The throttle counts the attempt before anything else, so a refused attempt verifies nothing
+(users/throttle.py: back-off per account and per address prefix, never a lockout).
 Only once the credentials are right does a suspended workspace answer 403, as the middleware would.
 
 Also here, because invitations use them too: `issue_member_token` (a PAT for a member) and `acting_as` (the audit actor for a caller who has no bearer token yet).
@@ -131,12 +132,12 @@ class PasswordLoginService:
     async def login(self, data: PasswordLogin, client_address: str) -> IssuedTokenOut:
         email = normalize_email(data.email)
         keys = throttle_keys(email, client_address)
-        await self.throttle.admit(keys)
+        admission = await self.throttle.admit(keys)
         candidate = await self._lookup(email, data.workspace.lower())
         verification = await verify_password(candidate.password_hash, data.password)
         if not (verification.ok and candidate.complete):
             raise InvalidCredentials
-        await self.throttle.succeeded(keys)
+        await self.throttle.succeeded(admission)
         if candidate.workspace_status in _UNAVAILABLE_STATUSES:
             raise WorkspaceUnavailable(str(candidate.workspace_status))
         return await self._issue(candidate, data, verification.new_hash)

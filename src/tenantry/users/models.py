@@ -22,11 +22,17 @@ class User(Timestamps, Base):
 
 
 class AuthThrottle(Base):
-    """Failed password logins per account and per client address, in a sliding window."""
+    """Back-off counters of password logins and leak reports, one row per key (users/throttle.py).
+
+    `window_start` is the last counted attempt; `blocked_until` the end of the key's wait, if any;
+    `expires_at` the time after which the row means nothing and may be pruned.
+    """
 
     __tablename__ = "auth_throttle"
+    __table_args__ = (Index("ix_auth_throttle_expires_at", "expires_at"),)
 
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

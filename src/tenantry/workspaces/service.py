@@ -44,7 +44,7 @@ from tenantry.workspaces.schemas import (
     WorkspaceOut,
     WorkspaceUpdate,
 )
-from tenantry.workspaces.tables import tenant_table, tenant_tables
+from tenantry.workspaces.tables import exported_table, exported_tables, tenant_tables
 
 NOT_FOUND = "The resource was not found."
 MAX_PURGE_AFTER_DAYS = 365
@@ -267,12 +267,17 @@ class AdminWorkspaceService:
     async def export_manifest(
         self, workspace_id: uuid.UUID, href: Callable[[str], str], media_type: str
     ) -> ExportManifest:
-        """What an export holds, with row counts at this moment; audited as the start of an export."""
+        """What an export holds, with row counts at this moment; audited as the start of an export.
+
+        Each table's stream is a snapshot of its own; `start_snapshot_export` is the one snapshot
+        of every table (workspaces/export.py).
+        """
         with tenant_scope(workspace_id):
             async with self.uow.transaction():
                 workspace = await self._find(workspace_id)
                 self._refuse_purged(workspace)
-                counts = await self._row_counts(workspace_id)
+                rows = WorkspaceRows(self.session, workspace_id)
+                counts = {str(table.name): await rows.count(table) for table in exported_tables()}
                 await record_event(
                     self.session,
                     "workspace.exported",
@@ -288,9 +293,25 @@ class AdminWorkspaceService:
             tables=[ExportTable(name=name, rows=rows, href=href(name)) for name, rows in counts.items()],
         )
 
+    async def start_snapshot_export(self, workspace_id: uuid.UUID) -> WorkspaceOut:
+        """Check the workspace and audit the export; the snapshot streams afterwards."""
+        with tenant_scope(workspace_id):
+            async with self.uow.transaction():
+                workspace = await self._find(workspace_id)
+                self._refuse_purged(workspace)
+                await record_event(
+                    self.session,
+                    "workspace.exported",
+                    "workspace",
+                    workspace_id,
+                    tenant_id=workspace_id,
+                    details={"tables": sorted(str(t.name) for t in exported_tables()), "snapshot": True},
+                )
+        return workspace_out(workspace)
+
     async def start_table_export(self, workspace_id: uuid.UUID, table_name: str) -> Table:
         """Check the workspace and the table and audit the download; the rows stream afterwards."""
-        table = tenant_table(table_name)
+        table = exported_table(table_name)
         with tenant_scope(workspace_id):
             async with self.uow.transaction():
                 workspace = await self._find(workspace_id)

@@ -27,6 +27,10 @@ metadata = Base.metadata
 
 # Secrets are never exported: HMAC digests of tokens (and, defensively, any password hash).
 _SECRET_SUFFIXES = ("digest", "password_hash")
+# Internal caches are never exported (docs/07-admin-guide.md, "Exporting a workspace"): stored
+# answers to retried requests are the service's business, not the workspace's data. They are
+# purged and counted in usage like any tenant table.
+INTERNAL_TABLES = frozenset({"idempotency_keys"})
 
 
 def tenant_tables() -> list[Table]:
@@ -43,6 +47,15 @@ def tenant_table(name: str) -> Table | None:
     return next((table for table in tenant_tables() if table.name == name), None)
 
 
+def exported_tables() -> list[Table]:
+    """The tenant tables an export holds, parents before children: all but the internal caches."""
+    return [table for table in tenant_tables() if table.name not in INTERNAL_TABLES]
+
+
+def exported_table(name: str) -> Table | None:
+    return next((table for table in exported_tables() if table.name == name), None)
+
+
 def is_secret(column: Column[object]) -> bool:
     return column.name.endswith(_SECRET_SUFFIXES)
 
@@ -53,6 +66,7 @@ def exportable_columns(table: Table) -> list[Column[object]]:
 
 # The models above are imported for their tables in `metadata`, and re-exported for Alembic.
 __all__ = [
+    "INTERNAL_TABLES",
     "AdminIdempotencyKey",
     "AdminToken",
     "AuditEvent",
@@ -71,6 +85,8 @@ __all__ = [
     "Workspace",
     "WorkspacePlan",
     "exportable_columns",
+    "exported_table",
+    "exported_tables",
     "is_secret",
     "metadata",
     "tenant_table",
