@@ -2,7 +2,7 @@
 
 Python's `$` also matches before a final newline, and msgspec tests a pattern with `re.search`,
 so `^...$` let "HC-1\\n" be created beside a live "HC-1", an invitation be stored for
-"nl@example.test\\n" and a display name carry C1 controls. The patterns now end with `\\Z`
+"nl@example.test\\n" and a display name carry C1 controls; the patterns end with `\\Z`
 (src/tenantry/core/schemas.py). The table below holds every such field of every create and
 update body, the admin API's included; a coverage test keeps it complete as bodies grow.
 Each refused request answers 422 (a body) or 400 (a query parameter) and stores nothing.
@@ -113,7 +113,7 @@ OPERATIONS: dict[str, Operation] = {
 
 # Names and other one-line text: no control character at all (C0 with tab and newline, DEL, C1).
 NAME = ("Ada\n", "Ada\tLovelace", "Ada\u0085", "5_\u008d\u0092\n")
-# Free text: tabs and line breaks are fine (a trailing one too), other controls are not.
+# Free text: tabs and line feeds are fine (a trailing one too); other controls, CR included, are not.
 TEXT = ("Line\x00", "Line\r\n", "Line\u009b31m")
 
 Value = str | Callable[[Made], str]
@@ -224,6 +224,7 @@ async def test_a_refused_text_value_answers_422_and_stores_nothing(
 async def test_a_refused_query_value_answers_400(client: Client, admin_headers: dict[str, str], query: str) -> None:
     response = await client.get(query, headers=admin_headers)
     assert_problem(response, 400, "bad-request")
+    assert "\\Z" not in response.text, response.text
     assert (await client.get(query.removesuffix("%0A"), headers=admin_headers)).status_code == 200
 
 

@@ -16,7 +16,7 @@ from litestar.openapi.spec import OpenAPI
 
 from tenantry.app import create_app
 from tenantry.catalog.schemas import Currency, Sku
-from tenantry.core.schemas import END, DisplayName, Email, LongText, ShortText, published
+from tenantry.core.schemas import END, DisplayName, Email, LongText, ShortText, published, with_published_patterns
 from tenantry.lookups.schemas import Code, Color
 from tenantry.settings import load_settings
 from tenantry.workspaces.schemas import ExternalId, Slug
@@ -66,6 +66,13 @@ def test_published_turns_only_the_closing_anchor() -> None:
     assert published(r"^[A-Z]{3}\Z") == "^[A-Z]{3}$"
     assert published("^[A-Z]{3}$") == "^[A-Z]{3}$"
     assert published(r"^\Z|a\Zb") == r"^\Z|a\Zb"
+
+
+def test_a_message_quotes_the_pattern_as_published() -> None:
+    """What a client reads in `errors` is the pattern the document shows."""
+    with pytest.raises(msgspec.ValidationError) as refused:
+        msgspec.convert("EUR\n", Currency)
+    assert with_published_patterns(str(refused.value)) == "Expected `str` matching regex '^[A-Z]{3}$'"
 
 
 # (type, accepted, refused): each refused value differs from an accepted one by what is refused.

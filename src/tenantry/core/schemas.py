@@ -44,6 +44,15 @@ def published(pattern: str) -> str:
     return pattern[: -len(END)] + "$" if pattern.endswith(END) else pattern
 
 
+# A closing `\Z` as a validation message quotes a failed pattern (its repr: `...\\Z'`).
+_QUOTED_END = repr(END)[1:-1] + "'"
+
+
+def with_published_patterns(message: str) -> str:
+    """A validation message (msgspec's, or Litestar's for a parameter) quoting patterns as published."""
+    return message.replace(_QUOTED_END, "$'")
+
+
 T = TypeVar("T")
 
 

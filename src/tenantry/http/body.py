@@ -16,12 +16,10 @@ from litestar import Request
 from litestar.exceptions import HTTPException
 
 from tenantry.core.errors import DomainError, InvalidInput
-from tenantry.core.schemas import END
+from tenantry.core.schemas import with_published_patterns
 
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
-# A pattern's closing `\Z` as msgspec's message quotes it (repr: the backslash doubled, then `'`).
-_QUOTED_END = repr(END)[1:-1] + "'"
 
 
 class MalformedBody(DomainError):
@@ -38,12 +36,7 @@ def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
 def _field_error(message: str) -> dict[str, str]:
     match = _AT_PATH.search(message)
     field = match.group(1) if match and match.group(1) else "body"
-    return {"field": field, "message": _published_patterns(_AT_PATH.sub("", message))}
-
-
-def _published_patterns(message: str) -> str:
-    """msgspec quotes a failed pattern by its repr; show its closing anchor as the document does."""
-    return message.replace(_QUOTED_END, "$'")
+    return {"field": field, "message": with_published_patterns(_AT_PATH.sub("", message))}
 
 
 async def validate_json_body(request: Request[Any, Any, Any]) -> None:
