@@ -18,7 +18,8 @@ END = r"\Z"
 # character at all. C0 includes NUL, which PostgreSQL text cannot hold, tab and newline; C1
 # includes 8-bit terminal escapes (CSI, NEL); controls only ever hide things from readers.
 NAME_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*" + END
-# Free text (descriptions) may also hold tabs and line breaks, and nothing else of C0 or C1.
+# Free text (descriptions) may also hold tabs and line feeds, and nothing else of C0 or C1 (no CR).
+# What clients are told: docs/05-api-guide.md, Errors ("Text is strict too").
 TEXT_PATTERN = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*" + END
 
 # One email shape for every body that carries one (owners, invitations, customers): no spaces, no
