@@ -435,6 +435,7 @@ async def test_member_answers_never_carry_the_global_user_id(
         await client.get("/v1/members?limit=100", headers=tenant_a.headers),
         await client.get(f"/v1/members/{member['id']}", headers=tenant_a.headers),
         await client.get("/v1/members/me", headers=headers),
+        await client.get("/v1/whoami", headers=headers),
         await client.patch("/v1/members/me", json={"display_name": "Private"}, headers=headers),
         await client.patch(f"/v1/members/{member['id']}", json={"role": "member"}, headers=tenant_a.headers),
         await client.post(f"/v1/members/{member['id']}/deactivate", headers=tenant_a.headers),

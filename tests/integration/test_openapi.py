@@ -233,3 +233,36 @@ async def test_documented_problems_match_real_answers(
 def test_the_document_does_not_depend_on_a_request(app: Litestar, document: dict[str, Any]) -> None:
     """The served document is the app's own, completed once (not patched per request)."""
     assert app.openapi_schema.to_schema() == document
+
+
+def property_names(document: dict[str, Any], node: Any, seen: set[str] | None = None) -> set[str]:
+    """Every property name a schema can carry, through references, unions and nesting."""
+    seen = set() if seen is None else seen
+    names: set[str] = set()
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if ref in seen:
+                return names
+            seen.add(ref)
+            return property_names(document, resolve(document, node), seen)
+        names |= set(node.get("properties", {}))
+        for value in node.values():
+            names |= property_names(document, value, seen)
+    elif isinstance(node, list):
+        for value in node:
+            names |= property_names(document, value, seen)
+    return names
+
+
+def test_no_tenant_answer_carries_a_global_user_id(document: dict[str, Any]) -> None:
+    """Tenants see membership ids, never the platform-wide user id (docs/04-security-model.md)."""
+    tenant = [(path, method, op) for path, method, op in operations(document) if not path.startswith("/admin/")]
+    assert any(op["operationId"] == "whoAmI" for _, _, op in tenant)
+    for path, method, operation in tenant:
+        for status, response in operation["responses"].items():
+            if status.startswith("2"):
+                names = property_names(document, resolve(document, response))
+                assert "user_id" not in names, (method, path)
+    who = next(op for _, _, op in tenant if op["operationId"] == "whoAmI")
+    assert "member_id" in property_names(document, who["responses"]["200"])

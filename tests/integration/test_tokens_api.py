@@ -817,6 +817,9 @@ async def test_whoami_describes_the_presented_token_and_its_effective_permission
     assert answer.status_code == 200
     body = answer.json()
     assert body["workspace_id"] == str(tenant_a.id)
+    me = await client.get("/v1/members/me", headers=tenant_a.headers)
+    assert body["member_id"] == me.json()["id"]  # the membership id, never the global user id
+    assert "user_id" not in body
     assert body["token_id"] == str(narrow["id"])
     assert body["role"] == "owner"
     assert body["permissions"]["products"] == "read"

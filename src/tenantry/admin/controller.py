@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auditlog.platform import AdminAuditService
 from tenantry.auditlog.schemas import PlatformAuditEventOut, PlatformAuditFilters
 from tenantry.auth.guards import requires_admin
-from tenantry.core.schemas import Page
+from tenantry.core.schemas import END, Page
 from tenantry.http.idempotency import IDEMPOTENT_OPT, REDACT_OPT
 from tenantry.http.querying import Cursor, Limit
 from tenantry.tenancy.pagination import PageRequest
@@ -75,7 +75,7 @@ StatusFilter = Annotated[
     Parameter(pattern=WORKSPACE_STATUS_PATTERN, description="Only workspaces in this status."),
 ]
 ActionFilter = Annotated[
-    str | None, Parameter(max_length=64, pattern=r"^[a-z0-9_.]+$", description="e.g. workspace.suspended")
+    str | None, Parameter(max_length=64, pattern=r"^[a-z0-9_.]+" + END, description="e.g. workspace.suspended")
 ]
 WorkspaceFilter = Annotated[uuid.UUID | None, Parameter(description="Only events about this workspace.")]
 TableName = Annotated[str, Parameter(max_length=63, description="A table named in the export manifest.")]

@@ -17,8 +17,15 @@ from tenantry.auth.permissions import RESOURCES
 
 
 class WhoAmI(msgspec.Struct, kw_only=True):
+    """The token's workspace, its member (by membership id) and what it may do.
+
+    Never the global user id: users are platform-wide, and a tenant has no business with them
+    (docs/04-security-model.md, "What tenants see of global data").
+    """
+
     workspace_id: uuid.UUID
-    user_id: uuid.UUID
+    member_id: uuid.UUID
+    """The membership id, the one `/v1/members/{id}` and audit events use."""
     token_id: uuid.UUID
     role: str
     permissions: dict[str, str]
@@ -35,7 +42,7 @@ class WhoAmIController(Controller):
         principal = tenant_principal(request)
         return WhoAmI(
             workspace_id=principal.tenant_id,
-            user_id=principal.user_id,
+            member_id=principal.membership_id,
             token_id=principal.token_id,
             role=principal.role,
             permissions={resource: principal.level(resource) for resource in RESOURCES},

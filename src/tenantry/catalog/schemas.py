@@ -9,13 +9,15 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from tenantry.core.schemas import LongText, ShortText
+from tenantry.core.schemas import END, LongText, ShortText
 
 PriceCents = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000_000, description="Price in integer cents.")]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR.", examples=["EUR"])]
+Currency = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z]{3}" + END, description="ISO 4217 code, e.g. EUR.", examples=["EUR"])
+]
 Sku = Annotated[
     str,
-    msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", examples=["TSHIRT-M"]),
+    msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*" + END, examples=["TSHIRT-M"]),
 ]
 
 

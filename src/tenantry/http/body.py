@@ -16,6 +16,7 @@ from litestar import Request
 from litestar.exceptions import HTTPException
 
 from tenantry.core.errors import DomainError, InvalidInput
+from tenantry.core.schemas import with_published_patterns
 
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
@@ -35,7 +36,7 @@ def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
 def _field_error(message: str) -> dict[str, str]:
     match = _AT_PATH.search(message)
     field = match.group(1) if match and match.group(1) else "body"
-    return {"field": field, "message": _AT_PATH.sub("", message)}
+    return {"field": field, "message": with_published_patterns(_AT_PATH.sub("", message))}
 
 
 async def validate_json_body(request: Request[Any, Any, Any]) -> None:

@@ -21,7 +21,8 @@ where those errors come from:
 
 A handler names extra problems in its opt: `opt={"problems": (410, 429)}`. The document also gets
 the security schemes, summaries from docstrings, the Request-Id, Location, ETag and
-Idempotency-Key headers, and an example for every success body that lacks one.
+Idempotency-Key headers, and an example for every success body that lacks one. Patterns are
+published as clients read them, ECMA-262: the code's closing `\\Z` becomes `$` (core/schemas.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from litestar.openapi.spec import OpenAPI
 from litestar.routes import HTTPRoute
 
 from tenantry.auth.middleware import ADMIN_PATHS, PUBLIC_PATHS
+from tenantry.core.schemas import published
 from tenantry.http.idempotency import IDEMPOTENCY_HEADER, IDEMPOTENT_OPT, MAX_KEY_LENGTH, REDACT_OPT, REPLAYED_HEADER
 from tenantry.http.openapi_bodies import RequestBodyFacts, describe_request_bodies, request_body_facts
 from tenantry.http.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, FieldError, Problem
@@ -300,7 +302,21 @@ def complete_document(document: dict[str, Any], options: Mapping[str, Mapping[st
             if operation is not None:
                 opt = options.get(operation.get("operationId", ""), {})
                 _complete_operation(path, method, operation, opt, accepts_if_match, schemas)
+    _publish_patterns(document)
     return document
+
+
+def _publish_patterns(node: Any) -> None:
+    """Spell every schema's `pattern` as ECMA-262 reads it (see `published`), in place."""
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str):
+            node["pattern"] = published(pattern)
+        for value in node.values():
+            _publish_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            _publish_patterns(value)
 
 
 def applicable_problems(path: str, method: str, operation: Mapping[str, Any], opt: Mapping[str, Any]) -> set[int]:

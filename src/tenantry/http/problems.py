@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from tenantry.core.errors import DomainError, PermissionDenied, RateLimited, TooManyRequests
+from tenantry.core.schemas import with_published_patterns
 from tenantry.core.sqlstate import sqlstate_of
 from tenantry.http.requestlog import current_request_id
 
@@ -128,7 +129,8 @@ def _validation_errors(exc: ValidationException) -> tuple[list[FieldError], bool
         if item.get("source") == "body":
             in_body = True
             key = "body" if key in ("", "data") else key
-        errors.append(FieldError(field=key or "request", message=str(item.get("message", "is invalid"))))
+        message = with_published_patterns(str(item.get("message", "is invalid")))
+        errors.append(FieldError(field=key or "request", message=message))
     return errors, in_body
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from tenantry.core.schemas import LongText, ShortText
+from tenantry.core.schemas import END, LongText, ShortText
 
 LookupKind = Literal["product_category", "order_tag"]
 Code = Annotated[
@@ -17,13 +17,14 @@ Code = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        pattern=r"^[a-z0-9][a-z0-9_-]*" + END,
         description="Unique per workspace and kind: lower-case letters, digits, '-' and '_'.",
         examples=["express"],
     ),
 ]
 Color = Annotated[
-    str, msgspec.Meta(pattern=r"^#[0-9A-Fa-f]{6}$", description="#RRGGBB; stored upper-case.", examples=["#1E88E5"])
+    str,
+    msgspec.Meta(pattern=r"^#[0-9A-Fa-f]{6}" + END, description="#RRGGBB; stored upper-case.", examples=["#1E88E5"]),
 ]
 Position = Annotated[int, msgspec.Meta(ge=0, le=1_000_000, description="Display order, 0 first.")]
 

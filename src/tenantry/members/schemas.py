@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from tenantry.core.schemas import Email
+from tenantry.core.schemas import DisplayName, Email
 from tenantry.users.schemas import IssuedTokenOut
 
 DEFAULT_INVITATION_DAYS = 7
@@ -17,10 +17,6 @@ MAX_INVITATION_DAYS = 30
 
 Role = Literal["owner", "admin", "member", "viewer"]
 InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
-# Names are shown to people: no control characters at all (NUL included, which PostgreSQL refuses).
-DisplayName = Annotated[
-    str, msgspec.Meta(max_length=200, pattern=r"^[^\u0000-\u001f\u007f]*$", examples=["Ada Lovelace"])
-]
 InvitationDays = Annotated[
     int,
     msgspec.Meta(

@@ -10,16 +10,14 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from tenantry.core.plans import LimitValues, PlanLimits
-from tenantry.core.schemas import Email, ShortText
-
-_PRINTABLE = r"^[^\u0000-\u001f\u007f]*$"
+from tenantry.core.schemas import END, NAME_PATTERN, DisplayName, Email, ShortText
 
 Slug = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
         max_length=63,
-        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?" + END,
         description="Lower-case letters, digits and inner hyphens; unique platform-wide.",
         examples=["acme"],
     ),
@@ -29,11 +27,10 @@ ExternalId = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=200,
-        pattern=_PRINTABLE,
+        pattern=NAME_PATTERN,
         description="Your own id for this workspace (e.g. a billing customer); unique platform-wide.",
     ),
 ]
-DisplayName = Annotated[str, msgspec.Meta(max_length=200, pattern=_PRINTABLE)]
 Metadata = Annotated[
     dict[str, Any],
     msgspec.Meta(
@@ -43,7 +40,7 @@ Metadata = Annotated[
 ]
 TokenLifetimeDays = Annotated[int, msgspec.Meta(ge=1, le=366, description="Longest lifetime of a token, in days.")]
 PurgeAfterDays = Annotated[int, msgspec.Meta(ge=1, le=365, description="Days until the purge; default 30.")]
-WORKSPACE_STATUS_PATTERN = r"^(active|suspended|pending_deletion|purged)$"
+WORKSPACE_STATUS_PATTERN = r"^(active|suspended|pending_deletion|purged)" + END
 
 
 class WorkspaceCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
