@@ -1,0 +1,206 @@
+"""Citus: what `tenantry db upgrade` does when the database is the coordinator of a cluster.
+
+On a database where the operator has created the `citus` extension and registered workers
+(docs/scale-out.md), every tenant table is distributed by its tenant column, all of them in one
+colocation group, so a workspace's rows of every table live in the same shard group and the
+composite keys `(tenant_id, ...)` are checked on one node; every other table of the schema
+(workspaces, users, the platform tables) becomes a reference table, copied to every node, so tenant
+tables may keep their keys to it. Tables only the migrations read stay on the coordinator.
+On plain PostgreSQL, or with no worker registered, nothing here changes anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+TENANT_COLUMN = "tenant_id"
+# Read by the migrations only, on the coordinator: they stay plain local tables.
+COORDINATOR_ONLY = frozenset({"alembic_version", "tenantry_policy_checksums"})
+
+
+def has_citus(connection: Connection) -> bool:
+    """The citus extension exists in this database."""
+    return bool(connection.execute(text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")).scalar())
+
+
+def has_workers(connection: Connection) -> bool:
+    """At least one active primary worker is registered (group 0 is the coordinator)."""
+    return bool(
+        connection.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_dist_node "
+                "WHERE groupid <> 0 AND noderole = 'primary' AND isactive)"
+            )
+        ).scalar()
+    )
+
+
+def is_cluster(connection: Connection) -> bool:
+    """A Citus coordinator with workers: the database `db upgrade` distributes."""
+    return has_citus(connection) and has_workers(connection)
+
+
+# --- one statement at a time -----------------------------------------------------------------------
+
+# Single-quoted strings, quoted identifiers, comments and dollar-quoted bodies, in which a `;` does
+# not end a statement; anything else up to the next `;`.
+_TOKEN = re.compile(
+    r"""
+      (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z_0-9]*)?\$)
+    | '(?:[^']|'')*'
+    | "(?:[^"]|"")*"
+    | --[^\n]*
+    | /\*.*?\*/
+    | (?P<end>;)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a SQL script into its statements (without the `;`), dropping empty ones.
+
+    Citus refuses DDL on a distributed table sent as several statements in one query string, so
+    a policy file is run statement by statement (db/migrate.py). Knows enough SQL for ours:
+    quotes, quoted identifiers, comments and `$tag$` bodies (a `;` inside them ends nothing).
+    """
+    statements: list[str] = []
+    start = 0
+    position = 0
+    while True:
+        match = _TOKEN.search(script, position)
+        if match is None:
+            break
+        if match.group("end"):
+            statements.append(script[start : match.start()])
+            start = position = match.end()
+        elif match.group("dollar"):
+            closing = script.find(match.group("dollar"), match.end())
+            if closing < 0:
+                raise ValueError(f"unterminated {match.group('dollar')} body in a SQL script")
+            position = closing + len(match.group("dollar"))
+        else:
+            position = match.end()
+    statements.append(script[start:])
+    return [statement.strip() for statement in statements if _has_code(statement)]
+
+
+def _has_code(statement: str) -> bool:
+    """Something other than white space and comments."""
+    without_comments = re.sub(r"--[^\n]*|/\*.*?\*/", "", statement, flags=re.DOTALL)
+    return bool(without_comments.strip())
+
+
+# --- distribution -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    name: str
+    tenant: bool  # distributed by TENANT_COLUMN; otherwise a reference table
+
+
+_TABLES = text(
+    """
+    SELECT c.relname,
+           EXISTS (SELECT 1 FROM pg_attribute AS a
+                    WHERE a.attrelid = c.oid AND a.attname = :column AND NOT a.attisdropped) AS tenant,
+           p.partmethod
+      FROM pg_class AS c
+      JOIN pg_namespace AS n ON n.oid = c.relnamespace
+      LEFT JOIN pg_dist_partition AS p ON p.logicalrelid = c.oid
+     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+     ORDER BY c.relname
+    """
+)
+
+# Foreign keys between tables of the schema: (referencing, referenced).
+_KEYS = text(
+    """
+    SELECT c.conrelid::regclass::text, c.confrelid::regclass::text
+      FROM pg_constraint AS c
+      JOIN pg_class AS t ON t.oid = c.conrelid
+      JOIN pg_namespace AS n ON n.oid = t.relnamespace
+     WHERE c.contype = 'f' AND n.nspname = 'public' AND c.conrelid <> c.confrelid
+    """
+)
+
+
+def _in_key_order(plans: list[TablePlan], keys: list[tuple[str, str]]) -> list[TablePlan]:
+    """Referenced tables first: Citus distributes a table only after the tables its keys point at."""
+    by_name = {plan.name: plan for plan in plans}
+    ordered: list[TablePlan] = []
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done or name not in by_name:
+            return
+        if name in visiting:
+            raise ValueError(f"foreign keys form a cycle through {name}")
+        visiting.add(name)
+        for referencing, referenced in keys:
+            if referencing == name:
+                visit(referenced)
+        visiting.discard(name)
+        done.add(name)
+        ordered.append(by_name[name])
+
+    for plan in plans:
+        visit(plan.name)
+    return ordered
+
+
+def pending_tables(connection: Connection) -> list[TablePlan]:
+    """The tables of the schema that are not distributed yet, referenced tables first."""
+    plans: list[TablePlan] = []
+    for name, tenant, method in connection.execute(_TABLES, {"column": TENANT_COLUMN}):
+        if name in COORDINATOR_ONLY or method is not None:
+            continue
+        plans.append(TablePlan(name=name, tenant=bool(tenant)))
+    keys = [(str(a).removeprefix("public."), str(b).removeprefix("public.")) for a, b in connection.execute(_KEYS)]
+    return _in_key_order(plans, keys)
+
+
+def _colocation_anchor(connection: Connection) -> str | None:
+    """A tenant table that is already distributed: every new one joins its colocation group."""
+    return connection.execute(
+        text(
+            "SELECT p.logicalrelid::regclass::text FROM pg_dist_partition AS p "
+            "WHERE p.partmethod = 'h' AND p.logicalrelid::regclass::text NOT LIKE 'pg_%' "
+            "ORDER BY p.logicalrelid::regclass::text LIMIT 1"
+        )
+    ).scalar()
+
+
+def distribute(connection: Connection) -> list[str]:
+    """Distribute what is not distributed yet; returns what it did (nothing on a second run).
+
+    Runs in the upgrade's transaction, as the owner role, after the policies: Citus copies each
+    table's policies, grants and triggers to its shards. Each call is one statement.
+    """
+    if not is_cluster(connection):
+        return []
+    # The auth-change triggers (policies/20_auth_change_notify.sql) go to the shards with their
+    # tables; docs/scale-out.md says what their notifications reach there.
+    connection.execute(text("SET LOCAL citus.enable_unsafe_triggers = on"))
+    # Reference tables with keys between them, made in one transaction: Citus wants one connection
+    # per node for that.
+    connection.execute(text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
+    done: list[str] = []
+    anchor = _colocation_anchor(connection)
+    for plan in pending_tables(connection):
+        if plan.tenant:
+            connection.execute(
+                text("SELECT create_distributed_table(CAST(:t AS regclass), :c, colocate_with => :w)"),
+                {"t": f"public.{plan.name}", "c": TENANT_COLUMN, "w": anchor or "default"},
+            )
+            anchor = anchor or f"public.{plan.name}"
+            done.append(f"{plan.name}: distributed by {TENANT_COLUMN}")
+        else:
+            connection.execute(text("SELECT create_reference_table(CAST(:t AS regclass))"), {"t": f"public.{plan.name}"})
+            done.append(f"{plan.name}: reference table")
+    return done
