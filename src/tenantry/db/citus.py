@@ -30,10 +30,7 @@ def has_workers(connection: Connection) -> bool:
     """At least one active primary worker is registered (group 0 is the coordinator)."""
     return bool(
         connection.execute(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM pg_dist_node "
-                "WHERE groupid <> 0 AND noderole = 'primary' AND isactive)"
-            )
+            text("SELECT EXISTS (SELECT 1 FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' AND isactive)")
         ).scalar()
     )
 
@@ -176,14 +173,44 @@ def _colocation_anchor(connection: Connection) -> str | None:
     ).scalar()
 
 
+# The foreign keys that touch a table not distributed yet, with their definitions.
+_PENDING_KEYS = text(
+    """
+    SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+      FROM pg_constraint AS c
+      JOIN pg_class AS t ON t.oid = c.conrelid
+      JOIN pg_namespace AS n ON n.oid = t.relnamespace
+     WHERE c.contype = 'f' AND n.nspname = 'public'
+       AND (NOT EXISTS (SELECT 1 FROM pg_dist_partition AS p WHERE p.logicalrelid = c.conrelid)
+            OR NOT EXISTS (SELECT 1 FROM pg_dist_partition AS p WHERE p.logicalrelid = c.confrelid))
+     ORDER BY 1, 2
+    """
+)
+
+
+_SET_NULL_COLUMNS = re.compile(r"ON DELETE SET NULL \(")
+
+
 def distribute(connection: Connection) -> list[str]:
     """Distribute what is not distributed yet; returns what it did (nothing on a second run).
 
     Runs in the upgrade's transaction, as the owner role, after the policies: Citus copies each
     table's policies, grants and triggers to its shards. Each call is one statement.
+
+    Citus refuses a key between a distributed table and a local one, and turning one table of a
+    graph of keys into a reference table turns all the others into "Citus local" tables. So the
+    keys that touch a table still to distribute are dropped first and added back, with the same
+    names and definitions, once every table is distributed: the transaction never commits
+    without them.
     """
     if not is_cluster(connection):
         return []
+    plans = pending_tables(connection)
+    if not plans:
+        return []
+    keys = [(str(table), str(name), str(definition)) for table, name, definition in connection.execute(_PENDING_KEYS)]
+    for table, name, _ in keys:
+        connection.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
     # The auth-change triggers (policies/20_auth_change_notify.sql) go to the shards with their
     # tables; docs/scale-out.md says what their notifications reach there.
     connection.execute(text("SET LOCAL citus.enable_unsafe_triggers = on"))
@@ -192,7 +219,7 @@ def distribute(connection: Connection) -> list[str]:
     connection.execute(text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
     done: list[str] = []
     anchor = _colocation_anchor(connection)
-    for plan in pending_tables(connection):
+    for plan in plans:
         if plan.tenant:
             connection.execute(
                 text("SELECT create_distributed_table(CAST(:t AS regclass), :c, colocate_with => :w)"),
@@ -201,6 +228,15 @@ def distribute(connection: Connection) -> list[str]:
             anchor = anchor or f"public.{plan.name}"
             done.append(f"{plan.name}: distributed by {TENANT_COLUMN}")
         else:
-            connection.execute(text("SELECT create_reference_table(CAST(:t AS regclass))"), {"t": f"public.{plan.name}"})
+            connection.execute(
+                text("SELECT create_reference_table(CAST(:t AS regclass))"), {"t": f"public.{plan.name}"}
+            )
             done.append(f"{plan.name}: reference table")
+    for table, name, definition in keys:
+        if _SET_NULL_COLUMNS.search(definition):
+            # KNOWN GAP (docs/scale-out.md): Citus refuses ON DELETE SET NULL on a key that holds
+            # the distribution column, even when PostgreSQL 15's column list spares that column.
+            done.append(f"{table}.{name}: NOT re-created (Citus refuses ON DELETE SET NULL (column))")
+            continue
+        connection.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
     return done
