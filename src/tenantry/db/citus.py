@@ -240,3 +240,63 @@ def distribute(connection: Connection) -> list[str]:
             continue
         connection.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
     return done
+
+
+# --- operations -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    table: str
+    shard_id: int
+    node: str
+
+
+class NotACluster(RuntimeError):
+    """The database is not a Citus coordinator with workers."""
+
+
+def isolate_tenant(connection: Connection, tenant_id: str) -> list[Placement]:
+    """Give one workspace shards of its own in every tenant table (`isolate_tenant_to_new_shard`
+    with CASCADE, so its colocated tables follow) and say where they are. Idempotent: a workspace
+    already alone in its shard is left as it is. Run outside a transaction block (autocommit):
+    Citus splits the shard with a transaction of its own. docs/scale-out.md: moving it to a node.
+    """
+    if not is_cluster(connection):
+        raise NotACluster("this database is not a Citus coordinator with workers (docs/scale-out.md)")
+    anchor = _colocation_anchor(connection)
+    if anchor is None:
+        raise NotACluster("no table is distributed yet: run `tenantry db upgrade` first")
+    shard = connection.execute(
+        text("SELECT get_shard_id_for_distribution_column(CAST(:t AS regclass), CAST(:v AS uuid))"),
+        {"t": anchor, "v": tenant_id},
+    ).scalar_one()
+    bounds = connection.execute(
+        text("SELECT shardminvalue::bigint, shardmaxvalue::bigint FROM pg_dist_shard WHERE shardid = :s"),
+        {"s": shard},
+    ).one()
+    if bounds[0] != bounds[1]:
+        connection.execute(
+            text("SELECT isolate_tenant_to_new_shard(CAST(:t AS regclass), CAST(:v AS uuid), 'CASCADE')"),
+            {"t": anchor, "v": tenant_id},
+        )
+    return placements_of(connection, tenant_id)
+
+
+def placements_of(connection: Connection, tenant_id: str) -> list[Placement]:
+    """Where one workspace's rows live: each tenant table's shard and its node."""
+    rows = connection.execute(
+        text(
+            """
+            SELECT p.logicalrelid::regclass::text AS table_name, s.shardid, s.nodename || ':' || s.nodeport AS node
+              FROM pg_dist_partition AS p
+              JOIN citus_shards AS s
+                ON s.table_name = p.logicalrelid
+               AND s.shardid = get_shard_id_for_distribution_column(p.logicalrelid, CAST(:v AS uuid))
+             WHERE p.partmethod = 'h'
+             ORDER BY 1
+            """
+        ),
+        {"v": tenant_id},
+    )
+    return [Placement(table=str(t), shard_id=int(s), node=str(n)) for t, s, n in rows]
