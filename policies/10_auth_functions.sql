@@ -3,6 +3,14 @@
 -- owned by the owner role, which reads the token directory through the owner-only policies in
 -- personal_access_tokens.sql, memberships.sql and invitations.sql (FORCE RLS binds the owner).
 
+-- The tenant context (migrations/versions/0008_tenant_context.py): only the app login role may
+-- set it, so a transaction that has switched to the tenant or platform role cannot switch tenants
+-- with it; every role a policy binds reads it (an inlined function needs EXECUTE to be inlined).
+REVOKE ALL ON FUNCTION public.tenantry_set_context(text, uuid, uuid, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.tenantry_set_context(text, uuid, uuid, integer) TO {{app_role}};
+REVOKE ALL ON FUNCTION public.tenantry_current_tenant() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.tenantry_current_tenant() TO {{tenant_role}}, {{platform_role}};
+
 -- A compromised token's family: the token, its replacements (rotation) and every token minted
 -- with any of them, transitively. Not SECURITY DEFINER: it runs with the rights of the definer
 -- functions below that call it, and nobody else may execute it.
@@ -163,7 +171,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT m.id, u.email::text
       FROM public.memberships AS m JOIN public.users AS u ON u.id = m.user_id
-     WHERE m.tenant_id = (SELECT nullif(pg_catalog.current_setting('app.tenant_id', true), '')::uuid)
+     WHERE m.tenant_id = public.tenantry_current_tenant()
 $$;
 REVOKE ALL ON FUNCTION public.member_emails() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.member_emails() TO {{tenant_role}}, {{platform_role}};

@@ -6,8 +6,8 @@ ALTER TABLE public.audit_events FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON public.audit_events;
 CREATE POLICY tenant_isolation ON public.audit_events
     AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
-    USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
+    USING (tenant_id = public.tenantry_current_tenant())
+    WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
 REVOKE ALL ON public.audit_events FROM PUBLIC, {{tenant_role}}, {{platform_role}}, {{app_role}};
 GRANT SELECT, INSERT ON public.audit_events TO {{tenant_role}};

@@ -5,8 +5,8 @@ ALTER TABLE public.invitations FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON public.invitations;
 CREATE POLICY tenant_isolation ON public.invitations
     AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
-    USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
+    USING (tenant_id = public.tenantry_current_tenant())
+    WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
 -- resolve_invitation() (owned by the owner role) finds an invitation by digest before the
 -- tenant is known.

@@ -8,8 +8,8 @@ ALTER TABLE public.lookups FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON public.lookups;
 CREATE POLICY tenant_isolation ON public.lookups
     AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
-    USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
+    USING (tenant_id = public.tenantry_current_tenant())
+    WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
 REVOKE ALL ON public.lookups FROM PUBLIC, {{tenant_role}}, {{platform_role}}, {{app_role}};
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.lookups TO {{tenant_role}};

@@ -7,8 +7,8 @@ ALTER TABLE public.memberships FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON public.memberships;
 CREATE POLICY tenant_isolation ON public.memberships
     AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
-    USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
+    USING (tenant_id = public.tenantry_current_tenant())
+    WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
 -- The SECURITY DEFINER functions of 10_auth_functions.sql (owned by the owner role) read
 -- memberships across tenants, read-only, before the tenant is known.

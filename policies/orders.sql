@@ -9,8 +9,8 @@ ALTER TABLE public.orders FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON public.orders;
 CREATE POLICY tenant_isolation ON public.orders
     AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
-    USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
+    USING (tenant_id = public.tenantry_current_tenant())
+    WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
 REVOKE ALL ON public.orders FROM PUBLIC, {{tenant_role}}, {{platform_role}}, {{app_role}};
 GRANT SELECT, INSERT, UPDATE ON public.orders TO {{tenant_role}};
@@ -22,8 +22,8 @@ ALTER TABLE public.order_status_history FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON public.order_status_history;
 CREATE POLICY tenant_isolation ON public.order_status_history
     AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
-    USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
+    USING (tenant_id = public.tenantry_current_tenant())
+    WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
 REVOKE ALL ON public.order_status_history FROM PUBLIC, {{tenant_role}}, {{platform_role}}, {{app_role}};
 GRANT SELECT, INSERT ON public.order_status_history TO {{tenant_role}};
@@ -35,8 +35,8 @@ ALTER TABLE public.order_tags FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON public.order_tags;
 CREATE POLICY tenant_isolation ON public.order_tags
     AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
-    USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
+    USING (tenant_id = public.tenantry_current_tenant())
+    WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
 REVOKE ALL ON public.order_tags FROM PUBLIC, {{tenant_role}}, {{platform_role}}, {{app_role}};
 GRANT SELECT, INSERT, DELETE ON public.order_tags TO {{tenant_role}};

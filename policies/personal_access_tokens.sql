@@ -6,8 +6,8 @@ ALTER TABLE public.personal_access_tokens FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON public.personal_access_tokens;
 CREATE POLICY tenant_isolation ON public.personal_access_tokens
     AS PERMISSIVE FOR ALL TO {{tenant_role}}, {{platform_role}}
-    USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
+    USING (tenant_id = public.tenantry_current_tenant())
+    WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
 -- The resolver functions (owned by the owner role) look tokens up by digest before the tenant
 -- is known, stamp last_used_at, and revoke on a leak report or a reused rotated token.

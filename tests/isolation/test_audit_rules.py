@@ -28,7 +28,10 @@ from tenantry.tools.catalog_audit.function_rules import DEFINER_ALLOWLIST
 from tenantry.tools.catalog_audit.report import exit_code, render_json
 from tests.support import make_settings, migrate
 
-TENANT_VALUE = "(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)"
+TENANT_VALUE = "public.tenantry_current_tenant()"
+# The bare expression the function stands for, and the initPlan form Citus refuses.
+BARE_VALUE = "nullif(current_setting('app.tenant_id', true), '')::uuid"
+INITPLAN_VALUE = f"(SELECT {BARE_VALUE})"
 SCOPED = f"tenant_id = {TENANT_VALUE}"
 REPLACE_PRODUCTS_POLICY = "DROP POLICY tenant_isolation ON products"
 
@@ -99,26 +102,25 @@ CASES = [
     ),
     case(
         "P1",
-        "bare-current-setting",
+        "initplan-subquery",
         REPLACE_PRODUCTS_POLICY,
         "CREATE POLICY tenant_isolation ON products FOR ALL TO {tenant} "
-        "USING (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid) "
-        "WITH CHECK (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)",
+        f"USING (tenant_id = {INITPLAN_VALUE}) WITH CHECK (tenant_id = {INITPLAN_VALUE})",
     ),
     case(
-        "P2",
+        "P1 P2",
         "subquery-over-another-table",
         "CREATE POLICY active_workspace ON products AS RESTRICTIVE FOR ALL TO {tenant} "
         "USING (EXISTS (SELECT 1 FROM workspaces w WHERE w.id = tenant_id AND w.status = 'active'))",
     ),
     case(
-        "P2",
+        "P1 P2",
         "subquery-over-the-table-itself",
         "CREATE POLICY unique_sku ON products AS RESTRICTIVE FOR ALL TO {tenant} USING "
         "(NOT EXISTS (SELECT 1 FROM products p WHERE p.tenant_id = products.tenant_id AND p.id <> products.id))",
     ),
     case(
-        "P2",
+        "P1 P2",
         "subquery-over-a-catalog",
         "CREATE POLICY catalog ON products AS RESTRICTIVE FOR ALL TO {tenant} "
         "USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname = 'products'))",
@@ -197,6 +199,48 @@ CASES = [
         "REVOKE ALL ON FUNCTION public.sneaky() FROM PUBLIC",
     ),
     case("F3", "definer-executable-by-public", "GRANT EXECUTE ON FUNCTION public.resolve_token(bytea) TO PUBLIC"),
+    # The mixing of issue 10: set_config beside the context function's SET LOCAL.
+    case(
+        "F4",
+        "set-config-setter",
+        "CREATE FUNCTION public.as_tenant(p uuid) RETURNS void LANGUAGE sql "
+        "AS $$ SELECT set_config('app.tenant_id', p::text, true) $$",
+        "REVOKE ALL ON FUNCTION public.as_tenant(uuid) FROM PUBLIC",
+    ),
+    case(
+        "F4",
+        "set-local-in-dynamic-sql",
+        "CREATE FUNCTION reporting_as(p uuid) RETURNS void LANGUAGE plpgsql "
+        "AS $$ BEGIN EXECUTE format('SET LOCAL app.tenant_id = %L', p); END $$",
+    ),
+    case(
+        "F4",
+        "set-clause",
+        "CREATE FUNCTION public.peek() RETURNS bigint LANGUAGE sql "
+        "SET app.tenant_id = '00000000-0000-0000-0000-000000000000' AS 'SELECT 1::bigint'",
+    ),
+    case(
+        "F5",
+        "context-function-executable-by-tenant",
+        "GRANT EXECUTE ON FUNCTION public.tenantry_set_context(text, uuid, uuid, integer) TO {tenant}",
+    ),
+    case(
+        "F5",
+        "context-function-executable-by-public",
+        "GRANT EXECUTE ON FUNCTION public.tenantry_set_context(text, uuid, uuid, integer) TO PUBLIC",
+    ),
+    case(
+        "F2 F5",
+        "context-function-definer",
+        "ALTER FUNCTION public.tenantry_set_context(text, uuid, uuid, integer) SECURITY DEFINER",
+    ),
+    case(
+        "F5",
+        "context-function-overload",
+        "CREATE FUNCTION public.tenantry_set_context(p_tenant uuid) RETURNS void LANGUAGE sql AS 'SELECT'",
+        "REVOKE ALL ON FUNCTION public.tenantry_set_context(uuid) FROM PUBLIC",
+    ),
+    case("F5", "context-function-missing", "DROP FUNCTION public.tenantry_set_context(text, uuid, uuid, integer)"),
     case("V1", "definer-view", "CREATE VIEW product_names AS SELECT tenant_id, id, name FROM products"),
     case(
         "V1",
@@ -228,6 +272,13 @@ CASES = [
 CLEAN_CASES = [
     case(
         "",
+        "bare-tenant-expression",
+        REPLACE_PRODUCTS_POLICY,
+        "CREATE POLICY tenant_isolation ON products FOR ALL TO {tenant} "
+        f"USING (tenant_id = {BARE_VALUE}) WITH CHECK (tenant_id = {BARE_VALUE})",
+    ),
+    case(
+        "",
         "per-command-policies",
         REPLACE_PRODUCTS_POLICY,
         f"CREATE POLICY t_select ON products FOR SELECT TO {{tenant}} USING ({SCOPED})",
@@ -242,6 +293,13 @@ CLEAN_CASES = [
     ),
     case("", "invoker-view", "CREATE VIEW product_names WITH (security_invoker = on) AS SELECT id, name FROM products"),
     case("", "definer-with-empty-search-path", "ALTER FUNCTION public.member_emails() SET search_path = ''"),
+    # Reading the setting is not setting it.
+    case(
+        "",
+        "function-reads-the-setting",
+        "CREATE FUNCTION public.my_tenant() RETURNS text LANGUAGE sql STABLE "
+        "AS $$ SELECT current_setting('app.tenant_id', true) $$",
+    ),
     case(
         "",
         "composite-tenant-foreign-key-with-partial-index",

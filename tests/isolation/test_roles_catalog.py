@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantry.settings import Settings
 
 # pg_policies shows the deparsed expression; compare it without white space, which differs by version.
-TENANT_POLICY = "(tenant_id=(SELECT(NULLIF(current_setting('app.tenant_id'::text,true),''::text))::uuid"
+# No subquery: Citus refuses one in a policy (migrations/versions/0008_tenant_context.py).
+TENANT_POLICY = "(tenant_id=tenantry_current_tenant())"
 
 
 async def _tenant_tables(engine: AsyncEngine) -> list[str]:

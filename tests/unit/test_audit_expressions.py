@@ -8,14 +8,16 @@ from __future__ import annotations
 import pytest
 
 from tenantry.tools.catalog_audit.expressions import (
-    current_setting_outside_select,
+    has_subquery,
     is_tenant_scoped,
     reads_relations,
     tokens,
 )
 
-# policies/*.sql, as deparsed (identical on 15 and 18).
-CONTRACT = (
+# policies/*.sql, as deparsed (identical on 15 and 18), public being on the search_path.
+CONTRACT = "(tenant_id = tenantry_current_tenant())"
+# The form before migration 0008, which Citus refuses: a subquery.
+INITPLAN = (
     "(tenant_id = ( SELECT (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid AS \"nullif\"))"
 )
 
@@ -38,13 +40,16 @@ def test_tokens_keep_literals_and_quoted_names_whole() -> None:
     "expression",
     [
         CONTRACT,
+        "(tenant_id = public.tenantry_current_tenant())",
+        "(public.tenantry_current_tenant() = tenant_id)",
+        INITPLAN,
         # the cast applied to the subquery's result
         "(tenant_id = (( SELECT NULLIF(current_setting('app.tenant_id'::text, true), ''::text) AS \"nullif\"))::uuid)",
         # operands the other way round, without nullif and missing_ok
         "(( SELECT (current_setting('app.tenant_id'::text))::uuid AS current_setting) = tenant_id)",
         # AND only narrows
         f"({CONTRACT} AND (deleted_at IS NULL))",
-        # scoped, though per row (P1's business, not T3's)
+        # the bare expression, which the function is inlined into
         "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)",
     ],
 )
@@ -59,7 +64,10 @@ def test_tenant_scoped_expressions(expression: str) -> None:
         "true",
         f"({CONTRACT} OR (deleted_at IS NULL))",
         CONTRACT.replace("(tenant_id =", "(id ="),
-        CONTRACT.replace("app.tenant_id", "app.user_id"),
+        INITPLAN.replace("(tenant_id =", "(id ="),
+        INITPLAN.replace("app.tenant_id", "app.user_id"),
+        "(tenant_id = other_tenant())",
+        "(tenant_id = tenantry_current_tenant(id))",
         "((tenant_id)::text = current_setting('app.tenant_id'::text, true))",
         "(tenant_id IS NOT NULL)",
         # the setting only inside a string
@@ -70,21 +78,22 @@ def test_expressions_that_do_not_restrict_the_tenant(expression: str | None) -> 
     assert not is_tenant_scoped(expression)
 
 
-def test_current_setting_inside_select_is_an_initplan() -> None:
-    assert not current_setting_outside_select(CONTRACT)
-    assert not current_setting_outside_select("(name <> 'current_setting(x)')")
+def test_the_contract_holds_no_subquery() -> None:
+    assert not has_subquery(CONTRACT)
+    assert not has_subquery("(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)")
+    assert not has_subquery("(name <> '( SELECT 1)')")
 
 
 @pytest.mark.parametrize(
     "expression",
     [
-        "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)",
-        f"({CONTRACT} AND (owner_id = (current_setting('app.user_id'::text))::uuid))",
-        "(pg_catalog.current_setting('app.tenant_id'::text) IS NOT NULL)",
+        INITPLAN,
+        f"({CONTRACT} AND (owner_id = ( SELECT (current_setting('app.user_id'::text))::uuid AS current_setting)))",
+        "(EXISTS ( SELECT 1\n   FROM memberships m\n  WHERE (m.tenant_id = products.tenant_id)))",
     ],
 )
-def test_current_setting_outside_select(expression: str) -> None:
-    assert current_setting_outside_select(expression)
+def test_subqueries(expression: str) -> None:
+    assert has_subquery(expression)
 
 
 def test_a_subquery_with_from_reads_relations() -> None:

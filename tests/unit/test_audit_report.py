@@ -23,7 +23,7 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 def test_rules_have_unique_ids_a_severity_a_title_and_a_reason() -> None:
     ids = [r.id for r in RULES]
-    assert len(ids) == len(set(ids)) == 20
+    assert len(ids) == len(set(ids)) == 22
     for r in RULES:
         assert re.fullmatch(r"[TPKRFVG][1-9]", r.id)
         assert r.severity in SEVERITIES
@@ -95,7 +95,7 @@ def _report(*findings: Finding) -> AuditReport:
 def test_a_clean_report() -> None:
     report = _report()
     assert exit_code(report) == 0
-    assert summary(report) == "20 checks over 2 tenant tables, 1 global table: 0 findings"
+    assert summary(report) == "22 checks over 2 tenant tables, 1 global table: 0 findings"
     assert render_text(report).endswith(summary(report))
     assert json.loads(render_json(report)) == {
         "ok": True,

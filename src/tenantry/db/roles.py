@@ -82,3 +82,24 @@ def ensure_roles(connection: Connection, settings: Settings) -> None:
     if not is_superuser:
         connection.execute(text(f'GRANT "{settings.owner_role}" TO current_user'))
     connection.execute(text(f'GRANT USAGE, CREATE ON SCHEMA public TO "{settings.owner_role}"'))
+    _propagate_set_local(connection, settings)
+
+
+def _propagate_set_local(connection: Connection, settings: Settings) -> None:
+    """On Citus, have the login role's `SET LOCAL` reach the workers (docs/03-architecture.md).
+
+    The tenant context is set with `SET LOCAL` (tenantry_set_context, migration 0008); Citus sends
+    those to the workers a transaction touches only with `citus.propagate_set_commands = 'local'`.
+    Set for the login role in this database, only where the citus extension exists: elsewhere the
+    setting would name an extension the server may not even have.
+    """
+    has_citus = connection.execute(text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")).scalar()
+    if has_citus:
+        statement = connection.execute(
+            text(
+                "SELECT format('ALTER ROLE %I IN DATABASE %I SET citus.propagate_set_commands = local', "
+                "CAST(:r AS text), current_database())"
+            ),
+            {"r": settings.app_role},
+        ).scalar_one()
+        connection.execute(text(statement))

@@ -5,9 +5,13 @@ tenant (or platform) role and sets the tenant, the user and the statement timeou
 transaction-local settings. They die with COMMIT or ROLLBACK, so a pooled connection never carries
 a tenant into the next request.
 
-The statement and its parameters live here and nowhere else: the session hook runs it, and so does
-`set_transaction_context` for the few callers that hold a raw connection or switch roles inside a
-transaction (invitation acceptance, the leak report, the seeder, the dev server, the tests).
+That statement calls `tenantry_set_context()` (migrations/versions/0008_tenant_context.py), which
+runs `SET LOCAL` for each setting: on Citus that reaches the workers, where `set_config()` does not,
+and setting the tenant in two ways in one transaction lets the coordinator and the workers disagree
+on it. So the tenant is set by that function only, and the function is called from here only: the
+session hook runs it, and so does `set_transaction_context` for the few callers that hold a raw
+connection or switch roles inside a transaction (invitation acceptance, the leak report, the
+seeder, the dev server, the tests). The names below are the ones `tenantry audit` checks for.
 """
 
 from __future__ import annotations
@@ -23,14 +27,21 @@ from sqlalchemy.orm import Session, SessionTransaction
 from tenantry.settings import Settings
 from tenantry.tenancy.context import current_scope
 
-# `role` is a GUC: set_config('role', r, true) is SET LOCAL ROLE, and it rides in the same
-# statement as the tenant instead of costing a round trip of its own.
+# The setting the policies read through `CURRENT_TENANT_FUNCTION`, and the user's.
+TENANT_SETTING = "app.tenant_id"
+USER_SETTING = "app.user_id"
+SET_CONTEXT_FUNCTION = "tenantry_set_context"
+CURRENT_TENANT_FUNCTION = "tenantry_current_tenant"
+
+# One round trip, as before: the function sets the tenant, the user and the timeout, then the role.
 _SET_TRANSACTION_CONTEXT = text(
-    "SELECT set_config('role', :role, true), "
-    "set_config('app.tenant_id', :tenant_id, true), "
-    "set_config('app.user_id', :user_id, true), "
-    "set_config('statement_timeout', :statement_timeout, true)"
+    f"SELECT public.{SET_CONTEXT_FUNCTION}(CAST(:role AS text), CAST(:tenant_id AS uuid), "
+    "CAST(:user_id AS uuid), CAST(:statement_timeout AS integer))"
 )
+# The function runs as the login role only (a switched-to role may not execute it): a transaction
+# that has already switched goes back to the login role first. Rare (`UnitOfWork.become`), so its
+# second statement costs nothing on the request path.
+_BACK_TO_LOGIN_ROLE = text("SET LOCAL ROLE NONE")
 
 SESSION_ROLE_KEY = "tenantry_db_role"
 STATEMENT_TIMEOUT_KEY = "tenantry_statement_timeout_ms"
@@ -39,13 +50,13 @@ DEFAULT_STATEMENT_TIMEOUT_MS = 5000
 
 def _context_parameters(
     role: str, tenant_id: uuid.UUID | None, user_id: uuid.UUID | None, statement_timeout_ms: int
-) -> dict[str, str]:
-    """The statement's parameters. No tenant is the empty string: the policies then match nothing."""
+) -> dict[str, str | uuid.UUID | int | None]:
+    """The statement's parameters. No tenant is NULL: the function sets it empty, matching nothing."""
     return {
         "role": role,
-        "tenant_id": str(tenant_id) if tenant_id else "",
-        "user_id": str(user_id) if user_id else "",
-        "statement_timeout": str(statement_timeout_ms),
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "statement_timeout": statement_timeout_ms,
     }
 
 
@@ -79,16 +90,20 @@ async def set_transaction_context(
     tenant_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+    switched: bool = False,
 ) -> None:
     """Run the tenant statement in `target`'s open transaction: the same statement as the hook.
 
     For code that holds a raw connection (seeding, tests) or must change roles inside one
-    transaction (`UnitOfWork.become`); everything else gets it from the session hook.
+    transaction (`UnitOfWork.become`); everything else gets it from the session hook. `switched`:
+    the transaction may have switched roles already, so it goes back to the login role first.
     """
+    if switched:
+        await target.execute(_BACK_TO_LOGIN_ROLE)
     await target.execute(_SET_TRANSACTION_CONTEXT, _context_parameters(role, tenant_id, user_id, statement_timeout_ms))
 
 
-def positional_transaction_context(dialect: Dialect) -> tuple[str, Callable[..., list[str]]]:
+def positional_transaction_context(dialect: Dialect) -> tuple[str, Callable[..., list[object]]]:
     """The statement compiled for a driver's own placeholders, and a function giving its arguments.
 
     For the benchmark's raw asyncpg baseline, which must run exactly what the hook runs: call the
@@ -103,7 +118,7 @@ def positional_transaction_context(dialect: Dialect) -> tuple[str, Callable[...,
         tenant_id: uuid.UUID | None,
         user_id: uuid.UUID | None = None,
         statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
-    ) -> list[str]:
+    ) -> list[object]:
         parameters = _context_parameters(role, tenant_id, user_id, statement_timeout_ms)
         return [parameters[name] for name in names]
 

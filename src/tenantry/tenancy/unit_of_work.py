@@ -102,4 +102,5 @@ class UnitOfWork:
             tenant_id=tenant_id,
             user_id=user_id,
             statement_timeout_ms=self.session.info.get(STATEMENT_TIMEOUT_KEY, DEFAULT_STATEMENT_TIMEOUT_MS),
+            switched=True,
         )

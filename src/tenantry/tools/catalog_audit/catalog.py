@@ -129,6 +129,24 @@ class DefinerFunction:
 
 
 @dataclass(frozen=True)
+class SourceFunction:
+    """A function (any security) whose source or SET clauses name the tenant setting."""
+
+    signature: str  # schema-qualified, with its argument types
+    source: str  # prosrc: the body of a SQL or plpgsql function
+    config: tuple[str, ...]  # its SET clauses, "name=value"
+
+
+@dataclass(frozen=True)
+class ContextFunction:
+    """The one function that sets the tenant (tenancy/session.py names it), as the catalog has it."""
+
+    signature: str
+    security_definer: bool
+    executors: tuple[str, ...]  # roles other than the owner that may EXECUTE it ("public" for PUBLIC)
+
+
+@dataclass(frozen=True)
 class View:
     oid: int
     name: str
@@ -154,6 +172,10 @@ class Catalog:
     definer_functions: list[DefinerFunction]
     views: list[View]
     allowed_definers: frozenset[str] = field(default_factory=frozenset)
+    # Functions that mention the tenant setting, and those named as the one that may set it
+    # (exactly one when the schema is as migrated).
+    setting_functions: list[SourceFunction] = field(default_factory=list)
+    context_functions: list[ContextFunction] = field(default_factory=list)
 
     @property
     def tenant_tables(self) -> list[Table]:

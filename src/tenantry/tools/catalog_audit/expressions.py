@@ -1,20 +1,25 @@
 """Reading policy expressions as PostgreSQL deparses them (pg_get_expr of polqual / polwithcheck).
 
 The deparsed text is regular: keywords upper case, every operator parenthesized, constants cast
-(`'app.tenant_id'::text`). A small lexer that knows string literals and quoted identifiers is
+(`'app.user_id'::text`). A small lexer that knows string literals and quoted identifiers is
 enough to answer the three questions the rules ask, without guessing inside quotes:
 
-- is every current_setting() call inside a `(SELECT ...)`? (P1)
-- does the expression read a relation (a FROM anywhere)? (P2)
+- does the expression hold a subquery, a `(SELECT ...)` of any kind? (P1)
+- does it read a relation (a FROM anywhere)? (P2)
 - does it restrict tenant_id to the tenant setting, and nothing looser? (T3)
+
+The setting's and the function's names come from the one module that sets the tenant.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
-TENANT_SETTING = "app.tenant_id"
+from tenantry.tenancy.session import CURRENT_TENANT_FUNCTION, TENANT_SETTING
+
+__all__ = ["CURRENT_TENANT_FUNCTION", "TENANT_SETTING", "has_subquery", "is_tenant_scoped", "reads_relations"]
 
 _TOKEN = re.compile(
     r"""
@@ -43,22 +48,11 @@ def tokens(expression: str) -> list[str]:
     return out
 
 
-def current_setting_outside_select(expression: str) -> bool:
-    """True when some current_setting(...) call is not inside a `(SELECT ...)` subquery.
-
-    Inside `(SELECT ...)` PostgreSQL evaluates it once per statement, as an initPlan; bare, it is
-    called for every row the policy looks at.
-    """
-    stack: list[bool] = []  # per open parenthesis: does it open a SELECT?
+def has_subquery(expression: str) -> bool:
+    """True when the expression holds a `(SELECT ...)`: Citus refuses those in a policy on a
+    distributed table, the initPlan form `(SELECT current_setting(...))` included."""
     toks = tokens(expression)
-    for i, tok in enumerate(toks):
-        if tok == "(":
-            stack.append(i + 1 < len(toks) and toks[i + 1] == "select")
-        elif tok == ")" and stack:
-            stack.pop()
-        elif tok == "current_setting" and i + 1 < len(toks) and toks[i + 1] == "(" and not any(stack):
-            return True
-    return False
+    return any(tok == "(" and nxt == "select" for tok, nxt in itertools.pairwise(toks))
 
 
 def reads_relations(expression: str) -> bool:
@@ -106,15 +100,17 @@ def _setting_value_pattern(setting: str) -> str:
     subquery = rf"\( select {_wrapped(uuid_value)}{alias} \)"
     text_subquery = rf"\( select {_wrapped(text_value)}{alias} \)"
     cast_subquery = rf"{_wrapped(text_subquery)} :: uuid"
-    return rf"(?:{_wrapped(subquery)}|{cast_subquery}|{_wrapped(uuid_value)})"
+    # The contract's form: the function, which the deparser prints qualified unless on the path.
+    function = rf"(?:public \. )?{re.escape(CURRENT_TENANT_FUNCTION)} \( \)"
+    return rf"(?:{function}|{_wrapped(subquery)}|{cast_subquery}|{_wrapped(uuid_value)})"
 
 
 def is_tenant_scoped(expression: str | None, column: str = "tenant_id", setting: str = TENANT_SETTING) -> bool:
     """True when the expression is `column = <the tenant setting as uuid>`, or that AND more.
 
-    Accepted values: `(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)` as the
-    contract writes it, and the same without nullif, without missing_ok, or without the SELECT
-    (rule P1 reports that one separately).
+    Accepted values: `tenantry_current_tenant()` as the contract writes it, and the setting read
+    in place, `nullif(current_setting(<setting>, true), '')::uuid`, with or without nullif or
+    missing_ok, bare or in a `(SELECT ...)` (rule P1 reports that one separately).
     """
     if not expression:
         return False

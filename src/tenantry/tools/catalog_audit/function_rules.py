@@ -1,15 +1,29 @@
-"""Rules on SECURITY DEFINER functions (F1-F3) in every user schema (extensions' own excluded).
+"""Rules on SECURITY DEFINER functions (F1-F3) and on setting the tenant (F4, F5), in every user
+schema (extensions' own excluded).
 
-Such a function runs with its owner's rights, before or past the tenant policies: the token
+A definer function runs with its owner's rights, before or past the tenant policies: the token
 resolver has to, and that is why they must be few, listed, pinned and not callable by everyone.
+The tenant is set by one function only (tenancy/session.py names it, migration 0008 creates it):
+on Citus, a tenant set in two ways in one transaction is read on the coordinator and enforced on
+the workers as two different tenants.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from tenantry.tools.catalog_audit.catalog import Catalog, DefinerFunction
+from tenantry.tenancy.session import SET_CONTEXT_FUNCTION, TENANT_SETTING
+from tenantry.tools.catalog_audit.catalog import Catalog, DefinerFunction, SourceFunction
 from tenantry.tools.catalog_audit.findings import Issue, rule
+
+_SETTING = re.escape(TENANT_SETTING)
+# set_config('<setting>', ...), and SET [LOCAL | SESSION] <setting>, also as the text of a dynamic
+# EXECUTE (with = or TO after it, all the same).
+_SETTERS = (
+    re.compile(rf"set_config\s*\(\s*'{_SETTING}'", re.IGNORECASE),
+    re.compile(rf"\bset\s+(?:local\s+|session\s+)?{_SETTING}\b", re.IGNORECASE),
+)
 
 # The project's SECURITY DEFINER functions (policies/10_auth_functions.sql, and workspace_plan in
 # policies/workspace_plans.sql). Deployments that add
@@ -86,4 +100,73 @@ def not_public(catalog: Catalog) -> Iterator[Issue]:
             )
 
 
-RULES = (pinned_search_path, allowlisted, not_public)
+def _how_it_sets_the_tenant(function: SourceFunction) -> str | None:
+    if any(entry.split("=", 1)[0].strip().lower() == TENANT_SETTING for entry in function.config):
+        return f"has a SET {TENANT_SETTING} clause"
+    for setter in _SETTERS:
+        found = setter.search(function.source)
+        if found:
+            return f"sets the tenant ({found.group(0).strip()})"
+    return None
+
+
+@rule("F4", "high", "function other than the context function sets the tenant")
+def one_way_to_set_the_tenant(catalog: Catalog) -> Iterator[Issue]:
+    """Only the context function may set the tenant, by `SET LOCAL`: Citus sends that to the
+    workers and does not send `set_config()`, so a tenant set both ways in one transaction is
+    one tenant on the coordinator and another on the workers, whose rows are then read and
+    written. Finds every function outside extensions whose body calls `set_config` on the tenant
+    setting or runs `SET` on it (also inside a dynamic `EXECUTE` string), or that has a `SET`
+    clause for it. The body is searched as text: a setter built from pieces is not found."""
+    exempt = f"{catalog.schema}.{SET_CONTEXT_FUNCTION}("
+    for function in catalog.setting_functions:
+        if function.signature.startswith(exempt):
+            continue
+        how = _how_it_sets_the_tenant(function)
+        if how:
+            yield Issue(
+                f"function {function.signature}",
+                f"{how}: only {catalog.schema}.{SET_CONTEXT_FUNCTION}() may set it",
+                f"DROP FUNCTION {function.signature}; and set the tenant through "
+                f"{catalog.schema}.{SET_CONTEXT_FUNCTION}() in the transaction instead",
+            )
+
+
+@rule("F5", "high", "context function missing, SECURITY DEFINER, or executable by a serving role")
+def context_function_for_the_login_role(catalog: Catalog) -> Iterator[Issue]:
+    """The context function switches role and tenant for the app login role; it must be the one
+    function of its name, SECURITY INVOKER (SET ROLE is then checked against the login role's
+    memberships, and a definer function may not run SET ROLE at all), and executable by no role
+    a request can become: a transaction that has switched to the tenant role must not be able to
+    switch tenants with it. Checks PUBLIC and every serving role but the login role."""
+    where = f"function {catalog.schema}.{SET_CONTEXT_FUNCTION}"
+    if not catalog.context_functions:
+        yield Issue(where, "does not exist: nothing can set the tenant", "run `tenantry db upgrade` (migration 0008)")
+        return
+    if len(catalog.context_functions) > 1:
+        yield Issue(
+            where,
+            f"has {len(catalog.context_functions)} overloads: "
+            + ", ".join(f.signature for f in catalog.context_functions),
+            "drop every overload but the one of migration 0008",
+        )
+    forbidden = {"public", *(name for name in catalog.serving_roles() if name != catalog.roles.app)}
+    for function in catalog.context_functions:
+        if function.security_definer:
+            yield Issue(
+                f"function {function.signature}",
+                "is SECURITY DEFINER: it would switch roles with its owner's rights",
+                f"ALTER FUNCTION {function.signature} SECURITY INVOKER;",
+            )
+        executors = sorted(forbidden & set(function.executors))
+        if executors:
+            grantees = ", ".join("PUBLIC" if name == "public" else f'"{name}"' for name in executors)
+            yield Issue(
+                f"function {function.signature}",
+                f"{', '.join(executors)} may EXECUTE it, so a switched transaction could set another tenant",
+                f"REVOKE ALL ON FUNCTION {function.signature} FROM {grantees}; "
+                f'GRANT EXECUTE ON FUNCTION {function.signature} TO "{catalog.roles.app}";',
+            )
+
+
+RULES = (pinned_search_path, allowlisted, not_public, one_way_to_set_the_tenant, context_function_for_the_login_role)

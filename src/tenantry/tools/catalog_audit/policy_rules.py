@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tenantry.tools.catalog_audit.catalog import Catalog, Policy
-from tenantry.tools.catalog_audit.expressions import current_setting_outside_select, reads_relations
+from tenantry.tools.catalog_audit.expressions import CURRENT_TENANT_FUNCTION, has_subquery, reads_relations
 from tenantry.tools.catalog_audit.findings import Issue, rule
 
 
@@ -18,18 +18,25 @@ def _where(catalog: Catalog, policy: Policy) -> str:
     return f"policy {policy.name} on {table.name if table else policy.table_oid}"
 
 
-@rule("P1", "medium", "policy calls current_setting outside a (SELECT ...)")
-def setting_in_initplan(catalog: Catalog) -> Iterator[Issue]:
-    """Wrapped as `(SELECT current_setting(...))`, the setting is read once per statement (an
-    initPlan) and the comparison can use an index; bare, it is called for every row the policy
-    looks at, which makes every tenant query a sequential filter on large tables."""
+# The function every policy reads the tenant with (migration 0008): part of the contract, not a
+# user-defined function that could decide out of sight.
+CONTRACT_FUNCTIONS = frozenset({f"public.{CURRENT_TENANT_FUNCTION}()"})
+
+
+@rule("P1", "high", "policy holds a subquery")
+def no_subquery(catalog: Catalog) -> Iterator[Issue]:
+    """Citus refuses a subquery in a policy on a distributed table, even the initPlan form
+    `(SELECT current_setting(...))` that reads no table: the table cannot be distributed, and a
+    policy changed on one that is fails. The contract reads the tenant with
+    `tenantry_current_tenant()`, a STABLE SQL function the planner inlines into the bare expression,
+    which an index scan still evaluates once per statement."""
     for policy in catalog.policies:
-        bare = [clause for clause, expr in _expressions(policy) if current_setting_outside_select(expr)]
-        if bare:
+        nested = [clause for clause, expr in _expressions(policy) if has_subquery(expr)]
+        if nested:
             yield Issue(
                 _where(catalog, policy),
-                f"{' and '.join(bare)} call current_setting() outside a (SELECT ...): it is evaluated once per row",
-                "write the value as (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)",
+                f"{' and '.join(nested)} hold a (SELECT ...) subquery, which Citus refuses in a policy",
+                f"write the value as public.{CURRENT_TENANT_FUNCTION}()",
             )
 
 
@@ -46,8 +53,9 @@ def no_subqueries(catalog: Catalog) -> Iterator[Issue]:
             reasons.append(f"{' and '.join(subquery)} hold a subquery with FROM")
         if policy.relations:
             reasons.append(f"it depends on {', '.join(policy.relations)}")
-        if policy.functions:
-            reasons.append(f"it calls {', '.join(policy.functions)}")
+        functions = [name for name in policy.functions if name not in CONTRACT_FUNCTIONS]
+        if functions:
+            reasons.append(f"it calls {', '.join(functions)}")
         if reasons:
             yield Issue(
                 _where(catalog, policy),
@@ -57,4 +65,4 @@ def no_subqueries(catalog: Catalog) -> Iterator[Issue]:
             )
 
 
-RULES = (setting_in_initplan, no_subqueries)
+RULES = (no_subquery, no_subqueries)

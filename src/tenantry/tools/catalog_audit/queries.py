@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tenantry.tenancy.session import SET_CONTEXT_FUNCTION, TENANT_SETTING
 from tenantry.tools.catalog_audit.catalog import (
     APP_SCHEMA,
     BOOKKEEPING_TABLES,
@@ -22,12 +23,14 @@ from tenantry.tools.catalog_audit.catalog import (
     AuditRoles,
     Catalog,
     Column,
+    ContextFunction,
     DefinerFunction,
     ForeignKey,
     Index,
     Membership,
     Policy,
     Role,
+    SourceFunction,
     Table,
     View,
     qualify,
@@ -147,6 +150,35 @@ SELECT n.nspname::text, p.proname::text,
  ORDER BY 3
 """
 
+# Every function outside extensions whose body or SET clauses name the tenant setting: rule F4
+# decides which of them set it.
+_SETTING_FUNCTIONS = f"""
+SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+       coalesce(p.prosrc, ''), coalesce(p.proconfig, '{{}}')
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE {_USER_SCHEMA}
+   AND (strpos(lower(coalesce(p.prosrc, '')), :setting) > 0
+        OR strpos(lower(coalesce(array_to_string(p.proconfig, ' '), '')), :setting) > 0)
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+ ORDER BY 1
+"""
+
+# The context function(s) in the app schema, and every role but its owner and superusers that may
+# execute it; rule F5 picks the serving roles among them.
+_CONTEXT_FUNCTION = """
+SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), p.prosecdef,
+       ARRAY(SELECT 'public'::text WHERE has_function_privilege('public', p.oid, 'EXECUTE')
+             UNION ALL
+             SELECT r.rolname::text FROM pg_roles r
+              WHERE r.oid <> p.proowner AND NOT r.rolsuper AND r.rolname !~ '^pg_'
+                AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+             ORDER BY 1)
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = :schema AND p.proname = :name
+ ORDER BY 1
+"""
+
 # A view's query is its rewrite rule; pg_depend records what the rule reads.
 _VIEWS = f"""
 SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind = 'm', coalesce(c.reloptions, '{{}}'),
@@ -238,7 +270,17 @@ async def load_catalog(
             for oid, name, materialized, options, deps in await _rows(connection, _VIEWS)
         ],
         allowed_definers=frozenset(qualify(name, schema) for name in allowed_definers),
+        setting_functions=[
+            SourceFunction(signature, source, tuple(config))
+            for signature, source, config in await _rows(connection, _SETTING_FUNCTIONS, setting=TENANT_SETTING)
+        ],
     )
+    catalog.context_functions = [
+        ContextFunction(signature, definer, tuple(executors))
+        for signature, definer, executors in await _rows(
+            connection, _CONTEXT_FUNCTION, schema=schema, name=SET_CONTEXT_FUNCTION
+        )
+    ]
     serving = catalog.serving_roles()
     for role_name, kind, name in await _rows(connection, _OWNED, names=serving):
         catalog.owned.setdefault(role_name, []).append(f"{kind} {name}")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tenantry.tools.catalog_audit.catalog import COMMANDS, TENANT_COLUMN, Catalog, Policy, Table, quote_ident
-from tenantry.tools.catalog_audit.expressions import TENANT_SETTING, is_tenant_scoped
+from tenantry.tools.catalog_audit.expressions import CURRENT_TENANT_FUNCTION, is_tenant_scoped
 from tenantry.tools.catalog_audit.findings import Issue, rule
 
-TENANT_VALUE = f"(SELECT nullif(current_setting('{TENANT_SETTING}', true), '')::uuid)"
+TENANT_VALUE = f"public.{CURRENT_TENANT_FUNCTION}()"
 
 
 def tenant_policy_sql(table: str, tenant_role: str, name: str = "tenant_isolation") -> str:
