@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
+from tenantry.db.citus import isolate_tenant
 from tenantry.orders.repository import OrderRepository
 from tenantry.settings import Settings
 from tenantry.workspaces.tables import tenant_tables
-from tests.support import Client, Tenant, create_order, create_product, plan_as_tenant
+from tests.support import Client, Tenant, create_order, create_product, plan_as_tenant, snapshot_workspace
 
 
 async def _on_citus(admin_engine: AsyncEngine) -> bool:
@@ -120,7 +121,7 @@ async def test_one_tenants_statements_run_on_one_shard(
         "create product": insert(Product).values(
             tenant_id=tenant_a.id, name="n", price_cents=1, currency="EUR", sku=f"s-{uuid.uuid4().hex[:8]}"
         ),
-        "update product": products.scoped(update(Product).where(Product.id == product_id).values(name="m")),
+        "update product": update(Product).where(products.tenant_filter(), Product.id == product_id).values(name="m"),
         "list orders": orders.filtered(status=None, product_id=None, customer_email=None).limit(21),
     }
     for name, statement in statements.items():
@@ -130,3 +131,33 @@ async def test_one_tenants_statements_run_on_one_shard(
     unscoped = select(Product).where(Product.id == product_id)
     plan = await plan_as_tenant(app_engine, settings, tenant_a.id, unscoped)
     assert not _runs_on_one_shard(plan)
+
+
+async def test_isolating_a_workspace_gives_it_shards_of_its_own_and_leaves_the_other_alone(
+    citus: None, client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    """`tenantry admin workspace isolate` (db/citus.isolate_tenant): A's shard in every tenant table
+    holds A's hash value only; B's rows are unchanged; A still reads its own rows; a second run
+    changes nothing."""
+    mine = await create_product(client, tenant_a)
+    await create_product(client, tenant_b)
+    before_b = await snapshot_workspace(admin_engine, tenant_b.id)
+    async with admin_engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        placements = await autocommit.run_sync(isolate_tenant, str(tenant_a.id))
+        again = await autocommit.run_sync(isolate_tenant, str(tenant_a.id))
+        alone = (
+            await autocommit.execute(
+                text(
+                    "SELECT count(*) FROM pg_dist_shard WHERE shardid = ANY(CAST(:ids AS bigint[])) "
+                    "AND shardminvalue = shardmaxvalue"
+                ),
+                {"ids": [p.shard_id for p in placements]},
+            )
+        ).scalar()
+    assert {p.table for p in placements} == {table.name for table in tenant_tables()}
+    assert alone == len(placements)
+    assert again == placements
+    assert await snapshot_workspace(admin_engine, tenant_b.id) == before_b
+    response = await client.get(f"/v1/products/{mine['id']}", headers=tenant_a.headers)
+    assert response.status_code == 200
