@@ -144,8 +144,9 @@ async def test_isolating_a_workspace_gives_it_shards_of_its_own_and_leaves_the_o
     before_b = await snapshot_workspace(admin_engine, tenant_b.id)
     async with admin_engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        placements = await autocommit.run_sync(isolate_tenant, str(tenant_a.id))
-        again = await autocommit.run_sync(isolate_tenant, str(tenant_a.id))
+        # block_writes: the test cluster does not allow citus as a logical output plugin.
+        placements = await autocommit.run_sync(isolate_tenant, str(tenant_a.id), "block_writes")
+        again = await autocommit.run_sync(isolate_tenant, str(tenant_a.id), "block_writes")
         alone = (
             await autocommit.execute(
                 text(

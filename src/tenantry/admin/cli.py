@@ -26,6 +26,7 @@ from tenantry.admin.accounts import AdminTokenService, UserPasswordService
 from tenantry.auth.principal import AdminPrincipal, current_admin
 from tenantry.core.errors import DomainError, InvalidInput
 from tenantry.core.plans import PLAN_FIELDS
+from tenantry.db.citus import TRANSFER_MODES
 from tenantry.db.connectivity import database_failure
 from tenantry.db.engine import create_engine
 from tenantry.settings import Settings, load_settings
@@ -292,7 +293,7 @@ async def workspace_isolate(op: Operator, args: argparse.Namespace) -> None:
     engine = create_async_engine(op.settings.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as connection:
-            placements = await connection.run_sync(isolate_tenant, str(workspace_id))
+            placements = await connection.run_sync(isolate_tenant, str(workspace_id), args.transfer_mode)
     except NotACluster as exc:
         raise InvalidInput(str(exc)) from None
     finally:
@@ -394,8 +395,14 @@ def add_admin_commands(commands: Any) -> None:
     export = _workspace_command(ws, "export", workspace_export, "export every tenant table as JSON Lines")
     export.add_argument("--out", required=True, help="directory for <table>.jsonl files and manifest.json")
     _workspace_command(ws, "usage", workspace_usage, "members, tokens and rows per table")
-    _workspace_command(
+    isolate = _workspace_command(
         ws, "isolate", workspace_isolate, "Citus: move the workspace into shards of its own (docs/scale-out.md)"
+    )
+    isolate.add_argument(
+        "--transfer-mode",
+        choices=TRANSFER_MODES,
+        default="auto",
+        help="Citus shard_transfer_mode: auto (logical replication when possible) or block_writes",
     )
     plan = _workspace_command(
         ws, "plan", workspace_plan, "show the request limits; with options, change them (docs/06-operations.md)"

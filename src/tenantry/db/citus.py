@@ -256,12 +256,19 @@ class NotACluster(RuntimeError):
     """The database is not a Citus coordinator with workers."""
 
 
-def isolate_tenant(connection: Connection, tenant_id: str) -> list[Placement]:
+TRANSFER_MODES = ("auto", "force_logical", "block_writes")
+
+
+def isolate_tenant(connection: Connection, tenant_id: str, transfer_mode: str = "auto") -> list[Placement]:
     """Give one workspace shards of its own in every tenant table (`isolate_tenant_to_new_shard`
     with CASCADE, so its colocated tables follow) and say where they are. Idempotent: a workspace
     already alone in its shard is left as it is. Run outside a transaction block (autocommit):
-    Citus splits the shard with a transaction of its own. docs/scale-out.md: moving it to a node.
+    Citus splits the shard with a transaction of its own. `transfer_mode`: Citus's
+    shard_transfer_mode ("block_writes" needs no logical replication but blocks writes to the
+    shard while it is split). docs/scale-out.md: moving it to a node.
     """
+    if transfer_mode not in TRANSFER_MODES:
+        raise ValueError(f"transfer mode must be one of {', '.join(TRANSFER_MODES)}")
     if not is_cluster(connection):
         raise NotACluster("this database is not a Citus coordinator with workers (docs/scale-out.md)")
     anchor = _colocation_anchor(connection)
@@ -277,8 +284,11 @@ def isolate_tenant(connection: Connection, tenant_id: str) -> list[Placement]:
     ).one()
     if bounds[0] != bounds[1]:
         connection.execute(
-            text("SELECT isolate_tenant_to_new_shard(CAST(:t AS regclass), CAST(:v AS uuid), 'CASCADE')"),
-            {"t": anchor, "v": tenant_id},
+            text(
+                "SELECT isolate_tenant_to_new_shard(CAST(:t AS regclass), CAST(:v AS uuid), 'CASCADE', "
+                "shard_transfer_mode => CAST(:m AS citus.shard_transfer_mode))"
+            ),
+            {"t": anchor, "v": tenant_id, "m": transfer_mode},
         )
     return placements_of(connection, tenant_id)
 
