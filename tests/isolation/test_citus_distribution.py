@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
-from tenantry.db.citus import isolate_tenant
+from tenantry.db.citus import is_cluster, isolate_tenant
 from tenantry.orders.repository import OrderRepository
 from tenantry.settings import Settings
 from tenantry.workspaces.tables import tenant_tables
@@ -24,16 +24,7 @@ from tests.support import Client, Tenant, create_order, create_product, plan_as_
 
 async def _on_citus(admin_engine: AsyncEngine) -> bool:
     async with admin_engine.connect() as connection:
-        return bool(
-            (
-                await connection.execute(
-                    text(
-                        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') "
-                        "AND EXISTS (SELECT 1 FROM pg_dist_node WHERE groupid <> 0)"
-                    )
-                )
-            ).scalar()
-        )
+        return bool(await connection.run_sync(is_cluster))
 
 
 @pytest.fixture
