@@ -91,6 +91,16 @@ async def test_each_workspace_rows_live_on_a_worker(
             assert shard_rows == 1
 
 
+# The keys that were ON DELETE SET NULL (column) before migration 0009.
+KEY_ACTIONS = (
+    "fk_invitations_tenant_id_invited_by_member_id_memberships",
+    "fk_invitations_tenant_id_accepted_member_id_memberships",
+    "fk_order_status_history_tenant_id_changed_by_member_id_memberships",
+    "fk_personal_access_tokens_tenant_id_created_by_token_id_personal_access_tokens",
+    "fk_personal_access_tokens_tenant_id_replaced_by_id_personal_access_tokens",
+)
+
+
 def _runs_on_one_shard(plan: str) -> bool:
     return "Task Count: 1\n" in plan + "\n"
 
@@ -153,3 +163,28 @@ async def test_isolating_a_workspace_gives_it_shards_of_its_own_and_leaves_the_o
     assert await snapshot_workspace(admin_engine, tenant_b.id) == before_b
     response = await client.get(f"/v1/products/{mine['id']}", headers=tenant_a.headers)
     assert response.status_code == 200
+
+
+async def test_no_key_between_tenant_tables_sets_null_on_delete(admin_engine: AsyncEngine) -> None:
+    """On every backend (migration 0009): Citus refuses ON DELETE SET NULL / SET DEFAULT on a key
+    that holds the distribution column, so none has it; the five that had it are plain keys whose
+    AFTER DELETE triggers clear the reference, and they all exist (on Citus too, after distribution)."""
+    async with admin_engine.connect() as connection:
+        setting_null = (
+            await connection.execute(
+                text(
+                    "SELECT conname FROM pg_constraint AS c JOIN pg_attribute AS a "
+                    "ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
+                    "WHERE c.contype = 'f' AND a.attname = 'tenant_id' AND c.confdeltype IN ('n', 'd')"
+                )
+            )
+        ).all()
+        present = {
+            row[0]
+            for row in await connection.execute(
+                text("SELECT conname FROM pg_constraint WHERE contype = 'f' AND conname = ANY(:names)"),
+                {"names": [name[:63] for name in KEY_ACTIONS]},
+            )
+        }
+    assert setting_null == []
+    assert present == {name[:63] for name in KEY_ACTIONS}
