@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from tenantry import cli
@@ -422,7 +423,14 @@ async def superuser(audit_db: AuditDatabase) -> AsyncIterator[AsyncConnection]:
 async def _break_and_audit(connection: AsyncConnection, db: AuditDatabase, broken: Case) -> AuditReport:
     database = make_url(db.settings.database_url).database or ""
     for statement in db.statements(broken.statements, database):
-        await connection.exec_driver_sql(statement)
+        try:
+            await connection.exec_driver_sql(statement)
+        except DBAPIError as exc:
+            # On Citus, a distributed table refuses some of these changes outright (a subquery in a
+            # policy, a unique index or a key without the tenant column): that state cannot exist.
+            if await _is_citus(db.settings.database_url):
+                pytest.skip(f"Citus refuses this change itself: {str(exc.orig).splitlines()[0]}")
+            raise
     return await audit_database(connection, db.roles)
 
 

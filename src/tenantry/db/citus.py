@@ -188,9 +188,6 @@ _PENDING_KEYS = text(
 )
 
 
-_SET_NULL_COLUMNS = re.compile(r"ON DELETE SET NULL \(")
-
-
 def distribute(connection: Connection) -> list[str]:
     """Distribute what is not distributed yet; returns what it did (nothing on a second run).
 
@@ -232,12 +229,9 @@ def distribute(connection: Connection) -> list[str]:
                 text("SELECT create_reference_table(CAST(:t AS regclass))"), {"t": f"public.{plan.name}"}
             )
             done.append(f"{plan.name}: reference table")
+    # A key Citus refuses (ON DELETE SET NULL on the tenant column: migration 0009) fails the
+    # upgrade here, and the whole transaction rolls back.
     for table, name, definition in keys:
-        if _SET_NULL_COLUMNS.search(definition):
-            # KNOWN GAP (docs/scale-out.md): Citus refuses ON DELETE SET NULL on a key that holds
-            # the distribution column, even when PostgreSQL 15's column list spares that column.
-            done.append(f"{table}.{name}: NOT re-created (Citus refuses ON DELETE SET NULL (column))")
-            continue
         connection.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
     return done
 

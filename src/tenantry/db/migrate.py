@@ -113,6 +113,10 @@ def upgrade_sync(connection: Connection, settings: Settings) -> UpgradeReport:
     ensure_roles(connection, settings)
     connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'))"))
     connection.execute(text(f'SET LOCAL ROLE "{settings.owner_role}"'))
+    if has_citus(connection):
+        # A migration or policy file that adds a trigger to a distributed table (0009's key
+        # triggers, the auth-change triggers) needs it; docs/scale-out.md says what they do there.
+        connection.execute(text("SET LOCAL citus.enable_unsafe_triggers = on"))
     report.revision_before = _current_revision(connection)
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
