@@ -19,7 +19,7 @@ from tenantry.db.citus import is_cluster, isolate_tenant
 from tenantry.orders.repository import OrderRepository
 from tenantry.settings import Settings
 from tenantry.workspaces.tables import tenant_tables
-from tests.support import Client, Tenant, create_order, create_product, plan_as_tenant, snapshot_workspace
+from tests.support import Client, Tenant, create_order, create_product, migrate, plan_as_tenant, snapshot_workspace
 
 
 async def _on_citus(admin_engine: AsyncEngine) -> bool:
@@ -188,3 +188,10 @@ async def test_no_key_between_tenant_tables_sets_null_on_delete(admin_engine: As
         }
     assert setting_null == []
     assert present == {name[:63] for name in KEY_ACTIONS}
+
+
+async def test_a_second_upgrade_changes_nothing(citus: None, settings: Settings) -> None:
+    report = await migrate(settings)
+    assert not report.migrations_ran
+    assert report.policies_applied == []
+    assert report.distributed == []
