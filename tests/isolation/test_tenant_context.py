@@ -21,6 +21,7 @@ from tenantry.tenancy.session import (
     CURRENT_TENANT_FUNCTION,
     SET_CONTEXT_FUNCTION,
     TENANT_SETTING,
+    set_statement_timeout,
     set_transaction_context,
 )
 from tests.support import Tenant, plan_as_tenant, snapshot_rows
@@ -163,3 +164,34 @@ async def test_the_policy_is_planned_as_the_bare_expression(
     assert f"current_setting('{TENANT_SETTING}'" in plan, plan
     assert CURRENT_TENANT_FUNCTION not in plan, plan
     assert "InitPlan" not in plan, plan
+
+
+async def test_a_longer_timeout_keeps_the_role_and_the_tenant(
+    app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant
+) -> None:
+    """What a purge does: SET LOCAL, so on Citus the workers get the longer timeout too."""
+    async with app_engine.connect() as connection:
+        await set_transaction_context(connection, role=settings.platform_role, tenant_id=tenant_a.id)
+        await set_statement_timeout(connection, 600_000)
+        assert tuple((await connection.execute(CONTEXT)).one()) == (settings.platform_role, str(tenant_a.id), "10min")
+        await connection.rollback()
+    for bad in (-1, True, "1; RESET ROLE"):
+        with pytest.raises(ValueError, match="non-negative int"):
+            await set_statement_timeout(connection, bad)  # type: ignore[arg-type]
+
+
+async def test_no_citus_setting_on_a_plain_database(admin_engine: AsyncEngine, settings: Settings) -> None:
+    """citus.propagate_set_commands is set on the login role only where the citus extension exists."""
+    async with admin_engine.connect() as connection:
+        found = (
+            await connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                    "JOIN pg_database d ON d.oid = s.setdatabase "
+                    "WHERE r.rolname = :r AND d.datname = current_database() "
+                    "AND array_to_string(s.setconfig, ',') LIKE '%citus.%'"
+                ),
+                {"r": settings.app_role},
+            )
+        ).scalar_one()
+        assert found == 0

@@ -45,6 +45,18 @@ def test_the_tenant_setting_is_named_in_one_module() -> None:
     assert writers == ["tenancy/session.py"]
 
 
+def test_no_setting_is_set_with_set_config() -> None:
+    """set_config() is not sent to Citus workers; SET LOCAL is (docs/03-architecture.md)."""
+    call = re.compile(r"set_config\(\s*['\":]")
+    writers = sorted(
+        f"{name}:{number}"
+        for name, text in _sources()
+        for number, line in enumerate(text.splitlines(), 1)
+        if call.search(line) and not line.lstrip().startswith("#")
+    )
+    assert writers == []
+
+
 def test_nothing_but_the_context_function_sets_the_tenant() -> None:
     tree = [
         path

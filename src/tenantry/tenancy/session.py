@@ -103,6 +103,18 @@ async def set_transaction_context(
     await target.execute(_SET_TRANSACTION_CONTEXT, _context_parameters(role, tenant_id, user_id, statement_timeout_ms))
 
 
+async def set_statement_timeout(target: AsyncConnection | AsyncSession, statement_timeout_ms: int) -> None:
+    """Change the open transaction's statement timeout (a purge gets longer than a request).
+
+    `SET LOCAL`, like the context function: on Citus that reaches the workers, where a
+    `set_config()` would leave them with the timeout the transaction started with.
+    """
+    if isinstance(statement_timeout_ms, bool) or not isinstance(statement_timeout_ms, int) or statement_timeout_ms < 0:
+        raise ValueError("statement_timeout_ms must be a non-negative int")
+    # SET takes no bind parameter; the value is an int, checked above.
+    await target.execute(text(f"SET LOCAL statement_timeout = {statement_timeout_ms}"))
+
+
 def positional_transaction_context(dialect: Dialect) -> tuple[str, Callable[..., list[object]]]:
     """The statement compiled for a driver's own placeholders, and a function giving its arguments.
 

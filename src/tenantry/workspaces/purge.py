@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.tenancy.session import set_statement_timeout
 from tenantry.workspaces.repository import WorkspaceRows
 from tenantry.workspaces.tables import tenant_tables_children_first
 
@@ -22,8 +22,6 @@ PURGE_STATEMENT_TIMEOUT_MS = 600_000
 
 async def delete_workspace_rows(session: AsyncSession, workspace_id: uuid.UUID) -> dict[str, int]:
     """Delete every row of the workspace in every tenant table; return the count per table."""
-    await session.execute(
-        text("SELECT set_config('statement_timeout', :timeout, true)"), {"timeout": str(PURGE_STATEMENT_TIMEOUT_MS)}
-    )
+    await set_statement_timeout(session, PURGE_STATEMENT_TIMEOUT_MS)
     rows = WorkspaceRows(session, workspace_id)
     return {str(table.name): await rows.delete_all(table) for table in tenant_tables_children_first()}
