@@ -195,3 +195,22 @@ async def test_a_second_upgrade_changes_nothing(citus: None, settings: Settings)
     assert not report.migrations_ran
     assert report.policies_applied == []
     assert report.distributed == []
+
+
+async def test_the_login_role_propagates_set_local_to_the_workers(
+    citus: None, admin_engine: AsyncEngine, settings: Settings
+) -> None:
+    """The tenant context (SET LOCAL) reaches the workers only with this setting (db/roles.py)."""
+    async with admin_engine.connect() as connection:
+        found = (
+            await connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_db_role_setting AS s JOIN pg_roles AS r ON r.oid = s.setrole "
+                    "JOIN pg_database AS d ON d.oid = s.setdatabase "
+                    "WHERE r.rolname = :r AND d.datname = current_database() "
+                    "AND 'citus.propagate_set_commands=local' = ANY(s.setconfig)"
+                ),
+                {"r": settings.app_role},
+            )
+        ).scalar_one()
+    assert found == 1
