@@ -183,6 +183,9 @@ async def test_a_longer_timeout_keeps_the_role_and_the_tenant(
 async def test_no_citus_setting_on_a_plain_database(admin_engine: AsyncEngine, settings: Settings) -> None:
     """citus.propagate_set_commands is set on the login role only where the citus extension exists."""
     async with admin_engine.connect() as connection:
+        citus = (await connection.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'citus'"))).scalar()
+        if citus:
+            pytest.skip("a Citus database: the setting belongs there (test_citus_distribution.py runs on it)")
         found = (
             await connection.execute(
                 text(

@@ -26,6 +26,7 @@ from tenantry.admin.accounts import AdminTokenService, UserPasswordService
 from tenantry.auth.principal import AdminPrincipal, current_admin
 from tenantry.core.errors import DomainError, InvalidInput
 from tenantry.core.plans import PLAN_FIELDS
+from tenantry.db.citus import TRANSFER_MODES
 from tenantry.db.connectivity import database_failure
 from tenantry.db.engine import create_engine
 from tenantry.settings import Settings, load_settings
@@ -283,6 +284,27 @@ async def workspace_export(op: Operator, args: argparse.Namespace) -> None:
 _KEEP = object()  # an option of `plan` that was not given
 
 
+async def workspace_isolate(op: Operator, args: argparse.Namespace) -> None:
+    """Citus: the workspace in shards of its own (docs/scale-out.md). Runs as the migrating account
+    (DATABASE_URL), which owns what Citus splits; the workspace is found like any other command's."""
+    from sqlalchemy import NullPool
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tenantry.db.citus import NotACluster, isolate_tenant
+
+    workspace_id = await op.workspaces.resolve(args.workspace)
+    engine = create_async_engine(op.settings.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            placements = await connection.run_sync(isolate_tenant, str(workspace_id), args.transfer_mode)
+    except NotACluster as exc:
+        raise InvalidInput(str(exc)) from None
+    finally:
+        await engine.dispose()
+    for placement in placements:
+        print(f"{placement.table}: shard {placement.shard_id} on {placement.node}")
+
+
 def _limit(value: str) -> int | None:
     """A limit on the command line: a whole number, or `default` to drop the workspace's own."""
     if value == "default":
@@ -376,6 +398,15 @@ def add_admin_commands(commands: Any) -> None:
     export = _workspace_command(ws, "export", workspace_export, "export every tenant table as JSON Lines")
     export.add_argument("--out", required=True, help="directory for <table>.jsonl files and manifest.json")
     _workspace_command(ws, "usage", workspace_usage, "members, tokens and rows per table")
+    isolate = _workspace_command(
+        ws, "isolate", workspace_isolate, "Citus: move the workspace into shards of its own (docs/scale-out.md)"
+    )
+    isolate.add_argument(
+        "--transfer-mode",
+        choices=TRANSFER_MODES,
+        default="auto",
+        help="Citus shard_transfer_mode: auto (logical replication when possible) or block_writes",
+    )
     plan = _workspace_command(
         ws, "plan", workspace_plan, "show the request limits; with options, change them (docs/06-operations.md)"
     )

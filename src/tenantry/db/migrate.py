@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.util import await_only
 
+from tenantry.db.citus import distribute, has_citus, split_statements
 from tenantry.db.paths import migrations_dir, policies_dir
 from tenantry.db.roles import ensure_roles
 from tenantry.settings import Settings
@@ -44,6 +45,7 @@ class UpgradeReport:
     revision_before: str | None = None
     revision_after: str | None = None
     policies_applied: list[str] = field(default_factory=list)
+    distributed: list[str] = field(default_factory=list)
 
     @property
     def migrations_ran(self) -> bool:
@@ -88,10 +90,12 @@ def _apply_policies(connection: Connection, settings: Settings, *, force_all: bo
         checksum = hashlib.sha256(rendered.encode()).hexdigest()
         if not force_all and recorded.get(path.name) == checksum:
             continue
-        # A file holds several statements and `$$` bodies: asyncpg runs it as one simple-query script.
+        # One statement at a time, each as a simple query (its `$$` bodies intact): Citus refuses
+        # DDL on a distributed table sent as several statements in one string (db/citus.py).
         driver = connection.connection.driver_connection
         assert driver is not None  # an open connection always has one
-        await_only(driver.execute(rendered))
+        for statement in split_statements(rendered):
+            await_only(driver.execute(statement))
         connection.execute(
             text(
                 "INSERT INTO public.tenantry_policy_checksums (name, checksum) VALUES (:n, :c) "
@@ -109,6 +113,10 @@ def upgrade_sync(connection: Connection, settings: Settings) -> UpgradeReport:
     ensure_roles(connection, settings)
     connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'))"))
     connection.execute(text(f'SET LOCAL ROLE "{settings.owner_role}"'))
+    if has_citus(connection):
+        # A migration or policy file that adds a trigger to a distributed table (0009's key
+        # triggers, the auth-change triggers) needs it; docs/scale-out.md says what they do there.
+        connection.execute(text("SET LOCAL citus.enable_unsafe_triggers = on"))
     report.revision_before = _current_revision(connection)
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
@@ -116,7 +124,18 @@ def upgrade_sync(connection: Connection, settings: Settings) -> UpgradeReport:
     command.upgrade(config, "head")
     report.revision_after = _current_revision(connection)
     report.policies_applied = _apply_policies(connection, settings, force_all=report.migrations_ran)
+    report.distributed = distribute(connection)
     return report
+
+
+def roles_sync(connection: Connection, settings: Settings) -> None:
+    """On Citus, the roles in a transaction of their own, committed before the upgrade.
+
+    Citus opens its connections to the workers as the current role, and a role created in the
+    upgrade's own transaction does not exist there yet for a new connection.
+    """
+    if has_citus(connection):
+        ensure_roles(connection, settings)
 
 
 # Roles are cluster-wide, and an advisory lock only serializes upgrades of one database: two
@@ -134,6 +153,8 @@ async def upgrade(settings: Settings, log: Callable[[str], None] | None = None) 
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with engine.connect() as connection:
+                    await connection.run_sync(roles_sync, settings)
+                    await connection.commit()
                     report = await connection.run_sync(upgrade_sync, settings)
                     await connection.commit()
                 break
@@ -149,4 +170,6 @@ async def upgrade(settings: Settings, log: Callable[[str], None] | None = None) 
         else:
             log(f"schema already at {report.revision_after}")
         log(f"policies applied: {', '.join(report.policies_applied) or 'none (unchanged)'}")
+        for line in report.distributed:
+            log(f"citus: {line}")
     return report

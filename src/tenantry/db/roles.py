@@ -50,13 +50,26 @@ def _ensure_role(connection: Connection, name: str, attributes: str) -> None:
         connection.execute(text(f'ALTER ROLE "{name}" {" ".join(drifted)}'))
 
 
+def _switched_role_login(connection: Connection) -> str:
+    """LOGIN for the roles a transaction switches to, on Citus only; NOLOGIN elsewhere.
+
+    Citus opens its connections to the workers as the current role, after SET ROLE, so the owner,
+    tenant and platform roles must be able to log in there. They get no password: a client can log
+    in as them only where pg_hba.conf trusts it, and the coordinator authenticates to the workers
+    through pg_dist_authinfo or certificates (docs/scale-out.md).
+    """
+    citus = connection.execute(text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")).scalar()
+    return "LOGIN" if citus else "NOLOGIN"
+
+
 def ensure_roles(connection: Connection, settings: Settings) -> None:
     """Create or correct the four roles and their memberships. Needs CREATEROLE or superuser."""
     # Roles are cluster-wide; serialize concurrent upgrades of different databases on one server.
     connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('tenantry.roles'))"))
-    _ensure_role(connection, settings.owner_role, f"NOLOGIN NOINHERIT {_SAFE}")
-    _ensure_role(connection, settings.tenant_role, f"NOLOGIN NOINHERIT {_SAFE}")
-    _ensure_role(connection, settings.platform_role, f"NOLOGIN NOINHERIT {_SAFE}")
+    switched = _switched_role_login(connection)
+    _ensure_role(connection, settings.owner_role, f"{switched} NOINHERIT {_SAFE}")
+    _ensure_role(connection, settings.tenant_role, f"{switched} NOINHERIT {_SAFE}")
+    _ensure_role(connection, settings.platform_role, f"{switched} NOINHERIT {_SAFE}")
     _ensure_role(connection, settings.app_role, f"LOGIN NOINHERIT {_SAFE}")
     if settings.app_password:
         statement = connection.execute(

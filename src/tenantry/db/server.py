@@ -71,10 +71,59 @@ async def ensure_database(url: str) -> None:
     dsn, kwargs = _asyncpg_dsn(url, "postgres")
     connection = await asyncpg.connect(dsn, **kwargs)
     try:
+        created = False
         if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             await connection.execute(f'CREATE DATABASE "{name}"')
+            created = True
+        workers = await citus_workers(connection)
     finally:
         await connection.close()
+    if created and workers:
+        await _join_cluster(url, name, workers)
+
+
+async def citus_workers(connection: asyncpg.Connection) -> list[tuple[str, int]]:
+    """The workers registered in this database, when it is a Citus coordinator's; else none."""
+    if not await connection.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"):
+        return []
+    rows = await connection.fetch(
+        "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' ORDER BY nodeid"
+    )
+    return [(str(row["nodename"]), int(row["nodeport"])) for row in rows]
+
+
+async def _join_cluster(url: str, name: str, workers: list[tuple[str, int]]) -> None:
+    """A new database on a Citus coordinator whose `postgres` database has workers: the same
+    database with the extension on every worker, then the extension here and the workers
+    registered (docs/scale-out.md). Citus does not propagate CREATE DATABASE by default. The
+    workers are reached with the URL's credentials."""
+    for host, port in workers:
+        worker_url = make_url(url).set(host=host, port=port).render_as_string(hide_password=False)
+        dsn, kwargs = _asyncpg_dsn(worker_url, "postgres")
+        worker = await asyncpg.connect(dsn, **kwargs)
+        try:
+            if not await worker.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await worker.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await worker.close()
+        dsn, kwargs = _asyncpg_dsn(worker_url, name)
+        worker = await asyncpg.connect(dsn, **kwargs)
+        try:
+            await worker.execute("CREATE EXTENSION IF NOT EXISTS citus")
+        finally:
+            await worker.close()
+    dsn, kwargs = _asyncpg_dsn(url, name)
+    coordinator = await asyncpg.connect(dsn, **kwargs)
+    try:
+        await coordinator.execute("CREATE EXTENSION IF NOT EXISTS citus")
+        parsed = make_url(url)
+        await coordinator.execute(
+            "SELECT citus_set_coordinator_host($1, $2)", parsed.host or "127.0.0.1", parsed.port or 5432
+        )
+        for host, port in workers:
+            await coordinator.execute("SELECT citus_add_node($1, $2)", host, port)
+    finally:
+        await coordinator.close()
 
 
 async def drop_database(url: str) -> None:
@@ -85,8 +134,17 @@ async def drop_database(url: str) -> None:
     connection = await asyncpg.connect(dsn, **kwargs)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        workers = await citus_workers(connection)
     finally:
         await connection.close()
+    for host, port in workers:  # its copies on a Citus cluster's workers (see _join_cluster)
+        worker_url = make_url(url).set(host=host, port=port).render_as_string(hide_password=False)
+        dsn, kwargs = _asyncpg_dsn(worker_url, "postgres")
+        worker = await asyncpg.connect(dsn, **kwargs)
+        try:
+            await worker.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await worker.close()
 
 
 async def server_answers(url: str, connect_timeout: float = 2.0) -> bool:

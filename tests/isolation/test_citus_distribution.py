@@ -1,0 +1,216 @@
+"""On a Citus coordinator: every tenant table is distributed by tenant_id in one colocation group,
+each workspace's rows live on a worker, and one tenant's statements run on one shard (router).
+
+Skipped, saying why, on plain PostgreSQL: these facts exist only on a cluster (.ci/run starts one;
+docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tenantry.catalog.models import Product
+from tenantry.catalog.repository import ProductRepository
+from tenantry.db.citus import is_cluster, isolate_tenant
+from tenantry.orders.repository import OrderRepository
+from tenantry.settings import Settings
+from tenantry.workspaces.tables import tenant_tables
+from tests.support import Client, Tenant, create_order, create_product, migrate, plan_as_tenant, snapshot_workspace
+
+
+async def _on_citus(admin_engine: AsyncEngine) -> bool:
+    async with admin_engine.connect() as connection:
+        return bool(await connection.run_sync(is_cluster))
+
+
+@pytest.fixture
+async def citus(admin_engine: AsyncEngine) -> None:
+    if not await _on_citus(admin_engine):
+        pytest.skip("not a Citus coordinator with workers (plain PostgreSQL): nothing is distributed here")
+
+
+async def test_every_tenant_table_is_distributed_by_tenant_id_and_colocated(
+    citus: None, admin_engine: AsyncEngine
+) -> None:
+    async with admin_engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT logicalrelid::regclass::text AS name, partmethod::text AS partmethod, "
+                    "column_to_column_name(logicalrelid, partkey) AS column, colocationid "
+                    "FROM pg_dist_partition"
+                )
+            )
+        ).all()
+    by_name = {row.name: row for row in rows}
+    names = [table.name for table in tenant_tables()]
+    assert names
+    for name in names:
+        assert by_name[name].partmethod == "h", name
+        assert by_name[name].column == "tenant_id", name
+    assert len({by_name[name].colocationid for name in names}) == 1
+    for name in ("workspaces", "users", "admin_tokens", "workspace_plans"):
+        assert by_name[name].partmethod == "n", f"{name} is not a reference table"
+
+
+async def test_each_workspace_rows_live_on_a_worker(
+    citus: None, client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    await create_product(client, tenant_a)
+    await create_product(client, tenant_b)
+    async with admin_engine.connect() as connection:
+        for tenant in (tenant_a, tenant_b):
+            placements = (
+                await connection.execute(
+                    text(
+                        "SELECT s.nodeport, n.groupid FROM citus_shards AS s "
+                        "JOIN pg_dist_node AS n ON n.nodename = s.nodename AND n.nodeport = s.nodeport "
+                        "WHERE s.table_name = 'public.products'::regclass "
+                        "AND s.shardid = get_shard_id_for_distribution_column('public.products', CAST(:t AS uuid))"
+                    ),
+                    {"t": str(tenant.id)},
+                )
+            ).all()
+            assert len(placements) == 1
+            assert placements[0].groupid != 0, "a workspace's shard is on the coordinator"
+            # And its rows are there, read from the worker's shard through the coordinator.
+            shard_rows = (
+                await connection.execute(
+                    text(
+                        "SELECT count(*) FROM run_command_on_shards('public.products', "
+                        "format('SELECT count(*) FROM %s WHERE tenant_id = %L', '%s', CAST(:t AS text))) "
+                        "WHERE result::int > 0"
+                    ),
+                    {"t": str(tenant.id)},
+                )
+            ).scalar()
+            assert shard_rows == 1
+
+
+# The keys that were ON DELETE SET NULL (column) before migration 0009.
+KEY_ACTIONS = (
+    "fk_invitations_tenant_id_invited_by_member_id_memberships",
+    "fk_invitations_tenant_id_accepted_member_id_memberships",
+    "fk_order_status_history_tenant_id_changed_by_member_id_memberships",
+    "fk_personal_access_tokens_tenant_id_created_by_token_id_personal_access_tokens",
+    "fk_personal_access_tokens_tenant_id_replaced_by_id_personal_access_tokens",
+)
+
+
+def _runs_on_one_shard(plan: str) -> bool:
+    return "Task Count: 1\n" in plan + "\n"
+
+
+async def test_one_tenants_statements_run_on_one_shard(
+    citus: None, client: Client, app_engine: AsyncEngine, settings: Settings, tenant_a: Tenant
+) -> None:
+    """list, get, create and update of products and orders, planned as the tenant role: each
+    carries the tenant column, so Citus routes it to the workspace's shard (the policy alone would
+    not prune: without `tenant_id = ...` a query goes to every shard)."""
+    product = await create_product(client, tenant_a)
+    await create_order(client, tenant_a, product_id=product["id"])
+    products = ProductRepository(None, tenant_a.id)  # type: ignore[arg-type]
+    orders = OrderRepository(None, tenant_a.id)  # type: ignore[arg-type]
+    product_id = uuid.UUID(product["id"])
+    statements = {
+        "list products": products.select().order_by(Product.created_at, Product.id).limit(21),
+        "get product": products.scoped(select(Product).where(Product.id == product_id)),
+        "create product": insert(Product).values(
+            tenant_id=tenant_a.id, name="n", price_cents=1, currency="EUR", sku=f"s-{uuid.uuid4().hex[:8]}"
+        ),
+        "update product": update(Product).where(products.tenant_filter(), Product.id == product_id).values(name="m"),
+        "list orders": orders.filtered(status=None, product_id=None, customer_email=None).limit(21),
+    }
+    for name, statement in statements.items():
+        plan = await plan_as_tenant(app_engine, settings, tenant_a.id, statement)
+        assert _runs_on_one_shard(plan), f"{name} is not a router query:\n{plan}"
+    # The control: without the tenant column, the same read fans out to every shard.
+    unscoped = select(Product).where(Product.id == product_id)
+    plan = await plan_as_tenant(app_engine, settings, tenant_a.id, unscoped)
+    assert not _runs_on_one_shard(plan)
+
+
+async def test_isolating_a_workspace_gives_it_shards_of_its_own_and_leaves_the_other_alone(
+    citus: None, client: Client, admin_engine: AsyncEngine, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    """`tenantry admin workspace isolate` (db/citus.isolate_tenant): A's shard in every tenant table
+    holds A's hash value only; B's rows are unchanged; A still reads its own rows; a second run
+    changes nothing."""
+    mine = await create_product(client, tenant_a)
+    await create_product(client, tenant_b)
+    before_b = await snapshot_workspace(admin_engine, tenant_b.id)
+    async with admin_engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        # block_writes: the test cluster does not allow citus as a logical output plugin.
+        placements = await autocommit.run_sync(isolate_tenant, str(tenant_a.id), "block_writes")
+        again = await autocommit.run_sync(isolate_tenant, str(tenant_a.id), "block_writes")
+        alone = (
+            await autocommit.execute(
+                text(
+                    "SELECT count(*) FROM pg_dist_shard WHERE shardid = ANY(CAST(:ids AS bigint[])) "
+                    "AND shardminvalue = shardmaxvalue"
+                ),
+                {"ids": [p.shard_id for p in placements]},
+            )
+        ).scalar()
+    assert {p.table for p in placements} == {table.name for table in tenant_tables()}
+    assert alone == len(placements)
+    assert again == placements
+    assert await snapshot_workspace(admin_engine, tenant_b.id) == before_b
+    response = await client.get(f"/v1/products/{mine['id']}", headers=tenant_a.headers)
+    assert response.status_code == 200
+
+
+async def test_no_key_between_tenant_tables_sets_null_on_delete(admin_engine: AsyncEngine) -> None:
+    """On every backend (migration 0009): Citus refuses ON DELETE SET NULL / SET DEFAULT on a key
+    that holds the distribution column, so none has it; the five that had it are plain keys whose
+    AFTER DELETE triggers clear the reference, and they all exist (on Citus too, after distribution)."""
+    async with admin_engine.connect() as connection:
+        setting_null = (
+            await connection.execute(
+                text(
+                    "SELECT conname FROM pg_constraint AS c JOIN pg_attribute AS a "
+                    "ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
+                    "WHERE c.contype = 'f' AND a.attname = 'tenant_id' AND c.confdeltype IN ('n', 'd')"
+                )
+            )
+        ).all()
+        present = {
+            row[0]
+            for row in await connection.execute(
+                text("SELECT conname FROM pg_constraint WHERE contype = 'f' AND conname = ANY(:names)"),
+                {"names": [name[:63] for name in KEY_ACTIONS]},
+            )
+        }
+    assert setting_null == []
+    assert present == {name[:63] for name in KEY_ACTIONS}
+
+
+async def test_a_second_upgrade_changes_nothing(citus: None, settings: Settings) -> None:
+    report = await migrate(settings)
+    assert not report.migrations_ran
+    assert report.policies_applied == []
+    assert report.distributed == []
+
+
+async def test_the_login_role_propagates_set_local_to_the_workers(
+    citus: None, admin_engine: AsyncEngine, settings: Settings
+) -> None:
+    """The tenant context (SET LOCAL) reaches the workers only with this setting (db/roles.py)."""
+    async with admin_engine.connect() as connection:
+        found = (
+            await connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_db_role_setting AS s JOIN pg_roles AS r ON r.oid = s.setrole "
+                    "JOIN pg_database AS d ON d.oid = s.setdatabase "
+                    "WHERE r.rolname = :r AND d.datname = current_database() "
+                    "AND 'citus.propagate_set_commands=local' = ANY(s.setconfig)"
+                ),
+                {"r": settings.app_role},
+            )
+        ).scalar_one()
+    assert found == 1
