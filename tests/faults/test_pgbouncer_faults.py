@@ -58,4 +58,6 @@ async def test_pgbouncer_restarted_under_load(
         tally = await load.stop()
     tally.assert_clean()
     stored = await assert_writes_accounted(private_server, database_of(settings), fault_tenant.id, tally)
-    print(f"pgbouncer restart (down {down_s} s): {tally.statuses}, {len(stored)} stored, {len(tally.refused)} refused")
+    print(
+        f"pgbouncer restart (down {down_s} s): {tally.statuses}, {len(stored)} stored, {len(tally.refused)} refused, {len(tally.in_doubt)} in doubt"
+    )

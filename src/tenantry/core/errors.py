@@ -102,3 +102,14 @@ class ServiceUnavailable(DomainError):
     status = 503
     type = "service-unavailable"
     title = "Service unavailable"
+
+
+class CommitOutcomeUnknown(ServiceUnavailable):
+    """The connection failed while COMMIT was in flight: the server may have committed or not.
+
+    Neither a 2xx nor a plain refusal would be true. The client resolves it by retrying with the
+    same Idempotency-Key, or by reading before it writes again (docs/06-operations.md, failure modes).
+    """
+
+    type = "commit-outcome-unknown"
+    title = "Commit outcome unknown"

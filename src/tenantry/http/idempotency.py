@@ -45,7 +45,7 @@ from tenantry.auth.principal import AdminPrincipal, Principal
 from tenantry.core.errors import Conflict, DomainError, InvalidInput
 from tenantry.http.idempotency_store import AdminKeys, StoredAnswer, TenantKeys, _Keys
 from tenantry.http.problems import handle_exception
-from tenantry.tenancy.unit_of_work import COMMIT_OWNER_KEY, UnitOfWork
+from tenantry.tenancy.unit_of_work import COMMIT_OWNER_KEY, UnitOfWork, commit
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -250,9 +250,9 @@ async def _run_once(
         if session.in_transaction():
             if answered and stored is not None:
                 await keys.store(fingerprint, status, _kept_headers(start.get("headers", ()) if start else ()), stored)
-                await session.commit()
+                await commit(session)
             elif answered:
-                await session.commit()  # an answer that cannot be stored: the work still counts
+                await commit(session)  # an answer that cannot be stored: the work still counts
             else:
                 await session.rollback()  # an error answer: nothing of the work stays, the key is free
         elif answered and stored is not None:

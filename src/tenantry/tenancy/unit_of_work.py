@@ -29,10 +29,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.core.errors import Conflict, DomainError, NotFound
+from tenantry.core.errors import CommitOutcomeUnknown, Conflict, DomainError, NotFound
 from tenantry.core.sqlstate import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate_of
 from tenantry.tenancy.session import DEFAULT_STATEMENT_TIMEOUT_MS, STATEMENT_TIMEOUT_KEY, set_transaction_context
 
@@ -50,6 +50,35 @@ class CommitOwner(Protocol):
         """The transaction has begun (the tenant is set); called before the work's first statement."""
 
 
+COMMIT_LOST = (
+    "The connection to the database was lost while the change was being committed: it may or may not"
+    " have been saved. Retry with the same Idempotency-Key, or read before writing again."
+)
+
+
+def _outcome_unknown(exc: BaseException) -> bool:
+    """A COMMIT that failed without the server saying so: it may have committed all the same."""
+    if isinstance(exc, DBAPIError):
+        code = sqlstate_of(exc)
+        return exc.connection_invalidated or code is None or code[:2] in ("08", "57")
+    return isinstance(exc, (OSError, TimeoutError))
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit the session's transaction; a lost connection during COMMIT is `CommitOutcomeUnknown`.
+
+    The server may have committed before the connection dropped, so the answer must not claim
+    that nothing was written (docs/06-operations.md, failure modes). A COMMIT the server refused
+    (a deferred constraint, a serialization failure) is raised as it is.
+    """
+    try:
+        await session.commit()
+    except Exception as exc:
+        if _outcome_unknown(exc):
+            raise CommitOutcomeUnknown(COMMIT_LOST) from exc
+        raise
+
+
 class UnitOfWork:
     """Transactions of one session: begin, commit (or hand over), and violations as domain errors."""
 
@@ -64,8 +93,14 @@ class UnitOfWork:
         try:
             owner: CommitOwner | None = self.session.info.get(COMMIT_OWNER_KEY)
             if owner is None:
-                async with self.session.begin():
+                await self.session.begin()
+                try:
                     yield self.session
+                    await self.session.flush()  # violations surface here, before COMMIT is sent
+                except BaseException:
+                    await self.session.rollback()
+                    raise
+                await commit(self.session)
             elif self.session.in_transaction():
                 # A later unit of a request whose answer commits with its work: a savepoint, so a
                 # failure here undoes this unit only, as its own transaction would have.
