@@ -67,7 +67,8 @@ class ProductService:
     async def create(self, data: ProductCreate) -> ProductOut:
         async with self.uow.transaction(unique=_SKU_TAKEN):
             await self._require_category(data.category_id)
-            product = await self.products.add(Product(**msgspec.structs.asdict(data)))
+            # refresh=False: the INSERT returns the server-set columns (Product's eager_defaults).
+            product = await self.products.add(Product(**msgspec.structs.asdict(data)), refresh=False)
             await record_event(self.session, "product.created", "product", product.id)
         return _out(product)
 
@@ -101,7 +102,7 @@ class ProductService:
                 await record_event(
                     self.session, "product.updated", "product", product_id, details={"fields": sorted(changes)}
                 )
-            product = await self.products.save(product)
+            product = await self.products.save(product, refresh=False)  # the UPDATE returns name_lower
         return _out(product)
 
     async def delete(self, product_id: uuid.UUID, *, if_match: str | None = None) -> None:
@@ -110,7 +111,7 @@ class ProductService:
             product = await self._locked_current(product_id, if_match)
             product.deleted_at = datetime.now(UTC)
             product.updated_at = product.deleted_at
-            await self.products.save(product)
+            await self.products.save(product, refresh=False)
             await record_event(self.session, "product.deleted", "product", product_id)
 
     async def restore(self, product_id: uuid.UUID) -> ProductOut:
@@ -121,7 +122,7 @@ class ProductService:
                 return _out(product)
             product.deleted_at = None
             product.updated_at = datetime.now(UTC)
-            product = await self.products.save(product)
+            product = await self.products.save(product, refresh=False)
             await record_event(self.session, "product.restored", "product", product_id)
         return _out(product)
 
