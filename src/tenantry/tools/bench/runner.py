@@ -110,6 +110,7 @@ class Bench:
     def run(self) -> BenchReport:
         options, started = self.options, time.perf_counter()
         wanted = set(options.scenarios)
+        load_at_start = _load_average()
         options.data_dir.mkdir(parents=True, exist_ok=True)
         server_url, handle = database.start_server(options.data_dir, options.database_url)
         try:
@@ -134,6 +135,11 @@ class Bench:
                 asyncio.run(database.ensure_norls_copy(few_settings))
             pairs, singles = self._measure(wanted, few_settings, few, many_settings, many)
             machine = self._machine(few_settings)
+            # On a shared machine the neighbours' load is part of the numbers: say how much there was.
+            self.notes.append(
+                f"Load average (1, 5, 15 min, as `uptime` prints it) at the start: {load_at_start}; "
+                f"at the end: {_load_average()}"
+            )
             if self.warm_runs:
                 self.notes.append(self._warm_summary())
         finally:
@@ -431,6 +437,10 @@ class _RowsOnly:
 def _brief(result: LoadResult) -> str:
     errors = f", {result.errors} errors" if result.errors else ""
     return f"{result.rps:,.0f} req/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms{errors}"
+
+
+def _load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def _cpu_model() -> str:
