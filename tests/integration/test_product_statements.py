@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Litestar
 from sqlalchemy import event
 
+from tenantry.tenancy.session import TenantSession
 from tests.support import Tenant
 from tests.support.http import serve
 
@@ -73,3 +74,32 @@ async def test_startup_freezes_what_lives_as_long_as_the_worker(fresh_app: Lites
     async with serve(fresh_app):
         # Collections of the oldest generation no longer walk the app, its routes and schemas.
         assert gc.get_freeze_count() > 0
+
+
+async def test_a_list_page_is_read_with_core_after_the_tenant_statement(
+    fresh_app: Litestar, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    orm_statements: list[str] = []
+
+    def on_orm_execute(state: Any) -> None:
+        orm_statements.append(str(state.statement))
+
+    async with serve(fresh_app) as client:
+        for tenant, sku in ((tenant_a, "CORE-A"), (tenant_b, "CORE-B")):
+            body = {"name": "Widget", "price_cents": 100, "currency": "EUR", "sku": sku}
+            assert (await client.post("/v1/products", json=body, headers=tenant.headers)).status_code == 201
+        statements, stop = _record(fresh_app)
+        event.listen(TenantSession, "do_orm_execute", on_orm_execute)
+        try:
+            listed = await client.get("/v1/products?limit=20", headers=tenant_a.headers)
+        finally:
+            event.remove(TenantSession, "do_orm_execute", on_orm_execute)
+            stop()
+    assert listed.status_code == 200
+    assert [p["sku"] for p in listed.json()["data"]] == ["CORE-A"]  # tenant b's product is not there
+    # No ORM execution for the page: the SELECT ran as Core, after the tenant statement.
+    assert not [s for s in orm_statements if "products" in s], orm_statements
+    selects = [i for i, s in enumerate(statements) if s.startswith("SELECT products.")]
+    tenant_statement = next(i for i, s in enumerate(statements) if "set_config('app.tenant_id'" in s)
+    assert len(selects) == 1
+    assert tenant_statement < selects[0]
