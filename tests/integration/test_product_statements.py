@@ -103,3 +103,32 @@ async def test_a_list_page_is_read_with_core_after_the_tenant_statement(
     tenant_statement = next(i for i, s in enumerate(statements) if "set_config('app.tenant_id'" in s)
     assert len(selects) == 1
     assert tenant_statement < selects[0]
+
+
+async def test_a_get_is_read_with_core_after_the_tenant_statement(
+    fresh_app: Litestar, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    orm_statements: list[str] = []
+
+    def on_orm_execute(state: Any) -> None:
+        orm_statements.append(str(state.statement))
+
+    async with serve(fresh_app) as client:
+        body = {"name": "Widget", "price_cents": 100, "currency": "EUR", "sku": "CORE-GET"}
+        created = (await client.post("/v1/products", json=body, headers=tenant_a.headers)).json()
+        statements, stop = _record(fresh_app)
+        event.listen(TenantSession, "do_orm_execute", on_orm_execute)
+        try:
+            got = await client.get(f"/v1/products/{created['id']}", headers=tenant_a.headers)
+            foreign = await client.get(f"/v1/products/{created['id']}", headers=tenant_b.headers)
+        finally:
+            event.remove(TenantSession, "do_orm_execute", on_orm_execute)
+            stop()
+    assert got.status_code == 200
+    assert got.json() == created
+    assert foreign.status_code == 404  # another workspace's id answers like one that never existed
+    assert not [s for s in orm_statements if "products" in s], orm_statements
+    selects = [i for i, s in enumerate(statements) if s.startswith("SELECT products.")]
+    tenant_statements = [i for i, s in enumerate(statements) if "set_config('app.tenant_id'" in s]
+    assert len(selects) == 2
+    assert tenant_statements[0] < selects[0] < tenant_statements[1] < selects[1]

@@ -86,8 +86,12 @@ class ProductService:
             )
 
     async def get(self, product_id: uuid.UUID, *, include_deleted: bool) -> ProductOut:
+        where = () if include_deleted else (Product.deleted_at.is_(None),)
         async with self.uow.transaction():
-            return _out(await self._get_or_404(product_id, include_deleted=include_deleted))
+            row = await self.products.row(product_id, where=where)  # plain columns: it only goes to the wire
+        if row is None:
+            raise NotFound("The resource was not found.")
+        return to_wire(row, ProductOut)
 
     async def update(self, product_id: uuid.UUID, data: ProductUpdate, *, if_match: str | None = None) -> ProductOut:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
