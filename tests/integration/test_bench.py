@@ -44,9 +44,11 @@ def test_raw_handler_runs_the_sql_the_products_list_compiles_to() -> None:
 def test_framework_baseline_runs_the_statements_the_api_runs() -> None:
     """The same-framework baseline's get is the repository's; its INSERT returns what ProductOut needs."""
     product_id = uuid.uuid4()
-    query = ProductRepository(None, uuid.uuid4()).select().where(Product.id == product_id, Product.deleted_at.is_(None))  # type: ignore[arg-type]
+    query = (
+        ProductRepository(None, uuid.uuid4()).columns().where(Product.id == product_id, Product.deleted_at.is_(None))
+    )  # type: ignore[arg-type]
     assert str(query.compile(dialect=postgresql.asyncpg.dialect())) == raw_litestar.GET_SQL
-    assert raw_litestar.GET_PARAMETERS == ("tenant_id", "id")
+    assert raw_litestar.GET_PARAMETERS == ("tenant_id_1", "id")
     returned = raw_litestar.INSERT_SQL.split("RETURNING", 1)[1]
     assert [c.strip().removeprefix("products.") for c in returned.split(",")] == list(ProductOut.__struct_fields__)
     assert set(raw_litestar.AUDIT_PARAMETERS) >= {"tenant_id", "id", "action", "target_type", "target_id"}

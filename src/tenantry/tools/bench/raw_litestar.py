@@ -10,7 +10,7 @@ it runs exactly the statements the API runs once the token is known:
   (`positional_transaction_context`, tenancy/session.py's own statement);
 - list: the keyset SELECT of `GET /v1/products?limit=20` (raw_app.LIST_SQL, checked against the
   repository's query by tests/integration/test_bench.py), answered with a signed next cursor;
-- get: the SELECT of one live product by id, scoped to the tenant;
+- get: the SELECT of one live product by id, built by the repository itself (its tenant filter);
 - create: `INSERT ... RETURNING` of the product and the INSERT of its audit event, as
   `ProductService.create` does.
 
@@ -28,11 +28,12 @@ import asyncpg
 import msgspec
 from litestar import Litestar, Request, get, post
 from litestar.exceptions import NotFoundException
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from tenantry.auditlog.models import AuditEvent
 from tenantry.catalog.models import Product
+from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.schemas import ProductCreate, ProductOut
 from tenantry.core.ids import uuid7
 from tenantry.core.schemas import Page
@@ -68,13 +69,11 @@ def _positional(statement: Any) -> tuple[str, tuple[str, ...]]:
     return str(compiled), tuple(compiled.positiontup or ())
 
 
-# What `ProductRepository.find` (a live product by id, with the tenant filter) compiles to.
+# What the repository builds for a get (`ProductService.get` through `Repository.row`): its own
+# tenant filter, the id and the live-only condition.
+_BUILDER = ProductRepository(None, uuid.UUID(int=0))  # type: ignore[arg-type]  # builds queries only
 GET_SQL, GET_PARAMETERS = _positional(
-    select(*_PRODUCTS.columns).where(
-        _PRODUCTS.c.tenant_id == bindparam("tenant_id"),
-        _PRODUCTS.c.id == bindparam("id"),
-        _PRODUCTS.c.deleted_at.is_(None),
-    )
+    _BUILDER.columns().where(_PRODUCTS.c.id == bindparam("id"), _PRODUCTS.c.deleted_at.is_(None))
 )
 # The product's INSERT with its server-set columns returned (no second statement to read them).
 INSERT_SQL, INSERT_PARAMETERS = _positional(
@@ -87,7 +86,8 @@ AUDIT_SQL, AUDIT_PARAMETERS = _positional(
 
 
 def _arguments(order: tuple[str, ...], values: dict[str, Any]) -> list[Any]:
-    return [values[name] for name in order]
+    # The repository's tenant filter binds an anonymous parameter (tenant_id_1): it is the tenant.
+    return [values["tenant_id" if name.startswith("tenant_id") else name] for name in order]
 
 
 def _tenant(request: Request[Any, Any, Any]) -> uuid.UUID:
