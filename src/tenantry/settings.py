@@ -53,8 +53,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_password: str = ""
     token_pepper: str = ""
 
-    db_pool_size: int = 10
-    db_max_overflow: int = 5
+    # A fixed pool, no overflow: SQLAlchemy closes an overflow connection when it comes back to a
+    # full pool, so a burst above pool_size would open and close connections continuously. With
+    # none, a request waits up to db_pool_timeout_s for a connection (then 503); a worker at 2 cores'
+    # worth of CPU keeps 20 connections busy (docs/06-operations.md, Connections).
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
     db_pool_timeout_s: float = 5.0
     db_statement_timeout_ms: int = 5000
     # asyncpg's prepared-statement cache; turn off behind PgBouncer older than 1.21 (transaction mode).

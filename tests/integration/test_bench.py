@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
+from tenantry.catalog.schemas import ProductOut
 from tenantry.catalog.service import SORTABLE
 from tenantry.db.server import drop_database
 from tenantry.settings import Settings
 from tenantry.tenancy.pagination import Ordering
-from tenantry.tools.bench import servers, warm
+from tenantry.tools.bench import raw_litestar, servers, warm
 from tenantry.tools.bench.database import Layout, Secrets, layout_settings
 from tenantry.tools.bench.load import RequestSpec, run_load
 from tenantry.tools.bench.raw_app import LIST_SQL
@@ -38,6 +39,19 @@ def test_raw_handler_runs_the_sql_the_products_list_compiles_to() -> None:
     ordering = Ordering.parse("created_at", SORTABLE, Product.id)
     compiled = str(query.order_by(*ordering.clauses()).limit(21).compile(dialect=postgresql.asyncpg.dialect()))
     assert LIST_SQL.format(t="products") == compiled
+
+
+def test_framework_baseline_runs_the_statements_the_api_runs() -> None:
+    """The same-framework baseline's get is the repository's; its INSERT returns what ProductOut needs."""
+    product_id = uuid.uuid4()
+    query = (
+        ProductRepository(None, uuid.uuid4()).columns().where(Product.id == product_id, Product.deleted_at.is_(None))
+    )  # type: ignore[arg-type]
+    assert str(query.compile(dialect=postgresql.asyncpg.dialect())) == raw_litestar.GET_SQL
+    assert raw_litestar.GET_PARAMETERS == ("tenant_id_1", "id")
+    returned = raw_litestar.INSERT_SQL.split("RETURNING", 1)[1]
+    assert [c.strip().removeprefix("products.") for c in returned.split(",")] == list(ProductOut.__struct_fields__)
+    assert set(raw_litestar.AUDIT_PARAMETERS) >= {"tenant_id", "id", "action", "target_type", "target_id"}
 
 
 @pytest.fixture
@@ -67,13 +81,24 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
         workspaces_large=6,
         products_total=60,
         command="tenantry bench --test",
+        s_workers=(1,),
+        s_connections=(2,),
         # The roles are cluster-wide: the bench databases must use the test run's secrets.
         environ={"TENANTRY_TOKEN_PEPPER": TEST_PEPPER, "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD},
     )
     # The runner drives its own event loops (asyncio.run) and subprocesses: run it off this loop.
     report = await asyncio.to_thread(Bench(options).run)
 
-    assert [p.key for p in report.pairs] == ["a", "b", "c", "d", "n"]
+    assert [p.key for p in report.pairs] == [
+        "a",
+        "b",
+        "c",
+        "d",
+        "s.list 1w 2c",
+        "s.get 1w 2c",
+        "s.create 1w 2c",
+        "n",
+    ]
     assert [s.key for s in report.singles] == ["e.get", "e.create", "e.mixed"]
     for pair in report.pairs:
         for side in (pair.baseline, pair.subject):
@@ -88,7 +113,18 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
         (3, 20),
         (6, 10),
     ]  # the same 60 products, 2x the tenants
-    assert {m.server for m in report.memory} == {"app", "raw", "app_many", "app_limited"}
+    assert {m.server for m in report.memory} == {
+        "app",
+        "raw",
+        "app_many",
+        "app_limited",
+        "app_s_1w",
+        "litestar_s_1w",
+    }
+    # Every measured run counted the backends its server opened (pg_stat_activity).
+    for pair in report.pairs:
+        for side in (pair.baseline, pair.subject):
+            assert side.backends_opened is not None, (pair.key, side.label)
     # n: the flood ran against the default limits and was refused in part; the neighbour never.
     assert any(note.startswith("n: the flood") and "refused with 429" in note for note in report.notes), report.notes
     assert all(m.peak_rss_mb and min(m.peak_rss_mb) > 10 for m in report.memory)
@@ -123,6 +159,8 @@ async def test_bench_runs_every_scenario_and_writes_json_markdown_and_plot(serve
     assert markdown.count(END) == 1
     assert "Hand-written method." in markdown
     assert "| a |" in markdown
+    assert "| s.create 1w 2c |" in markdown
+    assert "| churn |" in markdown
     assert "tenantry bench --test" in markdown
     assert "TENANTRY_AUTH_CACHE_TTL_S=60 s" in markdown
     write_plot(report, png_path)

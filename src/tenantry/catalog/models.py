@@ -24,6 +24,9 @@ from tenantry.db.base import Base, TenantScoped, Timestamps
 
 class Product(TenantScoped, Timestamps, Base):
     __tablename__ = "products"
+    # The columns the database fills in (created_at, updated_at, name_lower) come back with the
+    # INSERT or UPDATE itself (RETURNING): no second statement to read the row back (docs/performance.md).
+    __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
         CheckConstraint("price_cents >= 0", name="price_cents"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),

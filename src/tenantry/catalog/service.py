@@ -67,7 +67,8 @@ class ProductService:
     async def create(self, data: ProductCreate) -> ProductOut:
         async with self.uow.transaction(unique=_SKU_TAKEN):
             await self._require_category(data.category_id)
-            product = await self.products.add(Product(**msgspec.structs.asdict(data)))
+            # refresh=False: the INSERT returns the server-set columns (Product's eager_defaults).
+            product = await self.products.add(Product(**msgspec.structs.asdict(data)), refresh=False)
             await record_event(self.session, "product.created", "product", product.id)
         return _out(product)
 
@@ -85,8 +86,12 @@ class ProductService:
             )
 
     async def get(self, product_id: uuid.UUID, *, include_deleted: bool) -> ProductOut:
+        where = () if include_deleted else (Product.deleted_at.is_(None),)
         async with self.uow.transaction():
-            return _out(await self._get_or_404(product_id, include_deleted=include_deleted))
+            row = await self.products.row(product_id, where=where)  # plain columns: it only goes to the wire
+        if row is None:
+            raise NotFound("The resource was not found.")
+        return to_wire(row, ProductOut)
 
     async def update(self, product_id: uuid.UUID, data: ProductUpdate, *, if_match: str | None = None) -> ProductOut:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
@@ -101,7 +106,7 @@ class ProductService:
                 await record_event(
                     self.session, "product.updated", "product", product_id, details={"fields": sorted(changes)}
                 )
-            product = await self.products.save(product)
+            product = await self.products.save(product, refresh=False)  # the UPDATE returns name_lower
         return _out(product)
 
     async def delete(self, product_id: uuid.UUID, *, if_match: str | None = None) -> None:
@@ -110,7 +115,7 @@ class ProductService:
             product = await self._locked_current(product_id, if_match)
             product.deleted_at = datetime.now(UTC)
             product.updated_at = product.deleted_at
-            await self.products.save(product)
+            await self.products.save(product, refresh=False)
             await record_event(self.session, "product.deleted", "product", product_id)
 
     async def restore(self, product_id: uuid.UUID) -> ProductOut:
@@ -121,7 +126,7 @@ class ProductService:
                 return _out(product)
             product.deleted_at = None
             product.updated_at = datetime.now(UTC)
-            product = await self.products.save(product)
+            product = await self.products.save(product, refresh=False)
             await record_event(self.session, "product.restored", "product", product_id)
         return _out(product)
 

@@ -80,6 +80,14 @@ class Repository(Generic[M]):
         query = with_lock(self.select().where(self.model.id == row_id, *where), lock)
         return (await self.session.execute(query)).scalar_one_or_none()  # type: ignore[no-any-return]
 
+    async def row(self, row_id: uuid.UUID, *, where: Iterable[Any] = ()) -> AnyRow | None:
+        """The row with this id (and `where`) as plain columns, or None: for an answer that only goes
+        to the wire. Core on the transaction's connection, which the session opened (its hook set the
+        role and tenant first): no ORM execution context, identity map or instance state."""
+        query = self.columns().where(self.model.id == row_id, *where)
+        found: AnyRow | None = (await (await self.session.connection()).execute(query)).first()
+        return found
+
     async def first(self, query: AnySelect) -> AnyRow | None:
         """The first row of a query this repository built, or None."""
         return (await self.session.execute(query)).first()

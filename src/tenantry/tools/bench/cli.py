@@ -33,6 +33,27 @@ def _scenarios(value: str) -> tuple[str, ...]:
     return chosen
 
 
+def _counts(value: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(dict.fromkeys(int(part) for part in value.split(",") if part.strip()))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of positive integers, e.g. 16,64")
+    return counts
+
+
+def _ports(value: str) -> tuple[int, int]:
+    first, _, last = value.partition("-")
+    try:
+        ports = (int(first), int(last or first))
+    except ValueError:
+        ports = (0, -1)
+    if not 1 <= ports[0] <= ports[1] <= 65535:
+        raise argparse.ArgumentTypeError("a port range FIRST-LAST, e.g. 6700-6799")
+    return ports
+
+
 def options_from_args(args: argparse.Namespace, argv: list[str]) -> BenchOptions:
     from tenantry.tools.bench.runner import BenchOptions
 
@@ -59,6 +80,9 @@ def options_from_args(args: argparse.Namespace, argv: list[str]) -> BenchOptions
         server=args.server,
         load=args.load,
         load_threads=args.load_threads,
+        ports=args.ports,
+        s_workers=args.s_workers,
+        s_connections=args.s_connections,
         auth_cache_ttl_s=args.auth_cache_ttl,
         redis_url=args.redis_url or None,
         json_path=None if args.no_report else docs / "performance" / "results.json",
@@ -123,7 +147,16 @@ def add_bench_command(commands: Any) -> None:
         "--products-total", type=int, default=1_000_000, help="products of the large database (1,000,000)"
     )
     bench.add_argument(
-        "--scenarios", type=_scenarios, default=ALL_SCENARIOS, help="e.g. a,b,c (default all: a-f and n)"
+        "--scenarios", type=_scenarios, default=ALL_SCENARIOS, help="e.g. a,b,c (default all: a-f, n and s)"
+    )
+    bench.add_argument(
+        "--ports", type=_ports, default=None, help="the servers' ports, FIRST-LAST (default: any free port)"
+    )
+    bench.add_argument(
+        "--s-workers", type=_counts, default=(1, 2), help="scenario s: workers per server, each in turn (1,2)"
+    )
+    bench.add_argument(
+        "--s-connections", type=_counts, default=(16, 64), help="scenario s: connections, each in turn (16,64)"
     )
     bench.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn", help="ASGI server (uvicorn)")
     bench.add_argument("--load", choices=("auto", "wrk", "python"), default="auto", help="load generator (auto: wrk)")

@@ -248,3 +248,26 @@ async def flush_principal_caches(settings: Settings) -> None:
             await connection.execute(text("SELECT pg_notify('auth_changed', 'tenantry bench: flush')"))
     finally:
         await engine.dispose()
+
+
+# The application_name of every pooled connection a measured server opens (db/engine.py, raw_app.py,
+# raw_litestar.py); the token cache's listener has its own and is opened once, at startup.
+SERVER_APPLICATION_NAMES = ("tenantry", "tenantry-bench-raw", "tenantry-bench-litestar")
+
+
+async def server_backends(settings: Settings) -> set[tuple[int, str]]:
+    """The servers' backends on this database now, as (pid, backend_start): a connection opened
+    since an earlier call is one whose pair is new (a pid alone could be reused)."""
+    engine = admin_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT pid, backend_start::text FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = ANY(:names)"
+                ),
+                {"names": list(SERVER_APPLICATION_NAMES)},
+            )
+            return {(int(pid), str(start)) for pid, start in rows}
+    finally:
+        await engine.dispose()

@@ -50,6 +50,10 @@ class LoadResult(msgspec.Struct, kw_only=True):
     max_ms: float
     status_errors: int  # answers outside 2xx/3xx
     socket_errors: int  # connect, read, write errors and timeouts
+    # The measured server's database connections opened and closed during this load (the runner
+    # fills them in from pg_stat_activity; None where not counted).
+    backends_opened: int | None = None
+    backends_closed: int | None = None
 
     @property
     def errors(self) -> int:

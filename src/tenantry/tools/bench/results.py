@@ -21,6 +21,9 @@ class SideResult(msgspec.Struct, kw_only=True):
     p99_ms: float
     errors: int
     rounds: list[LoadResult]
+    # Database connections the server opened during the measured rounds (after the warm-up):
+    # steady load at the pool's defaults should open none (no churn). None: not counted.
+    backends_opened: int | None = None
 
 
 class PairResult(msgspec.Struct, kw_only=True):
@@ -107,7 +110,21 @@ def combine(label: str, server: str, rounds: Sequence[LoadResult]) -> SideResult
         p99_ms=statistics.median(r.p99_ms for r in rounds),
         errors=sum(r.errors for r in rounds),
         rounds=list(rounds),
+        backends_opened=(
+            None if any(r.backends_opened is None for r in rounds) else sum(r.backends_opened or 0 for r in rounds)
+        ),
     )
+
+
+def churn_verdict(sides: Sequence[SideResult]) -> str:
+    """The no-churn target over every measured API side: no database connection opened after warm-up."""
+    counted = [side for side in sides if side.backends_opened is not None]
+    if not counted:
+        return "not counted"
+    opened = sum(side.backends_opened or 0 for side in counted)
+    rounds = sum(len(side.rounds) for side in counted)
+    where = f"{opened} connections opened over {rounds} measured runs of {len(counted)} API sides"
+    return f"{where}: PASS" if opened == 0 else f"{where}: MISS"
 
 
 def _value(result: LoadResult | SideResult, metric: str) -> float:

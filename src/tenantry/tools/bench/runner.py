@@ -30,6 +30,7 @@ from tenantry.tools.bench.results import (
     judge_pair,
     judge_single,
 )
+from tenantry.tools.bench.scenarios import S_CONNECTIONS, S_WORKERS
 from tenantry.tools.seed import PlainProgress, Progress, RichProgress
 
 PG_SETTINGS = ("max_connections", "shared_buffers", "work_mem", "effective_cache_size", "synchronous_commit", "fsync")
@@ -52,6 +53,9 @@ class BenchOptions:
     server: servers.ServerKind = "uvicorn"
     load: str = "auto"
     load_threads: int = 1
+    ports: tuple[int, int] | None = None  # the servers' ports (first, last); None: any free port
+    s_workers: tuple[int, ...] = S_WORKERS  # scenario s: each worker count ...
+    s_connections: tuple[int, ...] = S_CONNECTIONS  # ... at each number of connections
     auth_cache_ttl_s: float = 60.0  # TENANTRY_AUTH_CACHE_TTL_S of the API servers; 0 = cache off
     redis_url: str | None = None  # TENANTRY_REDIS_URL of the server of scenario n (else limits per process)
     json_path: Path | None = None
@@ -106,6 +110,7 @@ class Bench:
     def run(self) -> BenchReport:
         options, started = self.options, time.perf_counter()
         wanted = set(options.scenarios)
+        load_at_start = _load_average()
         options.data_dir.mkdir(parents=True, exist_ok=True)
         server_url, handle = database.start_server(options.data_dir, options.database_url)
         try:
@@ -130,6 +135,11 @@ class Bench:
                 asyncio.run(database.ensure_norls_copy(few_settings))
             pairs, singles = self._measure(wanted, few_settings, few, many_settings, many)
             machine = self._machine(few_settings)
+            # On a shared machine the neighbours' load is part of the numbers: say how much there was.
+            self.notes.append(
+                f"Load average (1, 5, 15 min, as `uptime` prints it) at the start: {load_at_start}; "
+                f"at the end: {_load_average()}"
+            )
             if self.warm_runs:
                 self.notes.append(self._warm_summary())
         finally:
@@ -175,19 +185,21 @@ class Bench:
             created_workspaces=created,
         )
 
-    def _server(self, role: str, settings: Settings) -> servers.RunningServer:
+    def _server(self, role: str, settings: Settings, workers: int | None = None) -> servers.RunningServer:
         if role not in self.running:
-            target: servers.Target = "raw" if role == "raw" else "app"
-            self._log(f"starting {role} ({self.options.server}, {self.options.workers} workers)")
+            target: servers.Target = "raw" if role == "raw" else "litestar" if role.startswith("litestar") else "app"
+            workers = workers or self.options.workers
+            self._log(f"starting {role} ({self.options.server}, {workers} workers)")
             self.running[role] = servers.start(
                 role,
                 self.options.server,
                 target,
                 settings,
-                self.options.workers,
+                workers,
                 self.options.data_dir / "logs",
                 auth_cache_ttl_s=self.options.auth_cache_ttl_s,
                 extra_env=neighbours.server_limits(role, self.options.redis_url),
+                ports=self.options.ports,
             )
             self.server_settings[role] = settings
         return self.running[role]
@@ -244,13 +256,19 @@ class Bench:
             f"longest {max(r.seconds for r in runs):.1f} s, {sum(r.requests for r in runs):,} requests; {reach}."
         )
 
-    def _measured(self, server: servers.RunningServer, side: scenarios.Side, seconds: float) -> LoadResult:
+    def _measured(
+        self, server: servers.RunningServer, side: scenarios.Side, seconds: float, connections: int | None = None
+    ) -> LoadResult:
         self._warm(server, side)
-        return self._load(server, side, seconds)
+        return self._load(server, side, seconds, connections)
 
     def _load(
         self, server: servers.RunningServer, side: scenarios.Side, seconds: float, connections: int | None = None
     ) -> LoadResult:
+        # Connection churn: every backend of the measured servers that exists after the load but
+        # not before it was opened during the load (pg_stat_activity's pid and backend_start).
+        settings = self.server_settings[server.label]
+        before = asyncio.run(database.server_backends(settings))
         result = run_load(
             self.tool,
             server.base_url,
@@ -264,25 +282,33 @@ class Bench:
                 f"{server.label} exited with {server.process.returncode} during the load: see {server.log_path}"
             )
         server.sample_memory()
+        after = asyncio.run(database.server_backends(settings))
+        result.backends_opened = len(after - before)
+        result.backends_closed = len(before - after)
         return result
 
-    def _pair(self, pair: scenarios.Pair, resolve: Callable[[str], servers.RunningServer]) -> PairResult:
+    def _pair(
+        self,
+        pair: scenarios.Pair,
+        resolve: Callable[[str], servers.RunningServer],
+        connections: int | None = None,
+    ) -> PairResult:
         options = self.options
         self._log(f"scenario {pair.key}: {pair.title}")
         base_server, subject_server = resolve(pair.baseline.server), resolve(pair.subject.server)
         if options.warmup > 0:
-            self._measured(base_server, pair.baseline, options.warmup)
-            self._measured(subject_server, pair.subject, options.warmup)
+            self._measured(base_server, pair.baseline, options.warmup, connections)
+            self._measured(subject_server, pair.subject, options.warmup, connections)
         baseline, subject = [], []
         for number in range(1, options.rounds + 1):
             # A B, B A, A B ...: neither side always runs first (after the other's load, on a warmer machine).
             if number % 2:
-                baseline.append(self._measured(base_server, pair.baseline, options.duration))
-                subject.append(self._measured(subject_server, pair.subject, options.duration))
+                baseline.append(self._measured(base_server, pair.baseline, options.duration, connections))
+                subject.append(self._measured(subject_server, pair.subject, options.duration, connections))
                 order = "baseline first"
             else:
-                subject.append(self._measured(subject_server, pair.subject, options.duration))
-                baseline.append(self._measured(base_server, pair.baseline, options.duration))
+                subject.append(self._measured(subject_server, pair.subject, options.duration, connections))
+                baseline.append(self._measured(base_server, pair.baseline, options.duration, connections))
                 order = "subject first"
             self._log(
                 f"  round {number} ({order}): {pair.baseline.label} {_brief(baseline[-1])} | "
@@ -336,11 +362,41 @@ class Bench:
                 judged = judge_single(single.key, single.title, combine(single.side.label, "app", rounds))
                 self._log(f"  {single.key}: {_brief(rounds[-1])}: {judged.verdict}")
                 singles.append(judged)
+        if "s" in wanted:
+            pairs.extend(self._same_framework(few_settings, few))
         if "n" in wanted:
             pairs.append(neighbours.measure(self, few_settings, few, resolve))
         if "f" in wanted and not self.running:
             resolve("app")  # f alone: at least the API's idle footprint
         return pairs, singles
+
+    def _same_framework(self, settings: Settings, few: list[database.BenchWorkspace]) -> list[PairResult]:
+        """Scenario s: list, get and create against Litestar on raw asyncpg, per workers x connections.
+
+        Each worker count gets servers of its own (started here, stopped after): the API and the
+        baseline only, so their pools fit the server's max_connections.
+        """
+        for server in list(self.running.values()):
+            self._stop(server)
+        ids = asyncio.run(
+            database.sample_product_ids(
+                settings, [w.workspace_id for w in few[: scenarios.E_WORKSPACES]], GET_IDS_PER_WORKSPACE
+            )
+        )
+        results: list[PairResult] = []
+        for workers in self.options.s_workers:
+            labels = {"app_s": f"app_s_{workers}w", "litestar_s": f"litestar_s_{workers}w"}
+
+            def resolve(role: str, labels: dict[str, str] = labels, workers: int = workers) -> servers.RunningServer:
+                return self._server(labels[role], settings, workers)
+
+            for connections in self.options.s_connections:
+                for pair in scenarios.pairs_s(few, ids, workers=workers, connections=connections):
+                    results.append(self._pair(pair, resolve, connections))
+            for label in labels.values():
+                if label in self.running:
+                    self._stop(self.running[label])
+        return results
 
     def _machine(self, settings: Settings) -> Machine:
         return Machine(
@@ -381,6 +437,10 @@ class _RowsOnly:
 def _brief(result: LoadResult) -> str:
     errors = f", {result.errors} errors" if result.errors else ""
     return f"{result.rps:,.0f} req/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms{errors}"
+
+
+def _load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def _cpu_model() -> str:

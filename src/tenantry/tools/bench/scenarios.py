@@ -16,7 +16,7 @@ from typing import Literal
 from tenantry.tools.bench.database import BenchWorkspace
 from tenantry.tools.bench.load import RequestSpec
 
-ServerRole = Literal["app", "raw", "app_many", "app_limited"]
+ServerRole = Literal["app", "raw", "app_many", "app_limited", "app_s", "litestar_s"]
 Metric = Literal["throughput", "p50", "p95"]
 
 LIST_PATH = "/v1/products?limit=20"
@@ -145,6 +145,65 @@ def singles_e(workspaces: Sequence[BenchWorkspace], product_ids: dict[uuid.UUID,
         Single(
             "e.mixed", f"Mixed 80/20 read/write ({n} workspaces)", Side("list/get/create", "app", _interleave(mixed))
         ),
+    ]
+
+
+# s: the full stack against the same framework's limit (raw_litestar.py: Litestar handlers running
+# the API's statements on raw asyncpg), per endpoint, at each workers x connections of the issue.
+S_TARGETS = {"list": 0.5, "get": 0.5, "create": 0.4}
+S_WORKERS = (1, 2)
+S_CONNECTIONS = (16, 64)
+RAW_CREATE_PATH = "/raw/products"
+
+
+def pairs_s(
+    workspaces: Sequence[BenchWorkspace],
+    product_ids: dict[uuid.UUID, list[uuid.UUID]],
+    *,
+    workers: int,
+    connections: int,
+) -> list[Pair]:
+    """list, get and create: `app_s` (the API) against `litestar_s` (the framework's limit)."""
+    chosen = [w for w in workspaces if product_ids.get(w.workspace_id)][:E_WORKSPACES]
+    api = {
+        "list": list_specs(workspaces),
+        "get": _interleave(
+            [
+                [RequestSpec("GET", f"/v1/products/{p}", token=w.token) for p in product_ids[w.workspace_id]]
+                for w in chosen
+            ]
+        ),
+        "create": tuple(RequestSpec("POST", "/v1/products", token=w.token, body=CREATE_BODY) for w in chosen),
+    }
+    raw = {
+        "list": raw_specs(workspaces, RAW_LIST_PATH),
+        "get": _interleave(
+            [
+                [
+                    RequestSpec("GET", f"/raw/products/{p}", tenant=str(w.workspace_id))
+                    for p in product_ids[w.workspace_id]
+                ]
+                for w in chosen
+            ]
+        ),
+        "create": tuple(
+            RequestSpec("POST", RAW_CREATE_PATH, tenant=str(w.workspace_id), body=CREATE_BODY) for w in chosen
+        ),
+    }
+    api_labels = {"list": LIST_PATH, "get": "GET /v1/products/{id}", "create": "POST /v1/products"}
+    where = f"{workers}w {connections}c"
+    return [
+        Pair(
+            key=f"s.{name} {where}",
+            title=f"Same framework, {name}: API vs Litestar on raw asyncpg ({workers} workers, {connections} connections)",
+            metric="throughput",
+            baseline=Side(f"Litestar + raw asyncpg {name} ({where})", "litestar_s", raw[name]),
+            subject=Side(f"{api_labels[name]} ({where})", "app_s", api[name]),
+            target=target,
+            bound="min",
+            goal=f"{name} >= {target:g} x the same framework's raw asyncpg handler",
+        )
+        for name, target in S_TARGETS.items()
     ]
 
 

@@ -1,8 +1,8 @@
 """Production server processes for the API and the raw baseline, and their workers' peak memory.
 
 The API runs exactly as deployed: `tenantry serve --workers N` (uvicorn, uvloop, httptools), or
-granian with the same factory. The raw asyncpg app runs under the same server with the same
-workers. Each gets the environment `tenantry serve` reads (DATABASE_URL, secrets, pool size).
+granian with the same factory. The raw asyncpg baselines (framework-free, and
+Litestar with raw asyncpg handlers) run under the same server with the same workers. Each gets the environment `tenantry serve` reads (DATABASE_URL, secrets, pool size).
 """
 
 from __future__ import annotations
@@ -24,17 +24,26 @@ import tenantry
 from tenantry.settings import Settings
 
 ServerKind = Literal["uvicorn", "granian"]
-Target = Literal["app", "raw"]
+Target = Literal["app", "raw", "litestar"]
 
 APP_FACTORY = "tenantry.app:create_app_from_env"
 RAW_FACTORY = "tenantry.tools.bench.raw_app:create_raw_app_from_env"
-READY_PATHS: dict[Target, str] = {"app": "/health/live", "raw": "/raw/health"}
+LITESTAR_FACTORY = "tenantry.tools.bench.raw_litestar:create_raw_litestar_app_from_env"
+FACTORIES: dict[Target, str] = {"app": APP_FACTORY, "raw": RAW_FACTORY, "litestar": LITESTAR_FACTORY}
+READY_PATHS: dict[Target, str] = {"app": "/health/live", "raw": "/raw/health", "litestar": "/raw/health"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_port(ports: tuple[int, int] | None = None) -> int:
+    """A free local port: any (the system's choice), or the first free one in `ports` (first, last)."""
+    candidates = [0] if ports is None else list(range(ports[0], ports[1] + 1))
+    for candidate in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise RuntimeError(f"no free port in {ports[0]}-{ports[1]}" if ports else "no free port")
 
 
 def server_command(kind: ServerKind, target: Target, workers: int, port: int) -> list[str]:
@@ -43,7 +52,7 @@ def server_command(kind: ServerKind, target: Target, workers: int, port: int) ->
     if kind == "uvicorn" and target == "app":
         # The production command itself.
         return [sys.executable, "-m", "tenantry", "serve", "--workers", str(workers), "--port", str(port)]
-    factory = APP_FACTORY if target == "app" else RAW_FACTORY
+    factory = FACTORIES[target]
     if kind == "uvicorn":
         # What `tenantry serve` passes to uvicorn.run, on the command line.
         return [
@@ -152,9 +161,10 @@ def start(
     log_dir: Path,
     auth_cache_ttl_s: float = 60.0,
     extra_env: dict[str, str] | None = None,
+    ports: tuple[int, int] | None = None,
 ) -> RunningServer:
     """Start a server process and wait until every worker answers (or fail with its log)."""
-    port = free_port()
+    port = free_port(ports)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{label}.log"
     with log_path.open("wb") as log:
