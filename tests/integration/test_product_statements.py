@@ -13,7 +13,7 @@ from typing import Any
 from litestar import Litestar
 from sqlalchemy import event
 
-from tenantry.tenancy.session import TenantSession
+from tenantry.tenancy.session import SET_CONTEXT_FUNCTION, TenantSession
 from tests.support import Tenant
 from tests.support.http import serve
 
@@ -30,7 +30,7 @@ def _record(app: Litestar) -> tuple[list[str], Any]:
 
 
 def _on_products(statements: list[str]) -> list[str]:
-    return [s for s in statements if " products" in s and "set_config" not in s]
+    return [s for s in statements if " products" in s and SET_CONTEXT_FUNCTION not in s]
 
 
 async def test_create_and_update_read_back_with_returning(fresh_app: Litestar, tenant_a: Tenant) -> None:
@@ -100,7 +100,7 @@ async def test_a_list_page_is_read_with_core_after_the_tenant_statement(
     # No ORM execution for the page: the SELECT ran as Core, after the tenant statement.
     assert not [s for s in orm_statements if "products" in s], orm_statements
     selects = [i for i, s in enumerate(statements) if s.startswith("SELECT products.")]
-    tenant_statement = next(i for i, s in enumerate(statements) if "set_config('app.tenant_id'" in s)
+    tenant_statement = next(i for i, s in enumerate(statements) if SET_CONTEXT_FUNCTION in s)
     assert len(selects) == 1
     assert tenant_statement < selects[0]
 
@@ -129,6 +129,6 @@ async def test_a_get_is_read_with_core_after_the_tenant_statement(
     assert foreign.status_code == 404  # another workspace's id answers like one that never existed
     assert not [s for s in orm_statements if "products" in s], orm_statements
     selects = [i for i, s in enumerate(statements) if s.startswith("SELECT products.")]
-    tenant_statements = [i for i, s in enumerate(statements) if "set_config('app.tenant_id'" in s]
+    tenant_statements = [i for i, s in enumerate(statements) if SET_CONTEXT_FUNCTION in s]
     assert len(selects) == 2
     assert tenant_statements[0] < selects[0] < tenant_statements[1] < selects[1]

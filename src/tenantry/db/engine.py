@@ -12,6 +12,9 @@ from tenantry.core.metrics import Metrics
 from tenantry.settings import Settings, to_asyncpg_url
 
 
+TOOL_OVERFLOW = 4
+
+
 def create_engine(
     url: URL,
     settings: Settings,
@@ -47,7 +50,9 @@ def create_engine(
     engine = create_async_engine(
         to_asyncpg_url(url),
         pool_size=pool_size or settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        # A tool's engine (an explicit small `pool_size`: admin CLI, probe, seed) may need a second
+        # connection beside a long one (the export's snapshot); its few connections churn nobody.
+        max_overflow=settings.db_max_overflow if pool_size is None else max(settings.db_max_overflow, TOOL_OVERFLOW),
         pool_timeout=settings.db_pool_timeout_s,
         pool_recycle=1800,
         connect_args=connect_args,
