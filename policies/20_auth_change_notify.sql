@@ -30,7 +30,9 @@ BEGIN
     END IF;
     PERFORM pg_catalog.pg_notify(
         'auth_changed',
-        CASE WHEN TG_TABLE_NAME = 'workspaces' THEN changed ->> 'id' ELSE changed ->> 'tenant_id' END
+        -- A workspace row is its own tenant. Not by TG_TABLE_NAME: on Citus the trigger fires on a
+        -- shard, named workspaces_<shard id>.
+        COALESCE(changed ->> 'tenant_id', changed ->> 'id')
     );
     RETURN NULL;
 END
