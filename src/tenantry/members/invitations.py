@@ -208,12 +208,12 @@ class InvitationAcceptService:
         invitation changes meanwhile the acceptance fails and the account stays without a password
         or a membership, as an account whose memberships were all removed.
         """
+        invitations = InvitationRepository(self.session, tenant_id)
+        members = MembershipRepository(self.session, tenant_id)
         async with self.uow.transaction():
-            found = await InvitationRepository(self.session, tenant_id).with_status_of(invitation_id)
-            if found is None or found[1] != "pending":
-                raise InvitationUnavailable
+            invitation = await self._lock_usable(invitations, members, invitation_id, lock=False)
             await self._available_workspace(tenant_id)
-            await self._user(found[0].email)
+            await self._user(invitation.email)
 
     async def _become(self, role: str, tenant_id: uuid.UUID) -> None:
         """Switch the open transaction's role (SET LOCAL ROLE), keeping the tenant as it is.
@@ -224,10 +224,16 @@ class InvitationAcceptService:
         await self.uow.become(role, tenant_id=tenant_id)
 
     async def _lock_usable(
-        self, invitations: InvitationRepository, members: MembershipRepository, invitation_id: uuid.UUID
+        self,
+        invitations: InvitationRepository,
+        members: MembershipRepository,
+        invitation_id: uuid.UUID,
+        *,
+        lock: bool = True,
     ) -> Invitation:
-        """The invitation, locked, if it is pending and its inviter may still grant its role."""
-        found = await invitations.with_status_of(invitation_id, lock="update")
+        """The invitation, locked (unless `lock` is false), if it is pending and its inviter may
+        still grant its role."""
+        found = await invitations.with_status_of(invitation_id, lock="update" if lock else None)
         if found is None or found[1] != "pending":
             raise InvitationUnavailable
         invitation = found[0]

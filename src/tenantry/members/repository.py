@@ -140,7 +140,9 @@ class InvitationRepository(TenantRepository[Invitation]):
         """The invitation (a mapped object, to change it) and its effective status."""
         query = self.select(Invitation, EFFECTIVE_STATUS).where(Invitation.id == invitation_id)
         if lock == "update":
-            query = query.with_for_update()
+            # The row as locked, not an earlier transaction's copy from the session's identity map
+            # (invitation acceptance reads it once before, unlocked: InvitationAcceptService).
+            query = query.with_for_update().execution_options(populate_existing=True)
         row = await self.first(query)
         return (row[0], row[1]) if row is not None else None
 
