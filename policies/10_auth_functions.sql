@@ -163,12 +163,16 @@ GRANT EXECUTE ON FUNCTION public.revoke_leaked_admin_token(bytea) TO {{app_role}
 DROP FUNCTION IF EXISTS public.resolve_invitation(bytea);
 CREATE FUNCTION public.resolve_invitation(p_digest bytea)
 RETURNS TABLE (tenant_id uuid, invitation_id uuid)
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT i.tenant_id, i.id FROM public.invitations AS i WHERE i.token_digest = p_digest
+BEGIN
+    -- PL/pgSQL, not SQL: Citus cannot plan a distributed query over a SQL function's parameter
+    -- ("could not create distributed plan"); PL/pgSQL passes it as a value (docs/scale-out.md).
+    RETURN QUERY SELECT i.tenant_id, i.id FROM public.invitations AS i WHERE i.token_digest = p_digest;
+END
 $$;
 REVOKE ALL ON FUNCTION public.resolve_invitation(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.resolve_invitation(bytea) TO {{app_role}};

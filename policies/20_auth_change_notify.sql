@@ -11,7 +11,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     changed jsonb;
+    coordinator boolean := true;
 BEGIN
+    -- On Citus the trigger fires on every node holding a placement of the row (docs/scale-out.md).
+    -- Only the coordinator, where the API processes listen, notifies: a worker's NOTIFY reaches
+    -- nobody, and makes PostgreSQL refuse to PREPARE the two-phase commit of every write to a
+    -- reference table (workspaces). On plain PostgreSQL there is no such function: it notifies.
+    IF pg_catalog.to_regprocedure('pg_catalog.citus_is_coordinator()') IS NOT NULL THEN
+        EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+        IF NOT coordinator THEN
+            RETURN NULL;
+        END IF;
+    END IF;
     IF TG_OP = 'DELETE' THEN
         changed := pg_catalog.to_jsonb(OLD);
     ELSE
@@ -19,7 +30,9 @@ BEGIN
     END IF;
     PERFORM pg_catalog.pg_notify(
         'auth_changed',
-        CASE WHEN TG_TABLE_NAME = 'workspaces' THEN changed ->> 'id' ELSE changed ->> 'tenant_id' END
+        -- A workspace row is its own tenant. Not by TG_TABLE_NAME: on Citus the trigger fires on a
+        -- shard, named workspaces_<shard id>.
+        COALESCE(changed ->> 'tenant_id', changed ->> 'id')
     );
     RETURN NULL;
 END

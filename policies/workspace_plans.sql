@@ -36,7 +36,16 @@ RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    coordinator boolean := true;
 BEGIN
+    -- Only the coordinator notifies on Citus, as notify_auth_change() (20_auth_change_notify.sql).
+    IF pg_catalog.to_regprocedure('pg_catalog.citus_is_coordinator()') IS NOT NULL THEN
+        EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+        IF NOT coordinator THEN
+            RETURN NULL;
+        END IF;
+    END IF;
     IF TG_OP = 'DELETE' THEN
         PERFORM pg_catalog.pg_notify('auth_changed', OLD.workspace_id::text);
     ELSE

@@ -7,6 +7,7 @@ docs/scale-out.md).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -19,7 +20,16 @@ from tenantry.db.citus import is_cluster, isolate_tenant
 from tenantry.orders.repository import OrderRepository
 from tenantry.settings import Settings
 from tenantry.workspaces.tables import tenant_tables
-from tests.support import Client, Tenant, create_order, create_product, migrate, plan_as_tenant, snapshot_workspace
+from tests.support import (
+    WORKSPACES,
+    Client,
+    Tenant,
+    create_order,
+    create_product,
+    migrate,
+    plan_as_tenant,
+    snapshot_workspace,
+)
 
 
 async def _on_citus(admin_engine: AsyncEngine) -> bool:
@@ -214,3 +224,40 @@ async def test_the_login_role_propagates_set_local_to_the_workers(
             )
         ).scalar_one()
     assert found == 1
+
+
+async def test_a_status_change_of_a_workspace_commits_and_the_coordinator_notifies(
+    citus: None,
+    client: Client,
+    admin_headers: dict[str, str],
+    admin_engine: AsyncEngine,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+) -> None:
+    """`workspaces` is a reference table: its write is a two-phase commit that PostgreSQL refuses
+    to PREPARE on a worker that ran NOTIFY. Only the coordinator notifies (docs/scale-out.md)."""
+    heard: list[str] = []
+    async with admin_engine.connect() as connection:
+        listener = (await connection.get_raw_connection()).driver_connection
+        assert listener is not None
+
+        def hear(*args: object) -> None:
+            heard.append(str(args[3]))
+
+        await listener.add_listener("auth_changed", hear)
+        before = await snapshot_workspace(admin_engine, tenant_b.id)
+
+        response = await client.post(f"{WORKSPACES}/{tenant_a.id}/suspend", headers=admin_headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "suspended"
+
+        # The notification went out at the commit, before the answer; a round trip receives it.
+        await listener.execute("SELECT 1")
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0)
+        await listener.remove_listener("auth_changed", hear)
+    assert str(tenant_a.id) in heard
+    assert str(tenant_b.id) not in heard
+    assert await snapshot_workspace(admin_engine, tenant_b.id) == before

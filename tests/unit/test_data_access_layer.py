@@ -4,7 +4,8 @@
   one forgotten filter away from a list that scans every workspace (RLS would still hide the rows,
   but the explicit filter is what routes a query to one tenant's rows, on Citus to one shard).
 - The tenant statement (role, tenant, user, timeout) is written in tenancy/session.py only, and
-  nothing anywhere but the function it calls (migration 0008) sets the tenant: two ways of setting
+  nothing anywhere but the function it calls (migration 0008, redefined by 0011 for Citus's role
+  switch) sets the tenant: two ways of setting
   it in one transaction let Citus workers and the coordinator disagree on the tenant.
 - Transactions are begun, committed and their violations mapped in tenancy/unit_of_work.py only.
 """
@@ -71,7 +72,11 @@ def test_nothing_but_the_context_function_sets_the_tenant() -> None:
         if path.resolve() != Path(__file__).resolve() and SETTER.search(path.read_text(encoding="utf-8"))
     )
     # The audit's tests build such functions on purpose, to show rule F4 reports them.
-    assert setters == ["migrations/versions/0008_tenant_context.py", "tests/isolation/test_audit_rules.py"]
+    assert setters == [
+        "migrations/versions/0008_tenant_context.py",
+        "migrations/versions/0011_citus_role_switch.py",
+        "tests/isolation/test_audit_rules.py",
+    ]
 
 
 def test_transactions_and_violations_are_handled_by_the_unit_of_work_only() -> None:

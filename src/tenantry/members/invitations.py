@@ -195,7 +195,25 @@ class InvitationAcceptService:
             raise InvitationUnavailable
         tenant_id, invitation_id = found
         with tenant_scope(tenant_id):
+            await self._ensure_account(tenant_id, invitation_id)
             return await self._complete(tenant_id, invitation_id, data)
+
+    async def _ensure_account(self, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
+        """Create the invitee's account, if new, in a transaction of its own before the acceptance.
+
+        On Citus (docs/scale-out.md) `users` is a reference table and `memberships` is distributed:
+        a user row written by the platform role's worker connection is not visible to the tenant
+        role's connection, which inserts the membership and checks its key, until it commits. So
+        the acceptance below only finds the account. Checked as there, without locks; if the
+        invitation changes meanwhile the acceptance fails and the account stays without a password
+        or a membership, as an account whose memberships were all removed.
+        """
+        invitations = InvitationRepository(self.session, tenant_id)
+        members = MembershipRepository(self.session, tenant_id)
+        async with self.uow.transaction():
+            invitation = await self._lock_usable(invitations, members, invitation_id, lock=False)
+            await self._available_workspace(tenant_id)
+            await self._user(invitation.email)
 
     async def _become(self, role: str, tenant_id: uuid.UUID) -> None:
         """Switch the open transaction's role (SET LOCAL ROLE), keeping the tenant as it is.
@@ -206,10 +224,16 @@ class InvitationAcceptService:
         await self.uow.become(role, tenant_id=tenant_id)
 
     async def _lock_usable(
-        self, invitations: InvitationRepository, members: MembershipRepository, invitation_id: uuid.UUID
+        self,
+        invitations: InvitationRepository,
+        members: MembershipRepository,
+        invitation_id: uuid.UUID,
+        *,
+        lock: bool = True,
     ) -> Invitation:
-        """The invitation, locked, if it is pending and its inviter may still grant its role."""
-        found = await invitations.with_status_of(invitation_id, lock="update")
+        """The invitation, locked (unless `lock` is false), if it is pending and its inviter may
+        still grant its role."""
+        found = await invitations.with_status_of(invitation_id, lock="update" if lock else None)
         if found is None or found[1] != "pending":
             raise InvitationUnavailable
         invitation = found[0]
@@ -236,6 +260,10 @@ class InvitationAcceptService:
             await self._become(self.settings.platform_role, tenant_id)
             max_days = await self._available_workspace(tenant_id)
             user_id = await self._user(invitation.email)
+            # The account's email as stored, read here: on Citus member_emails() may not read the
+            # membership inserted below in this transaction (MemberService._email_first).
+            account = await self.users.get(user_id)
+            member_email = account.email if account is not None else invitation.email
 
             await self._become(self.settings.tenant_role, tenant_id)
             if await members.of_user(user_id) is not None:
@@ -270,7 +298,6 @@ class InvitationAcceptService:
                     },
                 )
             await self.session.flush()  # as the tenant role, before the commit
-            member_email = await members.email_of(membership.id)
         return AcceptedInvitation(member=member_out(membership, member_email), token=token)
 
     async def _available_workspace(self, tenant_id: uuid.UUID) -> int:

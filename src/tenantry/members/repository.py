@@ -48,25 +48,32 @@ class MembershipRepository(TenantRepository[Membership]):
     model = Membership
     resource = "members"
 
-    def with_emails(self) -> Select[Any]:
-        """Membership columns and the member's email, as plain rows."""
-        emails = member_emails()
-        return self.scoped(
-            select(*Membership.__table__.columns, emails.c.email).outerjoin(
-                emails, emails.c.membership_id == Membership.id
-            )
-        )
+    # The emails are read by queries of their own, over member_emails() alone, never joined to
+    # memberships: on Citus a join is pushed down to the worker with the function in it, and the
+    # function's own read of the distributed memberships may not run there ("cannot execute a
+    # distributed query from a query on a shard", docs/scale-out.md). Alone it runs on the
+    # coordinator, like any query without a distributed table.
 
-    async def with_email(self, member_id: uuid.UUID) -> AnyRow | None:
-        return await self.first(self.with_emails().where(Membership.id == member_id))
+    async def with_email(self, member_id: uuid.UUID) -> tuple[Membership, str | None] | None:
+        """The member and its email, or None."""
+        member = await self.get(member_id)
+        if member is None:
+            return None
+        return member, await self.email_of(member_id)
 
     def matching(self, filters: MemberFilters) -> Select[Any]:
-        query = self.with_emails()
+        query = self.select()
         if filters.role is not None:
             query = query.where(Membership.role == filters.role)
         if filters.is_active is not None:
             query = query.where(Membership.is_active.is_(filters.is_active))
         return query
+
+    async def emails_of(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The emails of these members of this workspace, by member id."""
+        emails = member_emails()
+        query = select(emails.c.membership_id, emails.c.email).where(emails.c.membership_id.in_(member_ids))
+        return {row[0]: row[1] for row in (await self.session.execute(query)).all()}
 
     async def email_taken(self, email_lower: str) -> bool:
         """Whether a member of this workspace has this (lower-cased) email."""
@@ -74,9 +81,9 @@ class MembershipRepository(TenantRepository[Membership]):
         query = select(emails.c.membership_id).where(func.lower(emails.c.email) == email_lower)
         return await self.first(query) is not None
 
-    async def email_of(self, member_id: uuid.UUID) -> str:
+    async def email_of(self, member_id: uuid.UUID) -> str | None:
         emails = member_emails()
-        return str(await self.scalar(select(emails.c.email).where(emails.c.membership_id == member_id)))
+        return await self.scalar(select(emails.c.email).where(emails.c.membership_id == member_id))  # type: ignore[no-any-return]
 
     async def lock_active_owners(self) -> Sequence[uuid.UUID]:
         """The active owners' ids, locked FOR UPDATE in id order (one lock order for every change)."""
@@ -133,7 +140,9 @@ class InvitationRepository(TenantRepository[Invitation]):
         """The invitation (a mapped object, to change it) and its effective status."""
         query = self.select(Invitation, EFFECTIVE_STATUS).where(Invitation.id == invitation_id)
         if lock == "update":
-            query = query.with_for_update()
+            # The row as locked, not an earlier transaction's copy from the session's identity map
+            # (invitation acceptance reads it once before, unlocked: InvitationAcceptService).
+            query = query.with_for_update().execution_options(populate_existing=True)
         row = await self.first(query)
         return (row[0], row[1]) if row is not None else None
 

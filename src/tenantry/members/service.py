@@ -82,12 +82,16 @@ class MemberService:
     # -- reads ---------------------------------------------------------------------------------
 
     async def _read(self, member_id: uuid.UUID) -> MemberOut:
-        row = await self.members.with_email(member_id)
-        if row is None:
+        found = await self.members.with_email(member_id)
+        if found is None:
             raise NotFound(NOT_FOUND)
-        return member_out(row, row.email)
+        return member_out(*found)
 
     async def list(self, page: PageRequest, filters: MemberFilters) -> Page[MemberOut]:
+        async def with_emails(rows: list[Membership]) -> list[MemberOut]:
+            emails = await self.members.emails_of([row.id for row in rows])
+            return [member_out(row, emails.get(row.id)) for row in rows]
+
         async with self.uow.transaction():
             return await self.members.page(
                 self.members.matching(filters),
@@ -95,8 +99,7 @@ class MemberService:
                 ordering=Ordering.by_id(Membership.id),
                 key=self.cursor_key,
                 filters=filters,
-                to_wire=lambda row: member_out(row, row.email),
-                as_rows=True,
+                enrich=with_emails,
             )
 
     async def get(self, member_id: uuid.UUID) -> MemberOut:
@@ -130,10 +133,19 @@ class MemberService:
         if member.role == "owner" and member.is_active and not any(o != member.id for o in owners):
             raise Conflict(LAST_OWNER)
 
-    async def _save(self, member: Membership) -> MemberOut:
+    async def _email_first(self, member_id: uuid.UUID) -> str | None:
+        """The member's email, read before the transaction locks or writes any membership row.
+
+        On Citus, member_emails() (SECURITY DEFINER) reads memberships on the workers as the owner
+        role, which Citus refuses once the tenant role has locked or changed them in the same
+        transaction (docs/scale-out.md). An email is not changed by anything here.
+        """
+        return await self.members.email_of(member_id)
+
+    async def _save(self, member: Membership, email: str | None) -> MemberOut:
         member.updated_at = datetime.now(UTC)
         await self.members.save(member)
-        return await self._read(member.id)
+        return member_out(member, email)
 
     async def _revoke_invitations_beyond(self, member: Membership, keep: frozenset[str], reason: str) -> None:
         """Revoke the member's pending invitations for roles outside `keep`, each with its event.
@@ -150,6 +162,7 @@ class MemberService:
 
     async def update(self, member_id: uuid.UUID, data: MemberUpdate) -> MemberOut:
         async with self.uow.transaction():
+            email = await self._email_first(member_id)
             member, owners = await self._lock_for_change(member_id)
             if member.role == "owner" or data.role == "owner":
                 self._require_owner(owners)
@@ -173,57 +186,60 @@ class MemberService:
                     self.session, "member.profile_updated", "member", member.id, details={"fields": ["display_name"]}
                 )
                 changed = True
-            return await self._save(member) if changed else await self._read(member.id)
+            return await self._save(member, email) if changed else member_out(member, email)
 
     async def update_profile(self, data: ProfileUpdate) -> MemberOut:
         """A member's own profile: no role needed beyond holding a valid token."""
         async with self.uow.transaction():
+            email = await self._email_first(self.principal.membership_id)
             member = await self._lock(self.principal.membership_id)
             if data.display_name == member.display_name:
-                return await self._read(member.id)
+                return member_out(member, email)
             member.display_name = data.display_name
             await record_event(
                 self.session, "member.profile_updated", "member", member.id, details={"fields": ["display_name"]}
             )
-            return await self._save(member)
+            return await self._save(member, email)
 
     async def deactivate(self, member_id: uuid.UUID) -> MemberOut:
         """All the member's tokens in this workspace fail from the next request on."""
         async with self.uow.transaction():
+            email = await self._email_first(member_id)
             member, owners = await self._lock_for_change(member_id)
             if member.role == "owner":
                 self._require_owner(owners)
             if not member.is_active:
-                return await self._read(member.id)
+                return member_out(member, email)
             self._keep_an_owner(member, owners)
             member.is_active = False
             await record_event(self.session, "member.deactivated", "member", member.id)
             await self._revoke_invitations_beyond(member, frozenset(), "inviter_deactivated")
-            return await self._save(member)
+            return await self._save(member, email)
 
     async def reactivate(self, member_id: uuid.UUID) -> MemberOut:
         """The member's tokens that are neither expired nor revoked work again."""
         async with self.uow.transaction():
+            email = await self._email_first(member_id)
             member, owners = await self._lock_for_change(member_id)
             if member.role == "owner":
                 self._require_owner(owners)
             if member.is_active:
-                return await self._read(member.id)
+                return member_out(member, email)
             member.is_active = True
             await record_event(self.session, "member.reactivated", "member", member.id)
-            return await self._save(member)
+            return await self._save(member, email)
 
     async def remove(self, member_id: uuid.UUID) -> None:
         """Remove the membership; its tokens go with it (ON DELETE CASCADE). The user stays."""
         async with self.uow.transaction():
+            email = await self._email_first(member_id)
             member, owners = await self._lock_for_change(member_id)
             if member.role == "owner":
                 self._require_owner(owners)
             self._keep_an_owner(member, owners)
-            email = (await self._read(member.id)).email  # read before the row (and its email) goes
             await self._revoke_invitations_beyond(member, frozenset(), "inviter_removed")
             await self.members.remove(member)
             # Tenants see membership ids and emails, never the global user id.
             await record_event(
-                self.session, "member.removed", "member", member.id, details={"email": email, "role": member.role}
+                self.session, "member.removed", "member", member.id, details={"email": email or "", "role": member.role}
             )
