@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tenantry.core.metrics import Metrics
 from tenantry.settings import Settings, to_asyncpg_url
 
-
 TOOL_OVERFLOW = 4
 
 
