@@ -9,28 +9,17 @@ Raw sockets, because no HTTP client will send such a header.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import pytest
 
 from tenantry.settings import Settings
-from tests.support import TEST_APP_PASSWORD, TEST_PEPPER
+from tests.support.processes import free_port, server_process
 
 PROBLEM = "application/problem+json"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _command(server: str, port: int) -> list[str]:
@@ -45,38 +34,11 @@ def _command(server: str, port: int) -> list[str]:
 
 @contextmanager
 def running(settings: Settings, server: str) -> Iterator[int]:
-    port = _free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TENANTRY_", "DATABASE_URL"))}
-    environment.update(
-        {
-            "DATABASE_URL": settings.database_url,
-            "TENANTRY_TOKEN_PEPPER": TEST_PEPPER,
-            "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD,
-            "TENANTRY_DB_POOL_SIZE": "2",
-        }
-    )
-    process = subprocess.Popen(  # noqa: S603 - our own command line
-        _command(server, port), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"{server} did not start"
-            time.sleep(0.3)
+    port = free_port()
+    with server_process(
+        _command(server, port), settings, f"http://127.0.0.1:{port}/health/live", {"TENANTRY_DB_POOL_SIZE": "2"}
+    ):
         yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:

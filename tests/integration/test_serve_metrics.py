@@ -8,10 +8,6 @@ and not see one worker at random.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,63 +19,29 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tenantry.settings import Settings
-from tests.support import TEST_APP_PASSWORD, TEST_PEPPER
+from tests.support.processes import free_port, server_process
 
 REQUESTS = 40
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def serving(settings: Settings, workers: int, metrics_dir: Path) -> Iterator[tuple[str, str]]:
-    port, metrics_port = _free_port(), _free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TENANTRY_", "DATABASE_URL"))}
-    environment.update(
-        {
-            "DATABASE_URL": settings.database_url,
-            "TENANTRY_TOKEN_PEPPER": TEST_PEPPER,
-            "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD,
-            "TENANTRY_METRICS": "true",
-            "TENANTRY_METRICS_PORT": str(metrics_port),
-            "TENANTRY_DB_POOL_SIZE": "3",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        }
-    )
-    process = subprocess.Popen(  # noqa: S603 - our own command line
-        [sys.executable, "-m", "tenantry", "serve", "--port", str(port), "--workers", str(workers)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    port, metrics_port = free_port(), free_port()
     base, metrics_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "tenantry serve did not become ready"
-            time.sleep(0.3)
+    command = [sys.executable, "-m", "tenantry", "serve", "--port", str(port), "--workers", str(workers)]
+    extra_env = {
+        "TENANTRY_METRICS": "true",
+        "TENANTRY_METRICS_PORT": str(metrics_port),
+        "TENANTRY_DB_POOL_SIZE": "3",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    with server_process(command, settings, f"{base}/health/ready", extra_env):
         # Every worker has started when each has written its pool gauge.
+        deadline = time.monotonic() + 90
         while len(list(metrics_dir.glob("gauge_livesum_*.db"))) < workers:
             assert time.monotonic() < deadline, list(metrics_dir.iterdir())
             time.sleep(0.3)
         yield base, metrics_url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -11,6 +11,7 @@ test calls lives here, one module per concern:
 - `admin`: platform admin tokens and the admin API's workspaces;
 - `members`: invitations accepted into members, passwords set the admin way;
 - `business`: lookups and orders, problem answers, snapshots of the business tables.
+- `processes`: a real `tenantry serve` (or uvicorn) process against the test database.
 """
 
 from tests.support.admin import (
