@@ -207,3 +207,20 @@ async def test_admitted_answers_carry_the_policy_and_what_is_left(settings: Sett
     assert state["token"] == {"r": "19", "t": "1"}
     assert state["token-concurrency"] == {"r": "2"}  # this request holds one slot while it runs
     assert "RateLimit" not in unlimited.headers  # no token, no workspace: not limited here
+
+
+async def test_a_page_of_100_counts_as_five_requests(settings: Settings, tenant_a: Tenant, tenant_b: Tenant) -> None:
+    async with limited_app(settings, limit_token_requests=10, limit_token_window_s=60) as (_, client):
+        heavy = await client.get(PRODUCTS, params={"limit": 100}, headers=tenant_a.headers)
+        light = await client.get(PRODUCTS, headers=tenant_a.headers)
+        assert [heavy.status_code, light.status_code] == [200, 200]
+        assert header_items(heavy.headers["RateLimit"])["token"]["r"] == "5"
+        assert header_items(light.headers["RateLimit"])["token"]["r"] == "4"
+        refused = await client.get(PRODUCTS, params={"limit": 100}, headers=tenant_a.headers)
+        assert refused.status_code == 429
+        assert refused.json()["violated_policies"] == ["token"]
+        # Four requests are left for plain pages, and the other workspace has its own budget.
+        plain = [(await client.get(PRODUCTS, headers=tenant_a.headers)).status_code for _ in range(4)]
+        assert plain == [200, 200, 200, 200]
+        other = await client.get(PRODUCTS, params={"limit": 100}, headers=tenant_b.headers)
+        assert other.status_code == 200

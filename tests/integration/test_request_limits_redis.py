@@ -124,6 +124,17 @@ async def test_two_app_instances_share_one_budget(
         assert [(await c.get(PRODUCTS, headers=tenant_b.headers)).status_code for c in (one, two)] == [200, 200]
 
 
+async def test_a_large_page_costs_the_same_in_redis_as_in_memory(
+    settings: Settings, redis_server: RedisServer, prefix: str, tenant_a: Tenant
+) -> None:
+    limits = {"limit_workspace_requests": 12, "limit_workspace_window_s": 60}
+    async with limited_app(settings, redis_url=redis_server.url, redis_key_prefix=prefix, **limits) as (_, client):
+        heavy = [await client.get(PRODUCTS, params={"limit": 100}, headers=tenant_a.headers) for _ in range(3)]
+    assert [a.status_code for a in heavy] == [200, 200, 429]
+    assert [header_items(a.headers["RateLimit"])["workspace"]["r"] for a in heavy[:2]] == ["7", "2"]
+    assert heavy[2].json()["violated_policies"] == ["workspace"]
+
+
 async def test_slots_in_flight_count_across_instances_and_are_released(
     settings: Settings, redis_server: RedisServer, prefix: str, tenant_a: Tenant
 ) -> None:

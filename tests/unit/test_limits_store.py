@@ -8,7 +8,7 @@ import pytest
 
 from tenantry.auth.principal import Principal
 from tenantry.core.plans import LimitValues, PlanLimits
-from tenantry.http.limits import RequestLimits, effective_limits
+from tenantry.http.limits import RequestLimits, effective_limits, request_cost
 from tenantry.http.limits_store import LocalStore, Policy
 
 
@@ -168,3 +168,47 @@ async def test_a_refusal_waits_the_delay_and_retry_after_counts_what_is_left() -
     error = await limits.refuse(policies, values, refused)
     assert waited == [1.0, 1.0]
     assert error.retry_after == 1
+
+
+def test_a_costly_request_takes_its_cost_from_the_bucket() -> None:
+    clock = Clock()
+    store = LocalStore(clock=clock)
+    bucket = policy(requests=10, window_s=10)  # one request a second, ten at once
+    heavy = Policy(bucket.name, bucket.key, bucket.requests, bucket.window_ms, bucket.concurrency, cost=5)
+    assert store.decide([heavy]).states[0].remaining == 5
+    assert store.decide([heavy]).states[0].remaining == 0
+    refused = store.decide([bucket])
+    assert not refused.allowed
+    clock.now += 4
+    assert not store.decide([heavy]).allowed  # four requests back: not enough for a page of five
+    assert store.decide([bucket]).allowed  # but enough for a plain one
+
+
+def test_a_cost_above_the_bucket_is_capped_so_the_request_is_slowed_not_refused_for_good() -> None:
+    clock = Clock()
+    store = LocalStore(clock=clock)
+    tiny = Policy("token", "k:tiny", requests=2, window_ms=2000, concurrency=10, cost=5)
+    assert tiny.units == 2
+    assert store.decide([tiny]).allowed
+    assert not store.decide([tiny]).allowed
+    clock.now += 2
+    assert store.decide([tiny]).allowed
+
+
+@pytest.mark.parametrize(
+    ("query", "cost"),
+    [
+        (b"", 1),
+        (b"limit=20", 1),
+        (b"limit=21", 2),
+        (b"limit=100", 5),
+        (b"category_id=x&limit=60", 3),
+        (b"limit=40&limit=100", 5),  # the largest page asked for counts
+        (b"%6Cimit=100", 5),  # an encoded name is still the limit
+        (b"limit=101", 1),  # refused by the route (400): costs one
+        (b"limit=-5", 1),
+        (b"limit=ten", 1),
+    ],
+)
+def test_a_list_costs_one_request_per_default_page(query: bytes, cost: int) -> None:
+    assert request_cost({"type": "http", "query_string": query}) == cost  # type: ignore[typeddict-item]

@@ -28,6 +28,7 @@ import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,6 +37,7 @@ from tenantry.auth.principal import Principal
 from tenantry.core.errors import RateLimited
 from tenantry.core.metrics import Metrics
 from tenantry.core.plans import PLAN_FIELDS, LimitValues, PlanLimits
+from tenantry.tenancy.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tenantry.http.limits_store import (
     Decision,
     FailoverStore,
@@ -67,6 +69,25 @@ def effective_limits(defaults: LimitValues, plan: PlanLimits | None) -> LimitVal
             for name in PLAN_FIELDS
         }
     )
+
+
+def request_cost(scope: Scope) -> int:
+    """What a request takes from the rate buckets: one request per `DEFAULT_LIMIT` items it asks for.
+
+    A page of 100 products holds a worker for about five times as long as the default page of 20
+    (encoding, and the rows themselves), so it counts as five requests: a workspace that spends
+    its allowance on its heaviest list gets the same share of the workers as one that lists 20 at
+    a time, and its neighbours keep their latency (docs/performance.md, "Noisy neighbours").
+    Anything without a valid `limit` costs one; an invalid one is refused by the route anyway.
+    """
+    query = scope.get("query_string", b"")
+    if not query:
+        return 1
+    cost = 1
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name == "limit" and value.isdigit() and 1 <= (items := int(value)) <= MAX_LIMIT:
+            cost = max(cost, math.ceil(items / DEFAULT_LIMIT))
+    return cost
 
 
 def policy_name(scope: str, limit: str) -> str:
@@ -120,7 +141,7 @@ class RequestLimits:
             store = LocalStore()
         return cls(default_limits(settings), store, settings.limit_refusal_delay_ms, metrics=metrics)
 
-    def policies(self, principal: Principal) -> tuple[LimitValues, tuple[Policy, Policy]]:
+    def policies(self, principal: Principal, cost: int = 1) -> tuple[LimitValues, tuple[Policy, Policy]]:
         limits = effective_limits(self.defaults, principal.plan)
         tag = "{" + str(principal.tenant_id) + "}"  # one Redis Cluster slot for a workspace's keys
         return limits, (
@@ -130,6 +151,7 @@ class RequestLimits:
                 limits.workspace_requests,
                 limits.workspace_window_s * 1000,
                 limits.workspace_concurrency,
+                cost,
             ),
             Policy(
                 "token",
@@ -137,6 +159,7 @@ class RequestLimits:
                 limits.token_requests,
                 limits.token_window_s * 1000,
                 limits.token_concurrency,
+                cost,
             ),
         )
 
@@ -206,7 +229,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limits: RequestLimits = scope["app"].state.limits
-        values, policies = limits.policies(principal)
+        values, policies = limits.policies(principal, request_cost(scope))
         decision = await limits.store.acquire(policies)
         if not decision.allowed:
             raise await limits.refuse(policies, values, decision)

@@ -3,8 +3,8 @@
 Both stores answer the same question in one step: may this request start, under each policy
 (workspace, token), and what is left? A policy is a rate (a bucket of `requests` that refills
 evenly over `window_ms`: GCRA, the generic cell rate algorithm) and a cap on requests in flight.
-A refusal consumes nothing; an admission takes one request from each bucket and one slot from
-each cap, and the slots are given back by `release` when the request ends, however it ends.
+A refusal consumes nothing; an admission takes its cost (one request, more for a large page) from
+each bucket and one slot from each cap, and the slots are given back by `release` when the request ends, however it ends.
 
 - `RedisStore`: one Lua script per request, run atomically by Redis on Redis's clock, so every
   process sees the same counts. Slots are members of a sorted set scored by their lease's end,
@@ -60,11 +60,18 @@ class Policy:
     requests: int
     window_ms: int
     concurrency: int
+    # What this request takes from the bucket, in requests (http/limits.py, `request_cost`); never
+    # more than the bucket holds, so a costly request is slowed down, never refused for good.
+    cost: int = 1
 
     @property
     def interval_ms(self) -> float:
         """The bucket refills one request every this many milliseconds."""
         return self.window_ms / self.requests
+
+    @property
+    def units(self) -> int:
+        return max(1, min(self.cost, self.requests))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +126,7 @@ class LocalStore:
         new_tats: list[float] = []
         for policy in policies:
             tat = max(self._tat.get(policy.key, now), now)
-            new_tat = tat + policy.interval_ms
+            new_tat = tat + policy.units * policy.interval_ms
             new_tats.append(new_tat)
             if new_tat - now > policy.window_ms:
                 violations.append((policy.name, "rate"))
@@ -174,8 +181,9 @@ class LocalStore:
 # -- Redis ---------------------------------------------------------------------------------------
 
 # KEYS: per policy, its bucket key and its slots key. ARGV: lease (ms), this request's slot id,
-# then per policy: requests, window (ms), concurrency. Answers: allowed (0/1), retry after (ms),
-# then per policy: rate refused (0/1), cap refused (0/1), remaining, reset (ms), in flight.
+# then per policy: requests, window (ms), concurrency, the units this request takes. Answers:
+# allowed (0/1), retry after (ms), then per policy: rate refused (0/1), cap refused (0/1),
+# remaining, reset (ms), in flight.
 # Redis runs a script atomically, on its own clock (TIME), the same for every process.
 ACQUIRE_SCRIPT = """
 local t = redis.call('TIME')
@@ -187,13 +195,14 @@ local allowed = 1
 local retry = 0
 local rows = {}
 for i = 1, n do
-  local requests = tonumber(ARGV[3 * i])
-  local window = tonumber(ARGV[3 * i + 1])
-  local cap = tonumber(ARGV[3 * i + 2])
+  local requests = tonumber(ARGV[4 * i - 1])
+  local window = tonumber(ARGV[4 * i])
+  local cap = tonumber(ARGV[4 * i + 1])
+  local units = tonumber(ARGV[4 * i + 2])
   local interval = window / requests
   local tat = tonumber(redis.call('GET', KEYS[2 * i - 1]) or now)
   if tat < now then tat = now end
-  local new_tat = tat + interval
+  local new_tat = tat + units * interval
   redis.call('ZREMRANGEBYSCORE', KEYS[2 * i], '-inf', now)
   local busy = redis.call('ZCARD', KEYS[2 * i])
   local rate_refused, cap_refused = 0, 0
@@ -277,7 +286,7 @@ class RedisStore:
         keys = self._keys(policies)
         args: list[Any] = [self.lease_ms, member]
         for policy in policies:
-            args += [policy.requests, policy.window_ms, policy.concurrency]
+            args += [policy.requests, policy.window_ms, policy.concurrency, policy.units]
         if self._sha is None:
             self._sha = await self.client.script_load(ACQUIRE_SCRIPT)
         pending, self._pending = self._pending, []

@@ -32,6 +32,7 @@ from tenantry.core.schemas import Page
 T = TypeVar("T")
 
 MAX_LIMIT = 100
+DEFAULT_LIMIT = 20  # the page size of every list that is not asked for another
 PLATFORM_SCOPE = "platform"  # the scope of admin lists, which belong to no tenant
 _REFUSED = "The cursor is not valid for this list."
 
