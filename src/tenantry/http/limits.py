@@ -37,7 +37,6 @@ from tenantry.auth.principal import Principal
 from tenantry.core.errors import RateLimited
 from tenantry.core.metrics import Metrics
 from tenantry.core.plans import PLAN_FIELDS, LimitValues, PlanLimits
-from tenantry.tenancy.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tenantry.http.limits_store import (
     Decision,
     FailoverStore,
@@ -47,6 +46,7 @@ from tenantry.http.limits_store import (
     Store,
     connect_redis,
 )
+from tenantry.tenancy.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 if TYPE_CHECKING:
     from tenantry.settings import Settings
