@@ -5,7 +5,8 @@ On a database where the operator has created the `citus` extension and registere
 colocation group, so a workspace's rows of every table live in the same shard group and the
 composite keys `(tenant_id, ...)` are checked on one node; every other table of the schema
 (workspaces, users, the platform tables) becomes a reference table, copied to every node, so tenant
-tables may keep their keys to it. Tables only the migrations read stay on the coordinator.
+tables may keep their keys to it. Tables only the migrations read stay on the coordinator, and so
+does the token directory, as a Citus local table (read and written by the coordinator only).
 On plain PostgreSQL, or with no worker registered, nothing here changes anything.
 """
 
@@ -19,6 +20,12 @@ from sqlalchemy import Connection, text
 TENANT_COLUMN = "tenant_id"
 # Read by the migrations only, on the coordinator: they stay plain local tables.
 COORDINATOR_ONLY = frozenset({"alembic_version", "tenantry_policy_checksums"})
+# Global tables read and written on the coordinator only, before the tenant is known: Citus local
+# tables (`citus_add_local_table_to_metadata`), so they may keep their keys to reference tables.
+# The token directory (migration 0012): a reference table would make every new token a two-phase
+# write to every node; here it is one local row, in the transaction that writes the token on its
+# worker (docs/scale-out.md, "The token lookup before the tenant is known").
+COORDINATOR_LOCAL = frozenset({"token_directory"})
 
 
 def has_citus(connection: Connection) -> bool:
@@ -97,7 +104,8 @@ def _has_code(statement: str) -> bool:
 @dataclass(frozen=True)
 class TablePlan:
     name: str
-    tenant: bool  # distributed by TENANT_COLUMN; otherwise a reference table
+    tenant: bool  # distributed by TENANT_COLUMN; otherwise a reference table (or, if local, ...)
+    local: bool = False  # a Citus local table on the coordinator (COORDINATOR_LOCAL)
 
 
 _TABLES = text(
@@ -105,7 +113,7 @@ _TABLES = text(
     SELECT c.relname,
            EXISTS (SELECT 1 FROM pg_attribute AS a
                     WHERE a.attrelid = c.oid AND a.attname = :column AND NOT a.attisdropped) AS tenant,
-           p.partmethod
+           p.partmethod, p.autoconverted
       FROM pg_class AS c
       JOIN pg_namespace AS n ON n.oid = c.relnamespace
       LEFT JOIN pg_dist_partition AS p ON p.logicalrelid = c.oid
@@ -154,8 +162,16 @@ def _in_key_order(plans: list[TablePlan], keys: list[tuple[str, str]]) -> list[T
 def pending_tables(connection: Connection) -> list[TablePlan]:
     """The tables of the schema that are not distributed yet, referenced tables first."""
     plans: list[TablePlan] = []
-    for name, tenant, method in connection.execute(_TABLES, {"column": TENANT_COLUMN}):
-        if name in COORDINATOR_ONLY or method is not None:
+    for name, tenant, method, autoconverted in connection.execute(_TABLES, {"column": TENANT_COLUMN}):
+        if name in COORDINATOR_ONLY:
+            continue
+        if name in COORDINATOR_LOCAL:
+            # Citus turns a new table with a key to a reference table into a Citus local table by
+            # itself ("autoconverted", which it may undo); the upgrade makes that explicit.
+            if method is None or autoconverted:
+                plans.append(TablePlan(name=name, tenant=False, local=True))
+            continue
+        if method is not None:
             continue
         plans.append(TablePlan(name=name, tenant=bool(tenant)))
     keys = [(str(a).removeprefix("public."), str(b).removeprefix("public.")) for a, b in connection.execute(_KEYS)]
@@ -224,6 +240,11 @@ def distribute(connection: Connection) -> list[str]:
             )
             anchor = anchor or f"public.{plan.name}"
             done.append(f"{plan.name}: distributed by {TENANT_COLUMN}")
+        elif plan.local:
+            connection.execute(
+                text("SELECT citus_add_local_table_to_metadata(CAST(:t AS regclass))"), {"t": f"public.{plan.name}"}
+            )
+            done.append(f"{plan.name}: coordinator-local table")
         else:
             connection.execute(
                 text("SELECT create_reference_table(CAST(:t AS regclass))"), {"t": f"public.{plan.name}"}
