@@ -18,8 +18,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 TENANT_COLUMN = "tenant_id"
-# Read by the migrations only, on the coordinator: they stay plain local tables.
-COORDINATOR_ONLY = frozenset({"alembic_version", "tenantry_policy_checksums"})
+# Plain tables of the coordinator, never in Citus's metadata: the migrations' bookkeeping, and the
+# password-login and leak-report throttle (users/throttle.py), whose upsert computes now() in its
+# ON CONFLICT DO UPDATE, which Citus refuses on every table it manages, reference and Citus local
+# alike ("functions used in the DO UPDATE SET clause of INSERTs on distributed tables must be
+# marked IMMUTABLE"). Only the API, through the coordinator, uses it.
+COORDINATOR_ONLY = frozenset({"alembic_version", "tenantry_policy_checksums", "auth_throttle"})
 # Global tables read and written on the coordinator only, before the tenant is known: Citus local
 # tables (`citus_add_local_table_to_metadata`), so they may keep their keys to reference tables.
 # The token directory (migration 0012): a reference table would make every new token a two-phase
@@ -219,8 +223,24 @@ def distribute(connection: Connection) -> list[str]:
     if not is_cluster(connection):
         return []
     plans = pending_tables(connection)
-    if not plans:
+    # A coordinator-only table an earlier version made a reference table goes back to plain.
+    managed = [
+        str(name)
+        for name in connection.execute(
+            text(
+                "SELECT c.relname FROM pg_dist_partition AS p JOIN pg_class AS c ON c.oid = p.logicalrelid "
+                "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relname = ANY(:names) ORDER BY 1"
+            ),
+            {"names": sorted(COORDINATOR_ONLY)},
+        ).scalars()
+    ]
+    if not plans and not managed:
         return []
+    done: list[str] = []
+    for name in managed:
+        connection.execute(text("SELECT undistribute_table(CAST(:t AS regclass))"), {"t": f"public.{name}"})
+        done.append(f"{name}: coordinator-only table")
     keys = [(str(table), str(name), str(definition)) for table, name, definition in connection.execute(_PENDING_KEYS)]
     for table, name, _ in keys:
         connection.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
@@ -230,7 +250,6 @@ def distribute(connection: Connection) -> list[str]:
     # Reference tables with keys between them, made in one transaction: Citus wants one connection
     # per node for that.
     connection.execute(text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
-    done: list[str] = []
     anchor = _colocation_anchor(connection)
     for plan in plans:
         if plan.tenant:

@@ -10,7 +10,7 @@ transaction, so each process hears it once. Like every NOTIFY it goes out on COM
 rollback.
 
 What counts as a change: an update of a column a model lists in `__auth_columns__` (what
-resolve_token() reads), or a deletion, flushed through the ORM session (`after_flush`, below).
+resolve_token() reads), or a deletion, flushed through the ORM session (the flush hooks below).
 A Core UPDATE or DELETE of those tables is announced by its repository (`announce_auth_change`),
 and the SQL functions that revoke (policies/10_auth_functions.sql) notify themselves.
 """
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
 CHANNEL = "auth_changed"
+_PENDING_KEY = "tenantry_auth_changes"
 _NOTIFY = text(f"SELECT pg_catalog.pg_notify('{CHANNEL}', CAST(:tenant AS text))")
 
 
@@ -40,11 +41,17 @@ def _changed_tenants(session: Session) -> set[uuid.UUID]:
     return tenants
 
 
+@event.listens_for(Session, "before_flush")
+def _note_changes(session: Session, flush_context: UOWTransaction, instances: object) -> None:
+    """Before the flush: its histories are complete here (an attribute set to a SQL expression,
+    such as `revoked_at = now()`, is expired by the flush and has none afterwards)."""
+    session.info[_PENDING_KEY] = _changed_tenants(session)
+
+
 @event.listens_for(Session, "after_flush")
 def _announce_flushed_changes(session: Session, flush_context: UOWTransaction) -> None:
-    """After the flush's statements, in the same transaction (the collections and attribute
-    histories still show what was flushed)."""
-    for tenant in sorted(_changed_tenants(session)):
+    """After the flush's statements, in the same transaction: a flush that failed announces nothing."""
+    for tenant in sorted(session.info.pop(_PENDING_KEY, set())):
         session.connection().execute(_NOTIFY, {"tenant": str(tenant)})
 
 

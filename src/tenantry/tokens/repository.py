@@ -14,13 +14,13 @@ from tenantry.tenancy.repository import Lock, Repository, TenantRepository
 from tenantry.tokens.models import AdminToken, PersonalAccessToken, TokenDirectoryEntry
 from tenantry.tokens.schemas import TokenFilters
 
-# Each digest goes through the SECURITY DEFINER function, which revokes a live token and says
-# which workspace it belonged to: one statement for a whole leak report. The functions are
-# executable by the app login role only.
+# Each digest goes through the SECURITY DEFINER function, which revokes a live token, logs it in
+# its workspace's audit log and says which workspace it belonged to: one statement for a whole
+# leak report. The functions are executable by the app login role only.
 _REVOKE_LEAKED = text(
     "SELECT r.tenant_id, r.token_id "
     "FROM unnest(CAST(:digests AS bytea[])) AS d(digest) "
-    "CROSS JOIN LATERAL public.revoke_leaked_token(d.digest) AS r"
+    "CROSS JOIN LATERAL public.revoke_leaked_token(d.digest, CAST(:request_id AS text)) AS r"
 )
 _REVOKE_LEAKED_ADMIN = text(
     "SELECT r.token_id FROM unnest(CAST(:digests AS bytea[])) AS d(digest) "
@@ -111,12 +111,16 @@ class AdminTokenRepository(Repository[AdminToken]):
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def revoke_leaked(session: Any, digests: list[bytes]) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Revoke every live tenant token among `digests`: (workspace, token) of each one revoked.
+async def revoke_leaked(
+    session: Any, digests: list[bytes], request_id: str | None
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Revoke every live tenant token among `digests`, each with its `token.leak_reported` audit
+    event (tagged with `request_id`): (workspace, token) of each one revoked.
 
-    Runs as the app login role (the function is granted to it only), before any role switch.
+    Runs as the app login role (the function is granted to it only), with no role switch.
     """
-    return [(row[0], row[1]) for row in await session.execute(_REVOKE_LEAKED, {"digests": digests})]
+    rows = await session.execute(_REVOKE_LEAKED, {"digests": digests, "request_id": request_id})
+    return [(row[0], row[1]) for row in rows]
 
 
 async def revoke_leaked_admin(session: Any, digests: list[bytes]) -> list[uuid.UUID]:
