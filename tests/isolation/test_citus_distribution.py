@@ -8,12 +8,15 @@ docs/scale-out.md).
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenantry.auth.tokens import token_digest
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.db.citus import is_cluster, isolate_tenant
@@ -261,3 +264,81 @@ async def test_a_status_change_of_a_workspace_commits_and_the_coordinator_notifi
     assert str(tenant_a.id) in heard
     assert str(tenant_b.id) not in heard
     assert await snapshot_workspace(admin_engine, tenant_b.id) == before
+
+
+async def test_the_token_lookup_reads_the_directory_on_the_coordinator_then_one_shard(
+    citus: None, admin_engine: AsyncEngine, settings: Settings, tenant_a: Tenant
+) -> None:
+    """resolve_token() runs before the tenant is known. It reads the digest's workspace from the
+    token directory (a Citus local table: on the coordinator, no worker), then the token with its
+    tenant: one shard. The control: the same read by digest alone goes to every shard."""
+    digest = token_digest(tenant_a.token, settings.token_pepper)
+    async with admin_engine.connect() as connection:
+        kinds = dict(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT logicalrelid::regclass::text, partmethod::text || repmodel::text "
+                        "FROM pg_dist_partition WHERE logicalrelid = 'public.token_directory'::regclass"
+                    )
+                )
+            ).all()
+        )
+        assert kinds == {"token_directory": "ns"}, "the directory is not a Citus local table"
+        coordinator = (await connection.execute(text("SELECT nodeport FROM pg_dist_node WHERE groupid = 0"))).scalar()
+
+        async def plan(sql: str) -> str:
+            # Literal values, as plan_as_tenant does: Citus prunes shards when it plans with them.
+            rows = await connection.exec_driver_sql("EXPLAIN " + sql)
+            return "\n".join(row[0] for row in rows)
+
+        by_digest = f"token_digest = '\\x{digest.hex()}'::bytea"
+        directory = await plan(f"SELECT workspace_id FROM public.token_directory WHERE {by_digest}")
+        assert _runs_on_one_shard(directory), directory
+        assert f"port={coordinator} " in directory, directory
+        routed = await plan(
+            f"SELECT * FROM public.personal_access_tokens WHERE tenant_id = '{tenant_a.id}'::uuid AND {by_digest}"
+        )
+        assert _runs_on_one_shard(routed), routed
+        fanned = await plan(f"SELECT * FROM public.personal_access_tokens WHERE {by_digest}")
+        assert not _runs_on_one_shard(fanned), fanned
+
+        # The function itself, as it runs: every command it sends to a worker names the workspace's
+        # shard of its table, and nothing else.
+        raw = (await connection.get_raw_connection()).driver_connection
+        messages: list[tuple[str, str]] = []  # (command, where it went)
+
+        def listener(_connection: object, message: Any) -> None:
+            messages.append((str(message.message), str(getattr(message, "detail", "") or "")))
+
+        raw.add_log_listener(listener)
+        try:
+            await raw.execute("SET citus.log_remote_commands = on; SET client_min_messages = log")
+            row = await raw.fetchrow("SELECT token_id, tenant_id FROM public.resolve_token($1)", digest)
+        finally:
+            await raw.execute("RESET citus.log_remote_commands; RESET client_min_messages")
+            raw.remove_log_listener(listener)
+        assert row is not None
+        assert row["tenant_id"] == tenant_a.id
+        shards = (
+            await connection.execute(
+                text(
+                    "SELECT p.logicalrelid::regclass::text || '_' || "
+                    "get_shard_id_for_distribution_column(p.logicalrelid, CAST(:t AS uuid)) "
+                    "FROM pg_dist_partition AS p WHERE p.partmethod = 'h'"
+                ),
+                {"t": str(tenant_a.id)},
+            )
+        ).scalars()
+        own = {f"public.{name}" for name in shards}
+        tenant_tables_sharded = {name.rsplit("_", 1)[0] for name in own}
+        log = "\n".join(f"{command} [{where}]" for command, where in messages)
+        sharded: set[str] = set()
+        for command, where in messages:
+            for name in re.findall(r"public\.[a-z_]+_\d+", command):
+                if name.rsplit("_", 1)[0] in tenant_tables_sharded:
+                    sharded.add(name)
+                else:  # the directory, and the workspace (a reference table): the coordinator's copy
+                    assert f":{coordinator} " in where + " ", f"{name} was read on a worker:\n{log}"
+        assert any(name.startswith("public.personal_access_tokens_") for name in sharded), log
+        assert sharded <= own, f"resolve_token() touched other shards: {sorted(sharded - own)}\n{log}"
