@@ -11,6 +11,13 @@ token in the same transaction (TokenRepository.add). On Citus `db upgrade` keeps
 coordinator (db/citus.py, COORDINATOR_LOCAL) rather than making it a reference table, so a new
 token costs one local row, not a two-phase write to every node. Policies: policies/token_directory.sql.
 
+No foreign key to `workspaces`: on a cluster where `workspaces` is already a reference table, Citus
+would turn the new table into a Citus local table on the spot, in the middle of the upgrade's
+transaction, and the policy DDL that follows then deadlocks with it (seen on Citus 13.2). Nothing
+deletes a workspace row (a purged workspace stays as a tombstone); the purge deletes the
+workspace's entries (workspaces/purge.py), and an entry can only be added for the workspace set
+on the transaction (the insert policy).
+
 Existing tokens are backfilled here (the migration runs as the owner role, which reads every
 token through the resolver's policy).
 
@@ -38,12 +45,6 @@ def upgrade() -> None:
         sa.Column("token_digest", sa.LargeBinary(), nullable=False),
         sa.Column("workspace_id", sa.Uuid(), nullable=False),
         sa.PrimaryKeyConstraint("token_digest", name="pk_token_directory"),
-        sa.ForeignKeyConstraint(
-            ["workspace_id"],
-            ["workspaces.id"],
-            name="fk_token_directory_workspace_id_workspaces",
-            ondelete="CASCADE",
-        ),
     )
     op.create_index("ix_token_directory_workspace_id", "token_directory", ["workspace_id"])
     op.execute(

@@ -13,15 +13,19 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import NullPool, insert, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tenantry.auth.tokens import token_digest
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.db.citus import is_cluster, isolate_tenant
+from tenantry.db.engine import create_engine
+from tenantry.db.server import drop_database, ensure_database
 from tenantry.orders.repository import OrderRepository
 from tenantry.settings import Settings
+from tenantry.workspaces.bootstrap import ProvisioningService
 from tenantry.workspaces.tables import tenant_tables
 from tests.support import (
     WORKSPACES,
@@ -29,7 +33,9 @@ from tests.support import (
     Tenant,
     create_order,
     create_product,
+    make_settings,
     migrate,
+    new_tenant,
     plan_as_tenant,
     snapshot_workspace,
 )
@@ -342,3 +348,59 @@ async def test_the_token_lookup_reads_the_directory_on_the_coordinator_then_one_
                     assert f":{coordinator} " in where + " ", f"{name} was read on a worker:\n{log}"
         assert any(name.startswith("public.personal_access_tokens_") for name in sharded), log
         assert sharded <= own, f"resolve_token() touched other shards: {sorted(sharded - own)}\n{log}"
+
+
+async def test_migration_0012_on_a_distributed_database_backfills_the_directory_on_the_coordinator(
+    citus: None, database_url: str
+) -> None:
+    """An existing cluster upgrading to 0012: tokens already on the workers get their entries, and
+    the table Citus auto-converted (its key to the reference table `workspaces`) is made an explicit
+    Citus local table; `auth_throttle`, a reference table before, goes back to a plain table."""
+    url = make_url(database_url).set(database=f"tenantry_fresh_{uuid.uuid4().hex[:10]}")
+    fresh = url.render_as_string(hide_password=False)
+    await ensure_database(fresh)
+    try:
+        settings = make_settings(fresh)
+        await migrate(settings)
+        engine = create_engine(settings.app_url, settings, pool_size=1)
+        try:
+            tenant = await new_tenant(ProvisioningService(engine, settings), "mig")
+        finally:
+            await engine.dispose()
+        admin = create_async_engine(settings.admin_url, poolclass=NullPool)
+        try:
+            # The database as 0011 left it, the tokens already distributed.
+            async with admin.begin() as connection:
+                await connection.execute(text("DROP TABLE public.token_directory"))
+                await connection.execute(text("SELECT create_reference_table('public.auth_throttle')"))
+                await connection.execute(
+                    text("UPDATE public.alembic_version SET version_num = '0011_citus_role_switch'")
+                )
+            report = await migrate(settings)
+            assert report.migrations_ran
+            assert "token_directory: coordinator-local table" in report.distributed
+            assert "auth_throttle: coordinator-only table" in report.distributed
+            async with admin.connect() as connection:
+                entries = (
+                    await connection.execute(text("SELECT token_digest, workspace_id FROM public.token_directory"))
+                ).all()
+                assert [(bytes(d), w) for d, w in entries] == [
+                    (token_digest(tenant.token, settings.token_pepper), tenant.id)
+                ]
+                kinds = dict(
+                    (
+                        await connection.execute(
+                            text(
+                                "SELECT logicalrelid::regclass::text, "
+                                "partmethod::text || repmodel::text || autoconverted::text FROM pg_dist_partition "
+                                "WHERE logicalrelid::regclass::text IN ('token_directory', 'auth_throttle')"
+                            )
+                        )
+                    ).all()
+                )
+                assert kinds == {"token_directory": "nsfalse"}
+            assert (await migrate(settings)).distributed == []
+        finally:
+            await admin.dispose()
+    finally:
+        await drop_database(fresh)

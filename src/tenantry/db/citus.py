@@ -25,8 +25,8 @@ TENANT_COLUMN = "tenant_id"
 # marked IMMUTABLE"). Only the API, through the coordinator, uses it.
 COORDINATOR_ONLY = frozenset({"alembic_version", "tenantry_policy_checksums", "auth_throttle"})
 # Global tables read and written on the coordinator only, before the tenant is known: Citus local
-# tables (`citus_add_local_table_to_metadata`), so they may keep their keys to reference tables.
-# The token directory (migration 0012): a reference table would make every new token a two-phase
+# tables (`citus_add_local_table_to_metadata`), so a transaction that writes one and a worker's
+# shard commits both with two-phase commit, which a plain table would not get. The token directory (migration 0012): a reference table would make every new token a two-phase
 # write to every node; here it is one local row, in the transaction that writes the token on its
 # worker (docs/scale-out.md, "The token lookup before the tenant is known").
 COORDINATOR_LOCAL = frozenset({"token_directory"})
@@ -170,8 +170,8 @@ def pending_tables(connection: Connection) -> list[TablePlan]:
         if name in COORDINATOR_ONLY:
             continue
         if name in COORDINATOR_LOCAL:
-            # Citus turns a new table with a key to a reference table into a Citus local table by
-            # itself ("autoconverted", which it may undo); the upgrade makes that explicit.
+            # Citus turns a table with a key to a reference table into a Citus local table by itself
+            # ("autoconverted", which it may undo); the upgrade makes such a table explicit too.
             if method is None or autoconverted:
                 plans.append(TablePlan(name=name, tenant=False, local=True))
             continue

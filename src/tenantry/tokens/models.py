@@ -52,16 +52,15 @@ class TokenDirectoryEntry(Base):
     here, then reads the token with its tenant, so on Citus the lookup is one coordinator-local
     read plus one single-shard query instead of a query on every shard (docs/scale-out.md). Written
     with the token, in the same transaction (TokenRepository.add); tenants may insert their own
-    workspace's entries and read none. Rows go with their workspace (purge, ON DELETE CASCADE).
+    workspace's entries and read none. The purge deletes a workspace's entries. No foreign key to
+    workspaces: migrations/versions/0012_token_directory.py says why.
     """
 
     __tablename__ = "token_directory"
     __table_args__ = (Index("ix_token_directory_workspace_id", "workspace_id"),)
 
     token_digest: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
-    workspace_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
-    )
+    workspace_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
 
 
 class AdminToken(Timestamps, Base):
