@@ -9,12 +9,16 @@ CREATE POLICY tenant_isolation ON public.audit_events
     USING (tenant_id = public.tenantry_current_tenant())
     WITH CHECK (tenant_id = public.tenantry_current_tenant());
 
--- resolve_token() (10_auth_functions.sql, owned by the owner role) records the revocations of
--- reuse detection, before any tenant is set: it may add exactly those events, and read nothing.
+-- resolve_token() and revoke_leaked_token() (10_auth_functions.sql, owned by the owner role)
+-- record the revocations of reuse detection and of leak reports, before any tenant is set: they
+-- may add exactly those events, and read nothing.
 DROP POLICY IF EXISTS token_resolver_reuse_events ON public.audit_events;
 CREATE POLICY token_resolver_reuse_events ON public.audit_events
     AS PERMISSIVE FOR INSERT TO {{owner_role}}
-    WITH CHECK (action = 'token.reuse_detected' AND actor_type = 'system');
+    WITH CHECK (
+        (action = 'token.reuse_detected' AND actor_type = 'system')
+        OR (action = 'token.leak_reported' AND actor_type = 'anonymous')
+    );
 
 REVOKE ALL ON public.audit_events FROM PUBLIC, {{tenant_role}}, {{platform_role}}, {{app_role}};
 GRANT SELECT, INSERT ON public.audit_events TO {{tenant_role}};

@@ -1,4 +1,4 @@
--- Tenant table: the token directory. Only HMAC digests, a display prefix and the last 4
+-- Tenant table: the tokens themselves (token_directory.sql maps their digests to workspaces). Only HMAC digests, a display prefix and the last 4
 -- characters are stored; the clear token exists once, in the response that creates it.
 ALTER TABLE public.personal_access_tokens ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.personal_access_tokens FORCE ROW LEVEL SECURITY;

@@ -184,6 +184,16 @@ async def test_restore_after_the_purge_date_is_a_conflict(
 # -- purge -------------------------------------------------------------------------------------
 
 
+async def _directory(admin_engine: AsyncEngine, workspace_id: object) -> list[bytes]:
+    """The workspace's token digests in the token directory, past RLS."""
+    async with admin_engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT token_digest FROM public.token_directory WHERE workspace_id = :w ORDER BY 1"),
+            {"w": workspace_id},
+        )
+        return [bytes(row[0]) for row in rows]
+
+
 async def test_purge_deletes_every_tenant_row_keeps_a_tombstone_and_spares_other_workspaces(
     client: Client, admin_headers: dict[str, str], admin_engine: AsyncEngine, tenant_b: Tenant
 ) -> None:
@@ -197,6 +207,8 @@ async def test_purge_deletes_every_tenant_row_keeps_a_tombstone_and_spares_other
     assert before["memberships"] == 1
     assert before["personal_access_tokens"] == 1
     before_b = await snapshot_all(admin_engine, tenant_b.id)
+    assert len(await _directory(admin_engine, workspace["id"])) == 1  # the owner token's digest
+    directory_b = await _directory(admin_engine, tenant_b.id)
 
     early = await _post(client, admin_headers, workspace["id"], "purge")
     assert early.status_code == 409  # the date has not come and no confirmation was given
@@ -211,6 +223,9 @@ async def test_purge_deletes_every_tenant_row_keeps_a_tombstone_and_spares_other
     assert set(report["deleted"]) == {t.name for t in tenant_tables()}
     assert await count_rows(admin_engine, workspace["id"]) == dict.fromkeys(before, 0)
     assert await snapshot_all(admin_engine, tenant_b.id) == before_b
+    # The token directory is global: the purge deletes the workspace's digests there too, only its.
+    assert await _directory(admin_engine, workspace["id"]) == []
+    assert await _directory(admin_engine, tenant_b.id) == directory_b
 
     tombstone = (await client.get(f"{WORKSPACES}/{workspace['id']}", headers=admin_headers)).json()
     assert tombstone["status"] == "purged"

@@ -8,17 +8,24 @@ docs/scale-out.md).
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import NullPool, insert, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tenantry.auth.tokens import token_digest
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.db.citus import is_cluster, isolate_tenant
+from tenantry.db.engine import create_engine
+from tenantry.db.server import drop_database, ensure_database
 from tenantry.orders.repository import OrderRepository
 from tenantry.settings import Settings
+from tenantry.workspaces.bootstrap import ProvisioningService
 from tenantry.workspaces.tables import tenant_tables
 from tests.support import (
     WORKSPACES,
@@ -26,7 +33,9 @@ from tests.support import (
     Tenant,
     create_order,
     create_product,
+    make_settings,
     migrate,
+    new_tenant,
     plan_as_tenant,
     snapshot_workspace,
 )
@@ -261,3 +270,137 @@ async def test_a_status_change_of_a_workspace_commits_and_the_coordinator_notifi
     assert str(tenant_a.id) in heard
     assert str(tenant_b.id) not in heard
     assert await snapshot_workspace(admin_engine, tenant_b.id) == before
+
+
+async def test_the_token_lookup_reads_the_directory_on_the_coordinator_then_one_shard(
+    citus: None, admin_engine: AsyncEngine, settings: Settings, tenant_a: Tenant
+) -> None:
+    """resolve_token() runs before the tenant is known. It reads the digest's workspace from the
+    token directory (a Citus local table: on the coordinator, no worker), then the token with its
+    tenant: one shard. The control: the same read by digest alone goes to every shard."""
+    digest = token_digest(tenant_a.token, settings.token_pepper)
+    async with admin_engine.connect() as connection:
+        kinds = dict(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT logicalrelid::regclass::text, partmethod::text || repmodel::text "
+                        "FROM pg_dist_partition WHERE logicalrelid = 'public.token_directory'::regclass"
+                    )
+                )
+            ).all()
+        )
+        assert kinds == {"token_directory": "ns"}, "the directory is not a Citus local table"
+        coordinator = (await connection.execute(text("SELECT nodeport FROM pg_dist_node WHERE groupid = 0"))).scalar()
+
+        async def plan(sql: str) -> str:
+            # Literal values, as plan_as_tenant does: Citus prunes shards when it plans with them.
+            rows = await connection.exec_driver_sql("EXPLAIN " + sql)
+            return "\n".join(row[0] for row in rows)
+
+        by_digest = f"token_digest = '\\x{digest.hex()}'::bytea"
+        directory = await plan(f"SELECT workspace_id FROM public.token_directory WHERE {by_digest}")
+        assert _runs_on_one_shard(directory), directory
+        assert f"port={coordinator} " in directory, directory
+        routed = await plan(
+            f"SELECT * FROM public.personal_access_tokens WHERE tenant_id = '{tenant_a.id}'::uuid AND {by_digest}"
+        )
+        assert _runs_on_one_shard(routed), routed
+        fanned = await plan(f"SELECT * FROM public.personal_access_tokens WHERE {by_digest}")
+        assert not _runs_on_one_shard(fanned), fanned
+
+        # The function itself, as it runs: every command it sends to a worker names the workspace's
+        # shard of its table, and nothing else.
+        raw = (await connection.get_raw_connection()).driver_connection
+        messages: list[tuple[str, str]] = []  # (command, where it went)
+
+        def listener(_connection: object, message: Any) -> None:
+            messages.append((str(message.message), str(getattr(message, "detail", "") or "")))
+
+        raw.add_log_listener(listener)
+        try:
+            await raw.execute("SET citus.log_remote_commands = on; SET client_min_messages = log")
+            row = await raw.fetchrow("SELECT token_id, tenant_id FROM public.resolve_token($1)", digest)
+        finally:
+            await raw.execute("RESET citus.log_remote_commands; RESET client_min_messages")
+            raw.remove_log_listener(listener)
+        assert row is not None
+        assert row["tenant_id"] == tenant_a.id
+        shards = (
+            await connection.execute(
+                text(
+                    "SELECT p.logicalrelid::regclass::text || '_' || "
+                    "get_shard_id_for_distribution_column(p.logicalrelid, CAST(:t AS uuid)) "
+                    "FROM pg_dist_partition AS p WHERE p.partmethod = 'h'"
+                ),
+                {"t": str(tenant_a.id)},
+            )
+        ).scalars()
+        own = {f"public.{name}" for name in shards}
+        tenant_tables_sharded = {name.rsplit("_", 1)[0] for name in own}
+        log = "\n".join(f"{command} [{where}]" for command, where in messages)
+        sharded: set[str] = set()
+        for command, where in messages:
+            for name in re.findall(r"public\.[a-z_]+_\d+", command):
+                if name.rsplit("_", 1)[0] in tenant_tables_sharded:
+                    sharded.add(name)
+                else:  # the directory, and the workspace (a reference table): the coordinator's copy
+                    assert f":{coordinator} " in where + " ", f"{name} was read on a worker:\n{log}"
+        assert any(name.startswith("public.personal_access_tokens_") for name in sharded), log
+        assert sharded <= own, f"resolve_token() touched other shards: {sorted(sharded - own)}\n{log}"
+
+
+async def test_migration_0012_on_a_distributed_database_backfills_the_directory_on_the_coordinator(
+    citus: None, database_url: str
+) -> None:
+    """An existing cluster upgrading to 0012: tokens already on the workers get their entries, and
+    the table Citus auto-converted (its key to the reference table `workspaces`) is made an explicit
+    Citus local table; `auth_throttle`, a reference table before, goes back to a plain table."""
+    url = make_url(database_url).set(database=f"tenantry_fresh_{uuid.uuid4().hex[:10]}")
+    fresh = url.render_as_string(hide_password=False)
+    await ensure_database(fresh)
+    try:
+        settings = make_settings(fresh)
+        await migrate(settings)
+        engine = create_engine(settings.app_url, settings, pool_size=1)
+        try:
+            tenant = await new_tenant(ProvisioningService(engine, settings), "mig")
+        finally:
+            await engine.dispose()
+        admin = create_async_engine(settings.admin_url, poolclass=NullPool)
+        try:
+            # The database as 0011 left it, the tokens already distributed.
+            async with admin.begin() as connection:
+                await connection.execute(text("DROP TABLE public.token_directory"))
+                await connection.execute(text("SELECT create_reference_table('public.auth_throttle')"))
+                await connection.execute(
+                    text("UPDATE public.alembic_version SET version_num = '0011_citus_role_switch'")
+                )
+            report = await migrate(settings)
+            assert report.migrations_ran
+            assert "token_directory: coordinator-local table" in report.distributed
+            assert "auth_throttle: coordinator-only table" in report.distributed
+            async with admin.connect() as connection:
+                entries = (
+                    await connection.execute(text("SELECT token_digest, workspace_id FROM public.token_directory"))
+                ).all()
+                assert [(bytes(d), w) for d, w in entries] == [
+                    (token_digest(tenant.token, settings.token_pepper), tenant.id)
+                ]
+                kinds = dict(
+                    (
+                        await connection.execute(
+                            text(
+                                "SELECT logicalrelid::regclass::text, "
+                                "partmethod::text || repmodel::text || autoconverted::text FROM pg_dist_partition "
+                                "WHERE logicalrelid::regclass::text IN ('token_directory', 'auth_throttle')"
+                            )
+                        )
+                    ).all()
+                )
+                assert kinds == {"token_directory": "nsfalse"}
+            assert (await migrate(settings)).distributed == []
+        finally:
+            await admin.dispose()
+    finally:
+        await drop_database(fresh)

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import tenantry.auth.middleware as middleware_module
+from tenantry.app import create_app
 from tenantry.auth.cache import EXPIRY_MARGIN_S, AuthChangeListener, PrincipalCache
 from tenantry.auth.principal import Principal
 from tenantry.auth.tokens import token_digest
@@ -202,32 +203,69 @@ async def test_deactivating_a_member_through_the_api_refuses_their_token_at_once
     assert (await raw_client.get("/v1/products", headers=bearer(member_token))).status_code == 401
 
 
+async def _join_as_member(client: Client, tenant: Tenant) -> tuple[str, str]:
+    """A new member of `tenant` (invited and accepted): their token and membership id."""
+    invited = await client.post(
+        "/v1/invitations",
+        json={"email": f"m-{uuid.uuid4().hex[:8]}@example.com", "role": "member"},
+        headers=tenant.headers,
+    )
+    assert invited.status_code == 201, invited.text
+    accepted = await client.post("/v1/invitations/accept", json={"token": invited.json()["token"]})
+    assert accepted.status_code in (200, 201), accepted.text
+    return accepted.json()["token"]["token"], accepted.json()["member"]["id"]
+
+
+# How another API process makes a cached token fail: each path sends the notification from its own
+# transaction on the coordinator (tenancy/auth_changes.py, the revoking SQL functions), which is
+# what reaches this process on Citus too, where the tables' triggers run on the workers.
+CHANGES_ELSEWHERE = ("revoke", "leak report", "deactivate member", "demote member")
+
+
+@pytest.mark.parametrize("change", CHANGES_ELSEWHERE)
 async def test_a_change_made_by_another_process_reaches_the_cache_by_notification(
     raw_client: Client,
     fresh_app: Litestar,
-    admin_engine: AsyncEngine,
     tenant_a: Tenant,
     tenant_b: Tenant,
     settings: Settings,
+    change: str,
 ) -> None:
     cache: PrincipalCache = fresh_app.state.principal_cache
-    token, token_id = await new_token(raw_client, tenant_a)
+    if change in ("deactivate member", "demote member"):
+        token, member_id = await _join_as_member(raw_client, tenant_a)
+        token_id = ""
+    else:
+        token, token_id = await new_token(raw_client, tenant_a)
+        member_id = ""
     assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 200
     assert (await raw_client.get("/v1/whoami", headers=tenant_b.headers)).status_code == 200
     digest = token_digest(token, settings.token_pepper)
     assert cache.get(digest) is not None
 
-    async with admin_engine.begin() as connection:  # not through this app: like another worker
-        await connection.execute(
-            text("UPDATE public.personal_access_tokens SET revoked_at = now() WHERE id = :id"), {"id": token_id}
-        )
+    # Another API process, with a cache and a listener of its own: nothing here evicts by itself.
+    async with serve(create_app(settings)) as other:
+        if change == "revoke":
+            done = await other.delete(f"/v1/tokens/{token_id}", headers=tenant_a.headers)
+        elif change == "leak report":
+            done = await other.post("/v1/tokens/leak-report", json={"tokens": [token]})
+        elif change == "deactivate member":
+            done = await other.post(f"/v1/members/{member_id}/deactivate", headers=tenant_a.headers)
+        else:
+            done = await other.patch(f"/v1/members/{member_id}", json={"role": "viewer"}, headers=tenant_a.headers)
+        assert done.status_code in (200, 202, 204), done.text
     for _ in range(200):  # delivery takes milliseconds; give a loaded machine up to 10 s
         if cache.get(digest) is None:
             break
         await asyncio.sleep(0.05)
     assert cache.get(digest) is None
     assert cache.get(token_digest(tenant_b.token, settings.token_pepper)) is not None  # B's entry stays
-    assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 401
+    if change == "demote member":  # still a member, now a viewer: reads, cannot write
+        assert (await raw_client.get("/v1/products", headers=bearer(token))).status_code == 200
+        body = {"name": "x", "price_cents": 1, "currency": "EUR", "sku": f"V-{uuid.uuid4().hex[:8]}"}
+        assert (await raw_client.post("/v1/products", json=body, headers=bearer(token))).status_code == 403
+    else:
+        assert (await raw_client.get("/v1/whoami", headers=bearer(token))).status_code == 401
 
 
 async def test_a_suspension_by_another_process_takes_effect_once_delivered(

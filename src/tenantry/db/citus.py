@@ -5,7 +5,8 @@ On a database where the operator has created the `citus` extension and registere
 colocation group, so a workspace's rows of every table live in the same shard group and the
 composite keys `(tenant_id, ...)` are checked on one node; every other table of the schema
 (workspaces, users, the platform tables) becomes a reference table, copied to every node, so tenant
-tables may keep their keys to it. Tables only the migrations read stay on the coordinator.
+tables may keep their keys to it. Tables only the migrations read stay on the coordinator, and so
+does the token directory, as a Citus local table (read and written by the coordinator only).
 On plain PostgreSQL, or with no worker registered, nothing here changes anything.
 """
 
@@ -17,8 +18,18 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 TENANT_COLUMN = "tenant_id"
-# Read by the migrations only, on the coordinator: they stay plain local tables.
-COORDINATOR_ONLY = frozenset({"alembic_version", "tenantry_policy_checksums"})
+# Plain tables of the coordinator, never in Citus's metadata: the migrations' bookkeeping, and the
+# password-login and leak-report throttle (users/throttle.py), whose upsert computes now() in its
+# ON CONFLICT DO UPDATE, which Citus refuses on every table it manages, reference and Citus local
+# alike ("functions used in the DO UPDATE SET clause of INSERTs on distributed tables must be
+# marked IMMUTABLE"). Only the API, through the coordinator, uses it.
+COORDINATOR_ONLY = frozenset({"alembic_version", "tenantry_policy_checksums", "auth_throttle"})
+# Global tables read and written on the coordinator only, before the tenant is known: Citus local
+# tables (`citus_add_local_table_to_metadata`), so a transaction that writes one and a worker's
+# shard commits both with two-phase commit, which a plain table would not get. The token directory (migration 0012): a reference table would make every new token a two-phase
+# write to every node; here it is one local row, in the transaction that writes the token on its
+# worker (docs/scale-out.md, "The token lookup before the tenant is known").
+COORDINATOR_LOCAL = frozenset({"token_directory"})
 
 
 def has_citus(connection: Connection) -> bool:
@@ -97,7 +108,8 @@ def _has_code(statement: str) -> bool:
 @dataclass(frozen=True)
 class TablePlan:
     name: str
-    tenant: bool  # distributed by TENANT_COLUMN; otherwise a reference table
+    tenant: bool  # distributed by TENANT_COLUMN; otherwise a reference table (or, if local, ...)
+    local: bool = False  # a Citus local table on the coordinator (COORDINATOR_LOCAL)
 
 
 _TABLES = text(
@@ -105,7 +117,7 @@ _TABLES = text(
     SELECT c.relname,
            EXISTS (SELECT 1 FROM pg_attribute AS a
                     WHERE a.attrelid = c.oid AND a.attname = :column AND NOT a.attisdropped) AS tenant,
-           p.partmethod
+           p.partmethod, p.autoconverted
       FROM pg_class AS c
       JOIN pg_namespace AS n ON n.oid = c.relnamespace
       LEFT JOIN pg_dist_partition AS p ON p.logicalrelid = c.oid
@@ -154,8 +166,16 @@ def _in_key_order(plans: list[TablePlan], keys: list[tuple[str, str]]) -> list[T
 def pending_tables(connection: Connection) -> list[TablePlan]:
     """The tables of the schema that are not distributed yet, referenced tables first."""
     plans: list[TablePlan] = []
-    for name, tenant, method in connection.execute(_TABLES, {"column": TENANT_COLUMN}):
-        if name in COORDINATOR_ONLY or method is not None:
+    for name, tenant, method, autoconverted in connection.execute(_TABLES, {"column": TENANT_COLUMN}):
+        if name in COORDINATOR_ONLY:
+            continue
+        if name in COORDINATOR_LOCAL:
+            # Citus turns a table with a key to a reference table into a Citus local table by itself
+            # ("autoconverted", which it may undo); the upgrade makes such a table explicit too.
+            if method is None or autoconverted:
+                plans.append(TablePlan(name=name, tenant=False, local=True))
+            continue
+        if method is not None:
             continue
         plans.append(TablePlan(name=name, tenant=bool(tenant)))
     keys = [(str(a).removeprefix("public."), str(b).removeprefix("public.")) for a, b in connection.execute(_KEYS)]
@@ -203,8 +223,24 @@ def distribute(connection: Connection) -> list[str]:
     if not is_cluster(connection):
         return []
     plans = pending_tables(connection)
-    if not plans:
+    # A coordinator-only table an earlier version made a reference table goes back to plain.
+    managed = [
+        str(name)
+        for name in connection.execute(
+            text(
+                "SELECT c.relname FROM pg_dist_partition AS p JOIN pg_class AS c ON c.oid = p.logicalrelid "
+                "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relname = ANY(:names) ORDER BY 1"
+            ),
+            {"names": sorted(COORDINATOR_ONLY)},
+        ).scalars()
+    ]
+    if not plans and not managed:
         return []
+    done: list[str] = []
+    for name in managed:
+        connection.execute(text("SELECT undistribute_table(CAST(:t AS regclass))"), {"t": f"public.{name}"})
+        done.append(f"{name}: coordinator-only table")
     keys = [(str(table), str(name), str(definition)) for table, name, definition in connection.execute(_PENDING_KEYS)]
     for table, name, _ in keys:
         connection.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
@@ -214,7 +250,6 @@ def distribute(connection: Connection) -> list[str]:
     # Reference tables with keys between them, made in one transaction: Citus wants one connection
     # per node for that.
     connection.execute(text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
-    done: list[str] = []
     anchor = _colocation_anchor(connection)
     for plan in plans:
         if plan.tenant:
@@ -224,6 +259,11 @@ def distribute(connection: Connection) -> list[str]:
             )
             anchor = anchor or f"public.{plan.name}"
             done.append(f"{plan.name}: distributed by {TENANT_COLUMN}")
+        elif plan.local:
+            connection.execute(
+                text("SELECT citus_add_local_table_to_metadata(CAST(:t AS regclass))"), {"t": f"public.{plan.name}"}
+            )
+            done.append(f"{plan.name}: coordinator-local table")
         else:
             connection.execute(
                 text("SELECT create_reference_table(CAST(:t AS regclass))"), {"t": f"public.{plan.name}"}

@@ -110,13 +110,23 @@ def _apply_policies(connection: Connection, settings: Settings, *, force_all: bo
 def upgrade_sync(connection: Connection, settings: Settings) -> UpgradeReport:
     """Everything `db upgrade` does, on a connection that is inside one transaction."""
     report = UpgradeReport()
-    ensure_roles(connection, settings)
+    if not has_citus(connection):
+        # On Citus roles_sync() has done it, committed. Doing it again here would propagate its
+        # schema grant to the workers as the login account, and the policies' schema statements
+        # that follow as the owner role: two connections of one transaction, the second waiting
+        # for the first's lock on each worker, a distributed deadlock (on a database whose schema
+        # Citus already tracks, i.e. any upgrade that runs a migration after the first).
+        ensure_roles(connection, settings)
     connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'))"))
     connection.execute(text(f'SET LOCAL ROLE "{settings.owner_role}"'))
     if has_citus(connection):
         # A migration or policy file that adds a trigger to a distributed table (0009's key
         # triggers, the auth-change triggers) needs it; docs/scale-out.md says what they do there.
         connection.execute(text("SET LOCAL citus.enable_unsafe_triggers = on"))
+        # One connection per worker for the whole upgrade: a migration that reads a distributed
+        # table in parallel (0012's backfill) leaves later DDL on reference tables refused
+        # ("cannot modify table ... because there was a parallel operation on a distributed table").
+        connection.execute(text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
     report.revision_before = _current_revision(connection)
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))

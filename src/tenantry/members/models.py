@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -30,6 +31,9 @@ class Membership(TenantScoped, Timestamps, Base):
         CheckConstraint("role IN ('owner', 'admin', 'member', 'viewer')", name="role"),
         Index("ix_memberships_user_id", "user_id"),
     )
+    # What resolve_token() reads: a change must reach every API process's token cache
+    # (tenancy/auth_changes.py announces it in the transaction that makes it).
+    __auth_columns__: ClassVar[frozenset[str]] = frozenset({"role", "is_active", "user_id"})
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("workspaces.id"), primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"), nullable=False)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session, SessionTransaction
 
 from tenantry.settings import Settings
+from tenantry.tenancy import auth_changes as _auth_changes  # noqa: F401  (registers its flush hook)
 from tenantry.tenancy.context import current_scope
 
 # The setting the policies read through `CURRENT_TENANT_FUNCTION`, and the user's.

@@ -6,20 +6,21 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, text, true, update
+from sqlalchemy import ColumnElement, Select, delete, func, insert, or_, select, text, true, update
 
 from tenantry.members.models import Membership
+from tenantry.tenancy.auth_changes import announce_auth_change
 from tenantry.tenancy.repository import Lock, Repository, TenantRepository
-from tenantry.tokens.models import AdminToken, PersonalAccessToken
+from tenantry.tokens.models import AdminToken, PersonalAccessToken, TokenDirectoryEntry
 from tenantry.tokens.schemas import TokenFilters
 
-# Each digest goes through the SECURITY DEFINER function, which revokes a live token and says
-# which workspace it belonged to: one statement for a whole leak report. The functions are
-# executable by the app login role only.
+# Each digest goes through the SECURITY DEFINER function, which revokes a live token, logs it in
+# its workspace's audit log and says which workspace it belonged to: one statement for a whole
+# leak report. The functions are executable by the app login role only.
 _REVOKE_LEAKED = text(
     "SELECT r.tenant_id, r.token_id "
     "FROM unnest(CAST(:digests AS bytea[])) AS d(digest) "
-    "CROSS JOIN LATERAL public.revoke_leaked_token(d.digest) AS r"
+    "CROSS JOIN LATERAL public.revoke_leaked_token(d.digest, CAST(:request_id AS text)) AS r"
 )
 _REVOKE_LEAKED_ADMIN = text(
     "SELECT r.token_id FROM unnest(CAST(:digests AS bytea[])) AS d(digest) "
@@ -38,6 +39,19 @@ class TokenRepository(TenantRepository[PersonalAccessToken]):
             PersonalAccessToken.membership_id == membership_id,
             PersonalAccessToken.membership_id.not_in(owners),
         )
+
+    async def add(self, row: PersonalAccessToken, *, refresh: bool = True) -> PersonalAccessToken:
+        """Insert the token and its directory entry, in the caller's transaction: every path that
+        creates a token (the tokens API, rotation, provisioning, login, invitation acceptance, the
+        operator commands) comes through here, so no token exists that resolve_token() cannot find
+        (policies/10_auth_functions.sql looks the workspace up in the directory first).
+
+        A plain INSERT, no RETURNING: the tenant role may add its workspace's entries, never read one.
+        """
+        await self.session.execute(
+            insert(TokenDirectoryEntry).values(token_digest=row.token_digest, workspace_id=self.tenant_id)
+        )
+        return await super().add(row, refresh=refresh)
 
     @staticmethod
     def everyone() -> ColumnElement[bool]:
@@ -72,6 +86,15 @@ class TokenRepository(TenantRepository[PersonalAccessToken]):
             .where(self.tenant_filter(), PersonalAccessToken.id == token_id, PersonalAccessToken.revoked_at.is_(None))
             .values(revoked_at=at)
         )
+        # A Core UPDATE: the session's flush hook does not see it, so it is announced here.
+        await announce_auth_change(self.session, self.tenant_id)
+
+    async def forget_directory_entries(self) -> int:
+        """Delete the workspace's token directory entries (the purge: its tokens are gone)."""
+        result = await self.session.execute(
+            delete(TokenDirectoryEntry).where(TokenDirectoryEntry.workspace_id == self.tenant_id)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class AdminTokenRepository(Repository[AdminToken]):
@@ -88,12 +111,16 @@ class AdminTokenRepository(Repository[AdminToken]):
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def revoke_leaked(session: Any, digests: list[bytes]) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Revoke every live tenant token among `digests`: (workspace, token) of each one revoked.
+async def revoke_leaked(
+    session: Any, digests: list[bytes], request_id: str | None
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Revoke every live tenant token among `digests`, each with its `token.leak_reported` audit
+    event (tagged with `request_id`): (workspace, token) of each one revoked.
 
-    Runs as the app login role (the function is granted to it only), before any role switch.
+    Runs as the app login role (the function is granted to it only), with no role switch.
     """
-    return [(row[0], row[1]) for row in await session.execute(_REVOKE_LEAKED, {"digests": digests})]
+    rows = await session.execute(_REVOKE_LEAKED, {"digests": digests, "request_id": request_id})
+    return [(row[0], row[1]) for row in rows]
 
 
 async def revoke_leaked_admin(session: Any, digests: list[bytes]) -> list[uuid.UUID]:

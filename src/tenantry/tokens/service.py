@@ -9,7 +9,6 @@ A new token never carries more than the calling token can do right now.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from datetime import timedelta
 
 from msgspec import UNSET, UnsetType
@@ -23,6 +22,7 @@ from tenantry.auth.tokens import ADMIN_TOKEN_PREFIX, TENANT_TOKEN_PREFIX, is_wel
 from tenantry.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tenantry.core.schemas import Page, to_wire
 from tenantry.http.problems import FieldError
+from tenantry.http.requestlog import current_request_id
 from tenantry.settings import Settings
 from tenantry.tenancy.pagination import Ordering, PageRequest
 from tenantry.tenancy.unit_of_work import UnitOfWork
@@ -269,20 +269,15 @@ class LeakReportService:
                         )
 
     async def _revoke(self, digests: list[bytes]) -> None:
-        """One transaction: the revocations and their audit events commit or fail together.
+        """One statement, one transaction: the revocations and their audit events commit or fail
+        together.
 
-        The function is executable by the app login role only, so it runs before the transaction
-        switches to the platform role; each workspace's events are then written with that
-        workspace as the tenant, through the same RLS policy as any other audit row.
+        The function is executable by the app login role only, and writes each workspace's events
+        itself (as resolve_token() does for reuse detection): on Citus a workspace's shards that its
+        owner role has just changed may not be written by another role in the same transaction, so
+        the events cannot come from a later switch to the platform role.
         """
         async with self.sessions() as session:
             uow = UnitOfWork(session)
             async with uow.transaction():
-                revoked: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-                for tenant_id, token_id in await revoke_leaked(session, digests):
-                    revoked[tenant_id].append(token_id)
-                for tenant_id in sorted(revoked):
-                    await uow.become(self.settings.platform_role, tenant_id=tenant_id)
-                    for token_id in sorted(revoked[tenant_id]):
-                        await record_event(session, "token.leak_reported", "token", token_id, tenant_id=tenant_id)
-                    await session.flush()
+                await revoke_leaked(session, digests, current_request_id.get())

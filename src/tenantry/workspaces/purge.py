@@ -13,6 +13,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.tenancy.session import set_statement_timeout
+from tenantry.tokens.repository import TokenRepository
 from tenantry.workspaces.repository import WorkspaceRows
 from tenantry.workspaces.tables import tenant_tables_children_first
 
@@ -24,4 +25,9 @@ async def delete_workspace_rows(session: AsyncSession, workspace_id: uuid.UUID) 
     """Delete every row of the workspace in every tenant table; return the count per table."""
     await set_statement_timeout(session, PURGE_STATEMENT_TIMEOUT_MS)
     rows = WorkspaceRows(session, workspace_id)
-    return {str(table.name): await rows.delete_all(table) for table in tenant_tables_children_first()}
+    deleted = {str(table.name): await rows.delete_all(table) for table in tenant_tables_children_first()}
+    # The directory is global (the workspace row stays as a tombstone, so its ON DELETE CASCADE does
+    # not fire): the digests of the tokens just deleted go too. Not in the report, which counts the
+    # workspace's own data.
+    await TokenRepository(session, workspace_id).forget_directory_entries()
+    return deleted

@@ -19,7 +19,7 @@ from tenantry.http.idempotency_store import AdminIdempotencyKey, IdempotencyKey
 from tenantry.lookups.models import Lookup
 from tenantry.members.models import Invitation, Membership
 from tenantry.orders.models import Order, OrderStatusHistory, OrderTag
-from tenantry.tokens.models import AdminToken, PersonalAccessToken
+from tenantry.tokens.models import AdminToken, PersonalAccessToken, TokenDirectoryEntry
 from tenantry.users.models import AuthThrottle, User
 from tenantry.workspaces.models import Workspace, WorkspacePlan
 
@@ -81,6 +81,7 @@ __all__ = [
     "PersonalAccessToken",
     "PlatformAuditEvent",
     "Product",
+    "TokenDirectoryEntry",
     "User",
     "Workspace",
     "WorkspacePlan",
