@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from tenantry.tools.catalog_audit import DEFINER_ALLOWLIST, RULES, AuditReport, Finding
-from tenantry.tools.catalog_audit.audit import Checked
+from tenantry.tools.catalog_audit.audit import Checked, CitusChecked, TableDistribution
 from tenantry.tools.catalog_audit.catalog import DefinerFunction, View
 from tenantry.tools.catalog_audit.findings import SEVERITIES
 from tenantry.tools.catalog_audit.function_rules import search_path
@@ -23,9 +23,9 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 def test_rules_have_unique_ids_a_severity_a_title_and_a_reason() -> None:
     ids = [r.id for r in RULES]
-    assert len(ids) == len(set(ids)) == 22
+    assert len(ids) == len(set(ids)) == 27
     for r in RULES:
-        assert re.fullmatch(r"[TPKRFVG][1-9]", r.id)
+        assert re.fullmatch(r"[TPKRFVGC][1-9]", r.id)
         assert r.severity in SEVERITIES
         assert r.title
         assert len(r.why) > 60, r.id
@@ -75,7 +75,7 @@ def test_security_invoker_option_spellings() -> None:
     assert not security_invoker(view())
 
 
-def _report(*findings: Finding) -> AuditReport:
+def _report(*findings: Finding, citus: CitusChecked | None = None) -> AuditReport:
     checked = Checked(
         database="db",
         server_version="18.1",
@@ -88,6 +88,8 @@ def _report(*findings: Finding) -> AuditReport:
         foreign_keys=1,
         definer_functions=0,
         views=0,
+        citus=citus
+        or CitusChecked(cluster=False, status="not a Citus cluster", workers=0, tables=[], propagate_set_commands=None),
     )
     return AuditReport(ok=not findings, checked=checked, findings=list(findings))
 
@@ -95,8 +97,9 @@ def _report(*findings: Finding) -> AuditReport:
 def test_a_clean_report() -> None:
     report = _report()
     assert exit_code(report) == 0
-    assert summary(report) == "22 checks over 2 tenant tables, 1 global table: 0 findings"
+    assert summary(report) == "27 checks over 2 tenant tables, 1 global table: 0 findings"
     assert render_text(report).endswith(summary(report))
+    assert "citus: not a Citus cluster: rules C1-C4 do not apply" in render_text(report)
     assert json.loads(render_json(report)) == {
         "ok": True,
         "checked": msgspec.to_builtins(report.checked),
@@ -119,3 +122,23 @@ def test_findings_are_grouped_by_severity_worst_first() -> None:
     assert document["ok"] is False
     assert [f["rule"] for f in document["findings"]] == ["T1", "K3"]
     assert set(document["findings"][0]) == {"rule", "severity", "title", "object", "message", "fix"}
+
+
+def test_the_text_report_lists_each_tables_distribution_on_a_cluster() -> None:
+    tables = [
+        TableDistribution(table="public.products", kind="distributed", column="tenant_id", colocation_id=2, shards=32),
+        TableDistribution(table="public.workspaces", kind="reference", column=None, colocation_id=1, shards=1),
+        TableDistribution(table="public.alembic_version", kind="local", column=None, colocation_id=None, shards=0),
+    ]
+    citus = CitusChecked(
+        cluster=True,
+        status="Citus coordinator with 2 workers",
+        workers=2,
+        tables=tables,
+        propagate_set_commands="local",
+    )
+    lines = render_text(_report(citus=citus)).splitlines()
+    assert "citus: Citus coordinator with 2 workers; the login role's citus.propagate_set_commands: local" in lines
+    assert "  public.products         distributed by tenant_id, colocation group 2, 32 shards" in lines
+    assert "  public.workspaces       reference" in lines
+    assert "  public.alembic_version  coordinator-local" in lines
