@@ -204,7 +204,7 @@ class SettingDefault:
 
     role: str | None  # None: every role
     database: str | None  # None: every database
-    entry: str  # "app.tenant_id=..."
+    entry: str  # "<setting>=<value>", as pg_db_role_setting holds it
     server: str | None = None  # "configuration file", "command line"...: not from pg_db_role_setting
 
     @property

@@ -1,5 +1,5 @@
-"""Rules on SECURITY DEFINER functions (F1-F3) and on setting the tenant (F4, F5), in every user
-schema (extensions' own excluded).
+"""Rules on SECURITY DEFINER functions (F1-F3) and on setting the tenant (F4-F6), in every user
+schema (extensions' own excluded), and in role and database defaults (F6).
 
 A definer function runs with its owner's rights, before or past the tenant policies: the token
 resolver has to, and that is why they must be few, listed, pinned and not callable by everyone.
