@@ -47,10 +47,11 @@ class Layout:
     label: str
     workspaces: int
     products: int
+    prefix: str = "tenantry_bench"  # scenario z names its own (bench/citus.py)
 
     @property
     def database(self) -> str:
-        return f"tenantry_bench_{self.workspaces}x{self.products}"
+        return f"{self.prefix}_{self.workspaces}x{self.products}"
 
 
 @dataclass(frozen=True)
