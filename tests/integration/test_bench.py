@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tenantry import cli
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.schemas import ProductOut
@@ -22,11 +23,13 @@ from tenantry.catalog.service import SORTABLE
 from tenantry.db.server import drop_database
 from tenantry.settings import Settings
 from tenantry.tenancy.pagination import Ordering
+from tenantry.tools.bench import citus as citus_bench
 from tenantry.tools.bench import raw_litestar, servers, warm
 from tenantry.tools.bench.database import Layout, Secrets, layout_settings
-from tenantry.tools.bench.load import RequestSpec, run_load
+from tenantry.tools.bench.load import LoadResult, RequestSpec, run_load
 from tenantry.tools.bench.raw_app import LIST_SQL
 from tenantry.tools.bench.report import END, START, read_json, render_markdown, update_markdown, write_json, write_plot
+from tenantry.tools.bench.results import LayoutResult, Machine, SideResult, combine
 from tenantry.tools.bench.runner import Bench, BenchOptions
 from tests.support import TEST_APP_PASSWORD, TEST_PEPPER, Tenant
 
@@ -212,3 +215,74 @@ def test_python_load_counts_no_request_for_a_failed_connection() -> None:
     assert result.socket_errors > 0
     assert result.requests == 0
     assert result.rps == 0.0
+
+
+def test_scenario_z_refuses_to_run_without_a_citus_coordinator(
+    server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """z compares a cluster with a single node: without --citus-url, or with one that names a plain
+    server, it stops with exit 2 before seeding anything, rather than compare a node with itself."""
+    if asyncio.run(_is_citus(server_url)):
+        pytest.skip("the test server is a Citus coordinator: it would be accepted as --citus-url")
+    monkeypatch.setenv("DATABASE_URL", server_url)
+    monkeypatch.setenv("TENANTRY_TOKEN_PEPPER", TEST_PEPPER)
+    monkeypatch.setenv("TENANTRY_APP_PASSWORD", TEST_APP_PASSWORD)
+    common = ["bench", "--scenarios", "z", "--no-report", "--data-dir", str(tmp_path / "data")]
+
+    assert cli.main(common) == 2
+    assert "scenario z needs --citus-url" in capsys.readouterr().err
+
+    assert cli.main([*common, "--citus-url", server_url]) == 2
+    assert "--citus-url: the citus extension is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "data" / f"{citus_bench.SINGLE_PREFIX}_100x10000.tokens.json").exists()
+
+
+async def _is_citus(url: str) -> bool:
+    engine = create_async_engine(make_url(url).set(drivername="postgresql+asyncpg"), poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'citus'"))
+            return found.first() is not None
+    finally:
+        await engine.dispose()
+
+
+def _side(label: str, rps: float, p95: float, p99: float) -> SideResult:
+    rounds = [
+        LoadResult(
+            tool="wrk", connections=16, seconds=10.0, requests=int(rps * 10), rps=rps, p50_ms=p95 / 2,
+            p95_ms=p95, p99_ms=p99, mean_ms=p95 / 2, max_ms=p99, status_errors=0, socket_errors=0,
+        )
+    ]  # fmt: skip
+    return combine(label, "z", rounds)
+
+
+def test_scenario_z_reports_both_sides_and_their_ratios() -> None:
+    """The generated section: Citus / single node for req/s (below 1: slower on Citus) and for p95
+    and p99 (above 1: slower), per endpoint, with the sizes and the command."""
+    result = citus_bench.endpoint_result("get", _side("single", 500.0, 40.0, 50.0), _side("citus", 400.0, 50.0, 75.0))
+    assert (result.rps_ratio, result.p95_ratio, result.p99_ratio) == (0.8, 1.25, 1.5)
+    assert result.round_rps_ratios == [0.8]
+    layout = LayoutResult(
+        label="z", database="d", workspaces=50, products_per_workspace=2000, products=100_000, seed_seconds=1.0,
+        created_workspaces=0,
+    )  # fmt: skip
+    machine = Machine(
+        cpu="cpu", cores=2, ram_gb=1.0, os="os", python="3", postgres="15", postgres_settings={}, server="uvicorn",
+        workers=1, load_tool="wrk",
+    )  # fmt: skip
+    report = citus_bench.CitusReport(
+        generated_at="now", command="tenantry bench --scenarios z", machine=machine, single_server="s",
+        single_settings={}, nodes=["coordinator h:1", "worker h:2"], citus_settings={}, distributed_tables=10,
+        layouts=[layout, layout], workers=1, connections=16, duration_s=10, rounds=1, warmup_s=3,
+        endpoints=[result], total_seconds=60,
+    )  # fmt: skip
+    text_ = citus_bench.render_markdown(report)
+    assert text_.startswith(citus_bench.CITUS_START)
+    assert text_.endswith(citus_bench.CITUS_END)
+    assert "tenantry bench --scenarios z" in text_
+    assert "50 workspaces x 2,000 products" in text_
+    assert (
+        "| get | 500 | 400 | 0.80 (rounds: 0.80) | 20.0 / 40.0 / 50.0 | 25.0 / 50.0 / 75.0 | 1.25 | 1.50 | 0, 0 |"
+        in text_
+    )

@@ -8,11 +8,21 @@ from pathlib import Path
 
 import msgspec
 
-from tenantry.tools.catalog_audit import DEFINER_ALLOWLIST, RULES, AuditReport, Finding
-from tenantry.tools.catalog_audit.audit import Checked
-from tenantry.tools.catalog_audit.catalog import DefinerFunction, View
-from tenantry.tools.catalog_audit.findings import SEVERITIES
-from tenantry.tools.catalog_audit.function_rules import search_path
+from tenantry.tools.catalog_audit import DEFINER_ALLOWLIST, RULES, AuditReport, Finding, citus_rules
+from tenantry.tools.catalog_audit.audit import Checked, CitusChecked, TableDistribution
+from tenantry.tools.catalog_audit.catalog import (
+    AuditRoles,
+    Catalog,
+    CitusState,
+    Column,
+    DefinerFunction,
+    Distribution,
+    SettingDefault,
+    Table,
+    View,
+)
+from tenantry.tools.catalog_audit.findings import SEVERITIES, Rule
+from tenantry.tools.catalog_audit.function_rules import no_default_tenant, search_path
 from tenantry.tools.catalog_audit.key_rules import not_null_columns
 from tenantry.tools.catalog_audit.report import exit_code, render_json, render_text, summary
 from tenantry.tools.catalog_audit.view_rules import security_invoker
@@ -23,9 +33,9 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 def test_rules_have_unique_ids_a_severity_a_title_and_a_reason() -> None:
     ids = [r.id for r in RULES]
-    assert len(ids) == len(set(ids)) == 22
+    assert len(ids) == len(set(ids)) == 27
     for r in RULES:
-        assert re.fullmatch(r"[TPKRFVG][1-9]", r.id)
+        assert re.fullmatch(r"[TPKRFVGC][1-9]", r.id)
         assert r.severity in SEVERITIES
         assert r.title
         assert len(r.why) > 60, r.id
@@ -75,7 +85,7 @@ def test_security_invoker_option_spellings() -> None:
     assert not security_invoker(view())
 
 
-def _report(*findings: Finding) -> AuditReport:
+def _report(*findings: Finding, citus: CitusChecked | None = None) -> AuditReport:
     checked = Checked(
         database="db",
         server_version="18.1",
@@ -88,6 +98,8 @@ def _report(*findings: Finding) -> AuditReport:
         foreign_keys=1,
         definer_functions=0,
         views=0,
+        citus=citus
+        or CitusChecked(cluster=False, status="not a Citus cluster", workers=0, tables=[], propagate_set_commands=None),
     )
     return AuditReport(ok=not findings, checked=checked, findings=list(findings))
 
@@ -95,8 +107,9 @@ def _report(*findings: Finding) -> AuditReport:
 def test_a_clean_report() -> None:
     report = _report()
     assert exit_code(report) == 0
-    assert summary(report) == "22 checks over 2 tenant tables, 1 global table: 0 findings"
+    assert summary(report) == "27 checks over 2 tenant tables, 1 global table: 0 findings"
     assert render_text(report).endswith(summary(report))
+    assert "citus: not a Citus cluster: rules C1-C4 do not apply" in render_text(report)
     assert json.loads(render_json(report)) == {
         "ok": True,
         "checked": msgspec.to_builtins(report.checked),
@@ -119,3 +132,89 @@ def test_findings_are_grouped_by_severity_worst_first() -> None:
     assert document["ok"] is False
     assert [f["rule"] for f in document["findings"]] == ["T1", "K3"]
     assert set(document["findings"][0]) == {"rule", "severity", "title", "object", "message", "fix"}
+
+
+def test_the_text_report_lists_each_tables_distribution_on_a_cluster() -> None:
+    tables = [
+        TableDistribution(table="public.products", kind="distributed", column="tenant_id", colocation_id=2, shards=32),
+        TableDistribution(table="public.workspaces", kind="reference", column=None, colocation_id=1, shards=1),
+        TableDistribution(table="public.alembic_version", kind="local", column=None, colocation_id=None, shards=0),
+    ]
+    citus = CitusChecked(
+        cluster=True,
+        status="Citus coordinator with 2 workers",
+        workers=2,
+        tables=tables,
+        propagate_set_commands="local",
+    )
+    lines = render_text(_report(citus=citus)).splitlines()
+    assert "citus: Citus coordinator with 2 workers; the login role's citus.propagate_set_commands: local" in lines
+    assert "  public.products         distributed by tenant_id, colocation group 2, 32 shards" in lines
+    assert "  public.workspaces       reference" in lines
+    assert "  public.alembic_version  coordinator-local" in lines
+
+
+def _catalog(citus: CitusState, *tenant_tables: str, setting_defaults: tuple[SettingDefault, ...] = ()) -> Catalog:
+    tenant = {1: Column("tenant_id", "uuid", True), 2: Column("id", "uuid", True)}
+    tables = {oid: Table(oid, f"public.{name}", True, True, tenant) for oid, name in enumerate(tenant_tables, 1)}
+    tables[100] = Table(100, "public.workspaces", False, False, {1: Column("id", "uuid", True)})
+    return Catalog(
+        database="db", server_version="15", schema="public", roles=AuditRoles("t", "a", "o"), tables=tables,
+        policies=[], indexes=[], foreign_keys=[], role_by_oid={}, memberships=[], owned={}, may_create={},
+        definer_functions=[], views=[], setting_defaults=list(setting_defaults), citus=citus,
+    )  # fmt: skip
+
+
+def _ids(catalog: Catalog, *rules: Rule) -> list[tuple[str, str]]:
+    return [(finding.rule, finding.object) for r in rules for finding in r.run(catalog)]
+
+
+def test_citus_rules_say_nothing_without_a_cluster() -> None:
+    """Nothing distributed and no propagation: on plain PostgreSQL that is the normal state."""
+    assert _ids(_catalog(CitusState(), "orders", "products"), *citus_rules.RULES) == []
+
+
+def test_c2_takes_the_group_of_most_tenant_tables_and_on_a_tie_the_first_tables() -> None:
+    def placed(group: int) -> Distribution:
+        return Distribution("distributed", "tenant_id", group, 32)
+
+    reference = {100: Distribution("reference", None, 1, 1)}
+    majority = CitusState(
+        cluster=True, propagate_set_commands="local", tables={1: placed(7), 2: placed(2), 3: placed(2), **reference}
+    )
+    catalog = _catalog(majority, "a_first", "orders", "products")
+    assert _ids(catalog, *citus_rules.RULES) == [("C2", "public.a_first")]
+    finding = citus_rules.one_colocation_group.run(catalog)[0]
+    assert "colocate_with => 'public.orders'" in finding.fix
+    tie = CitusState(cluster=True, propagate_set_commands="local", tables={1: placed(7), 2: placed(2), **reference})
+    assert _ids(_catalog(tie, "a_first", "orders"), *citus_rules.RULES) == [("C2", "public.orders")]
+
+
+def test_c4_names_where_the_login_role_gets_its_setting() -> None:
+    state = CitusState(cluster=True, propagate_set_commands="none", propagate_source="ALTER DATABASE")
+    findings = citus_rules.set_local_reaches_the_workers.run(_catalog(state, "orders"))
+    assert [f.object for f in findings] == ["role a"]
+    assert "none (from ALTER DATABASE)" in findings[0].message
+    assert findings[0].fix.startswith('ALTER ROLE "a" IN DATABASE "db" SET citus.propagate_set_commands = local;')
+
+
+def test_f6_fix_resets_the_default_where_it_was_given() -> None:
+    defaults = (
+        SettingDefault("app_role", "db", "x=1"),
+        SettingDefault("app_role", None, "x=1"),
+        SettingDefault(None, "db", "x=1"),
+        SettingDefault(None, None, "x=1", server="configuration file"),
+    )
+    findings = no_default_tenant.run(_catalog(CitusState(), "orders", setting_defaults=defaults))
+    assert [f.object for f in findings] == [
+        "role app_role in database db",
+        "role app_role in every database",
+        "every role in database db",
+        "the server configuration (configuration file)",
+    ]
+    assert [f.fix.split(";")[0] for f in findings] == [
+        "ALTER ROLE app_role IN DATABASE db RESET app.tenant_id",
+        "ALTER ROLE app_role RESET app.tenant_id",
+        "ALTER DATABASE db RESET app.tenant_id",
+        "remove app.tenant_id from the server's configuration file, then reload",
+    ]

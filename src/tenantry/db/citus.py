@@ -26,8 +26,8 @@ TENANT_COLUMN = "tenant_id"
 COORDINATOR_ONLY = frozenset({"alembic_version", "tenantry_policy_checksums", "auth_throttle"})
 # Global tables read and written on the coordinator only, before the tenant is known: Citus local
 # tables (`citus_add_local_table_to_metadata`), so a transaction that writes one and a worker's
-# shard commits both with two-phase commit, which a plain table would not get. The token directory (migration 0012): a reference table would make every new token a two-phase
-# write to every node; here it is one local row, in the transaction that writes the token on its
+# shard commits both with two-phase commit, which a plain table would not get. The token directory
+# (migration 0012): a reference table would make every new token a two-phase write to every node; here it is one local row, in the transaction that writes the token on its
 # worker (docs/scale-out.md, "The token lookup before the tenant is known").
 COORDINATOR_LOCAL = frozenset({"token_directory"})
 

@@ -118,6 +118,68 @@ INSERT_HISTORY = text(
     "CAST(:changed_at AS timestamptz[])) AS u(id, order_id, from_status, to_status, changed_at)"
 )
 
+# On Citus an INSERT ... SELECT whose rows come from anywhere but a colocated distributed table is
+# pulled to the coordinator and written to the shards with COPY, which row-level security refuses
+# ("COPY FROM not supported with row-level security"). There the batches go as multi-row
+# INSERT ... VALUES, which Citus routes to the workspace's shard: the columns of each table, with
+# their types, in the order the statements above take them.
+VALUES_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "lookups": (
+        ("id", "uuid"), ("kind", "text"), ("code", "text"), ("name", "text"), ("description", "text"),
+        ("color", "text"), ("position", "integer"),
+    ),
+    "products": (
+        ("id", "uuid"), ("name", "text"), ("description", "text"), ("price_cents", "bigint"), ("currency", "text"),
+        ("sku", "text"), ("category_id", "uuid"),
+    ),
+    "orders": (
+        ("id", "uuid"), ("product_id", "uuid"), ("customer_email", "text"), ("customer_name", "text"),
+        ("quantity", "integer"), ("amount_cents", "bigint"), ("currency", "text"), ("status", "text"),
+        ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
+    ),
+    "order_status_history": (
+        ("id", "uuid"), ("order_id", "uuid"), ("from_status", "text"), ("to_status", "text"),
+        ("changed_at", "timestamptz"),
+    ),
+}  # fmt: skip
+# The same value on every row of a batch: column -> (parameter of the unnest statement, type).
+VALUES_CONSTANTS: dict[str, dict[str, tuple[str, str]]] = {
+    "order_status_history": {"tenant_id": ("tenant_id", "uuid"), "changed_by_member_id": ("member_id", "uuid")},
+}
+UNNEST_STATEMENTS = {
+    "lookups": INSERT_LOOKUPS,
+    "products": INSERT_PRODUCTS,
+    "orders": INSERT_ORDERS,
+    "order_status_history": INSERT_HISTORY,
+}
+# Bind parameters per statement stay under PostgreSQL's limit of 65,535 (asyncpg: 32,767).
+MAX_PARAMETERS = 30_000
+
+
+def values_inserts(
+    table: str, rows: Sequence[dict[str, Any]], constants: dict[str, Any]
+) -> list[tuple[Any, dict[str, Any]]]:
+    """The batch as multi-row INSERT ... VALUES statements (Citus), each under MAX_PARAMETERS."""
+    columns = VALUES_COLUMNS[table]
+    fixed = VALUES_CONSTANTS.get(table, {"tenant_id": ("tenant_id", "uuid")})
+    names = [*fixed, *(name for name, _ in columns)]
+    per_statement = max(1, MAX_PARAMETERS // len(columns))
+    statements = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        parameters = {f"k_{name}": constants[parameter] for name, (parameter, _) in fixed.items()}
+        fixed_sql = [f"CAST(:k_{name} AS {type_})" for name, (_, type_) in fixed.items()]
+        tuples = []
+        for number, row in enumerate(chunk):
+            cells = list(fixed_sql)
+            for name, type_ in columns:
+                parameters[f"r{number}_{name}"] = row[name]
+                cells.append(f"CAST(:r{number}_{name} AS {type_})")
+            tuples.append(f"({', '.join(cells)})")
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join(tuples)}"
+        statements.append((text(sql), parameters))
+    return statements
+
 
 @dataclass(frozen=True)
 class SeedOptions:
@@ -325,6 +387,7 @@ class Seeder:
         self.settings = settings
         self.provisioning = ProvisioningService(engine, settings)
         self.progress = progress or NoProgress()
+        self.citus: bool | None = None  # whether the database is on Citus, found on the first insert
 
     async def _as_tenant(self, connection: AsyncConnection, workspace_id: uuid.UUID) -> None:
         # The foreign-key checks run a query planned once per connection and then cached. Planned
@@ -341,18 +404,26 @@ class Seeder:
             statement_timeout_ms=BATCH_STATEMENT_TIMEOUT_MS,
         )
 
-    async def _insert(
-        self,
-        workspace_id: uuid.UUID,
-        statement: Any,
-        rows: Sequence[dict[str, Any]],
-        names: Sequence[str],
-        **extra: Any,
+    async def _write(
+        self, connection: AsyncConnection, table: str, rows: Sequence[dict[str, Any]], **constants: Any
     ) -> None:
-        """One transaction: the tenant context, then one multi-row insert."""
+        """Insert `rows` into `table` in the connection's transaction: one unnest statement on
+        PostgreSQL, multi-row VALUES on Citus (see VALUES_COLUMNS)."""
+        if self.citus is None:
+            found = await connection.execute(text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"))
+            self.citus = bool(found.scalar())
+        if self.citus:
+            for statement, parameters in values_inserts(table, rows, constants):
+                await connection.execute(statement, parameters)
+            return
+        names = [name for name, _ in VALUES_COLUMNS[table]]
+        await connection.execute(UNNEST_STATEMENTS[table], {**constants, **_columns(rows, names)})
+
+    async def _insert(self, workspace_id: uuid.UUID, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """One transaction: the tenant context, then the rows."""
         async with self.engine.begin() as connection:
             await self._as_tenant(connection, workspace_id)
-            await connection.execute(statement, {"tenant_id": workspace_id, **extra, **_columns(rows, names)})
+            await self._write(connection, table, rows, tenant_id=workspace_id)
 
     async def run(self, options: SeedOptions) -> SeedSummary:
         if options.workspaces < 1 or options.products < 1 or options.orders < 0 or options.batch < 1:
@@ -382,32 +453,26 @@ class Seeder:
         workspace_id = created.workspace_id
         rng = random.Random(slug)  # noqa: S311 -- demo data, not secrets: the same slug gets the same data
         categories = _make_categories()
-        await self._insert(
-            workspace_id, INSERT_LOOKUPS, categories, ("id", "kind", "code", "name", "description", "color", "position")
-        )
+        await self._insert(workspace_id, "lookups", categories)
         products = _make_products(rng, options.products, categories)
-        product_columns = ("id", "name", "description", "price_cents", "currency", "sku", "category_id")
         for start in range(0, len(products), options.batch):
             chunk = products[start : start + options.batch]
-            await self._insert(workspace_id, INSERT_PRODUCTS, chunk, product_columns)
+            await self._insert(workspace_id, "products", chunk)
             self.progress.advance(len(chunk))
         now = datetime.now(UTC)
-        order_columns = (
-            "id", "product_id", "customer_email", "customer_name", "quantity", "amount_cents", "currency",
-            "status", "created_at", "updated_at",
-        )  # fmt: skip
-        history_columns = ("id", "order_id", "from_status", "to_status", "changed_at")
         for start in range(0, options.orders, options.batch):
             size = min(options.batch, options.orders - start)
             orders, history = _make_orders(rng, size, products, now)
             # Orders and their history in one transaction: an order never exists without its history.
             async with self.engine.begin() as connection:
                 await self._as_tenant(connection, workspace_id)
-                base = {"tenant_id": workspace_id}
-                await connection.execute(INSERT_ORDERS, {**base, **_columns(orders, order_columns)})
-                await connection.execute(
-                    INSERT_HISTORY,
-                    {**base, "member_id": created.owner_membership_id, **_columns(history, history_columns)},
+                await self._write(connection, "orders", orders, tenant_id=workspace_id)
+                await self._write(
+                    connection,
+                    "order_status_history",
+                    history,
+                    tenant_id=workspace_id,
+                    member_id=created.owner_membership_id,
                 )
             self.progress.advance(size)
         return SeededWorkspace(slug, workspace_id, created.token, options.products, options.orders)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tenantry.tools.bench import ALL_SCENARIOS
+from tenantry.tools.bench import ALL_SCENARIOS, OPTIONAL_SCENARIOS
 
 if TYPE_CHECKING:
     from tenantry.tools.bench.runner import BenchOptions
@@ -27,9 +27,10 @@ QUICK = {
 
 def _scenarios(value: str) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip()))
-    unknown = [s for s in chosen if s not in ALL_SCENARIOS]
+    unknown = [s for s in chosen if s not in ALL_SCENARIOS + OPTIONAL_SCENARIOS]
     if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"scenarios are a comma-separated subset of {','.join(ALL_SCENARIOS)}")
+        known = ",".join(ALL_SCENARIOS + OPTIONAL_SCENARIOS)
+        raise argparse.ArgumentTypeError(f"scenarios are a comma-separated subset of {known}")
     return chosen
 
 
@@ -85,6 +86,11 @@ def options_from_args(args: argparse.Namespace, argv: list[str]) -> BenchOptions
         s_connections=args.s_connections,
         auth_cache_ttl_s=args.auth_cache_ttl,
         redis_url=args.redis_url or None,
+        citus_url=args.citus_url or None,
+        z_workers=args.z_workers,
+        z_connections=args.z_connections,
+        citus_json_path=None if args.no_report else docs / "performance" / "citus.json",
+        citus_report_path=None if args.no_report else docs / "performance.md",
         json_path=None if args.no_report else docs / "performance" / "results.json",
         report_path=None if args.no_report else docs / "performance.md",
         plot_path=None if args.no_report else docs / "performance" / "throughput.png",
@@ -111,9 +117,36 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not 0 <= options.auth_cache_ttl_s <= 3600:  # the range Settings accepts; also false for NaN
         print("tenantry: --auth-cache-ttl is between 0 (cache off) and 3600 seconds", file=sys.stderr)
         return 2
+    if "z" in options.scenarios and not options.citus_url:
+        print(
+            "tenantry: scenario z needs --citus-url, the Citus coordinator's server (docs/performance.md)",
+            file=sys.stderr,
+        )
+        return 2
+    if min(options.z_workers, options.z_connections) < 1:
+        print("tenantry: --z-workers and --z-connections must be at least 1", file=sys.stderr)
+        return 2
+    from tenantry.tools.bench import citus
+
     console = Console(stderr=True)
-    report = Bench(options, console).run()
-    if options.json_path and options.report_path and options.plot_path:
+    bench = Bench(options, console)
+    try:
+        report = bench.run()
+    except citus.NotACitusCluster as exc:
+        print(f"tenantry: {exc}", file=sys.stderr)
+        return 2
+    if bench.citus_report and options.citus_json_path and options.citus_report_path:
+        citus.write(bench.citus_report, options.citus_json_path, options.citus_report_path)
+        console.print(f"scenario z: {options.citus_json_path}, {options.citus_report_path}")
+    for endpoint in bench.citus_report.endpoints if bench.citus_report else []:
+        console.print(
+            f"z.{endpoint.endpoint}: Citus / single node: req/s {endpoint.rps_ratio:.3f}, "
+            f"p95 {endpoint.p95_ratio:.3f}, p99 {endpoint.p99_ratio:.3f}",
+            highlight=False,
+        )
+    # z alone leaves the main results (their own run) as they are.
+    main = set(options.scenarios) - set(OPTIONAL_SCENARIOS)
+    if main and options.json_path and options.report_path and options.plot_path:
         write_json(report, options.json_path)
         write_plot(report, options.plot_path)
         update_markdown(options.report_path, render_markdown(report, options.plot_path.name))
@@ -147,7 +180,10 @@ def add_bench_command(commands: Any) -> None:
         "--products-total", type=int, default=1_000_000, help="products of the large database (1,000,000)"
     )
     bench.add_argument(
-        "--scenarios", type=_scenarios, default=ALL_SCENARIOS, help="e.g. a,b,c (default all: a-f, n and s)"
+        "--scenarios",
+        type=_scenarios,
+        default=ALL_SCENARIOS,
+        help="e.g. a,b,c (default all: a-f, n and s; z, Citus beside a single node, only when named)",
     )
     bench.add_argument(
         "--ports", type=_ports, default=None, help="the servers' ports, FIRST-LAST (default: any free port)"
@@ -173,5 +209,13 @@ def add_bench_command(commands: Any) -> None:
         default=os.environ.get("TENANTRY_REDIS_URL", ""),
         help="TENANTRY_REDIS_URL of scenario n's API (default: $TENANTRY_REDIS_URL; unset: limits per process)",
     )
+    bench.add_argument(
+        "--citus-url",
+        default="",
+        help="scenario z: the Citus coordinator's server (its postgres database has the workers registered); "
+        "the single node it is compared with is DATABASE_URL's server, or the embedded one",
+    )
+    bench.add_argument("--z-workers", type=int, default=1, help="scenario z: workers of each API server (1)")
+    bench.add_argument("--z-connections", type=int, default=16, help="scenario z: connections per side (16)")
     bench.add_argument("--quick", action="store_true", help="tiny sizes and short runs: tries the harness in ~1 min")
     bench.set_defaults(func=_cmd_bench)

@@ -47,10 +47,11 @@ class Layout:
     label: str
     workspaces: int
     products: int
+    prefix: str = "tenantry_bench"  # scenario z names its own (bench/citus.py)
 
     @property
     def database(self) -> str:
-        return f"tenantry_bench_{self.workspaces}x{self.products}"
+        return f"{self.prefix}_{self.workspaces}x{self.products}"
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,9 @@ async def server_settings(settings: Settings, names: tuple[str, ...]) -> dict[st
     try:
         async with engine.connect() as connection:
             rows = await connection.execute(
-                text("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(:n)"),
+                # current_setting() prints the value with its unit as people write it (64MB); setting
+                # and unit side by side would make 8192 pages of 8kB read as "81928kB".
+                text("SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(:n)"),
                 {"n": list(names)},
             )
             return {name: value for name, value in rows}

@@ -18,6 +18,8 @@ from rich.console import Console
 
 from tenantry.settings import Settings
 from tenantry.tools.bench import ALL_SCENARIOS, database, neighbours, scenarios, servers, warm
+from tenantry.tools.bench import citus as citus_scenario
+from tenantry.tools.bench.citus import CitusReport
 from tenantry.tools.bench.load import LoadResult, LoadTool, pick_tool, run_load
 from tenantry.tools.bench.results import (
     BenchReport,
@@ -57,6 +59,11 @@ class BenchOptions:
     s_workers: tuple[int, ...] = S_WORKERS  # scenario s: each worker count ...
     s_connections: tuple[int, ...] = S_CONNECTIONS  # ... at each number of connections
     auth_cache_ttl_s: float = 60.0  # TENANTRY_AUTH_CACHE_TTL_S of the API servers; 0 = cache off
+    citus_url: str | None = None  # scenario z: the Citus coordinator's server (its `postgres` database)
+    z_workers: int = 1  # scenario z: workers of each side's API server
+    z_connections: int = 16  # scenario z: connections per side
+    citus_json_path: Path | None = None
+    citus_report_path: Path | None = None
     redis_url: str | None = None  # TENANTRY_REDIS_URL of the server of scenario n (else limits per process)
     json_path: Path | None = None
     report_path: Path | None = None
@@ -80,6 +87,7 @@ class Bench:
         self.notes: list[str] = []
         self.warm_runs: list[warm.WarmResult] = []
         self.floods: list[LoadResult] = []  # scenario n's flood, one per round
+        self.citus_report: CitusReport | None = None  # scenario z's, written on its own
         if self.tool == "python" and {"a", "b", "c"} & set(options.scenarios):
             self._note(
                 "WARNING: the Python load generator was used (wrk "
@@ -110,9 +118,13 @@ class Bench:
     def run(self) -> BenchReport:
         options, started = self.options, time.perf_counter()
         wanted = set(options.scenarios)
+        main = wanted - {"z"}  # z alone seeds none of the other scenarios' databases
         load_at_start = _load_average()
         options.data_dir.mkdir(parents=True, exist_ok=True)
         server_url, handle = database.start_server(options.data_dir, options.database_url)
+        layouts: list[LayoutResult] = []
+        pairs: list[PairResult] = []
+        singles: list[SingleResult] = []
         try:
             keys = database.bench_secrets(options.data_dir, options.environ)
             few_layout = database.Layout(
@@ -122,19 +134,23 @@ class Bench:
                 "many", options.workspaces_large, options.products_per_workspace(options.workspaces_large)
             )
             few_settings = database.layout_settings(server_url, few_layout, keys)
-            layouts = [self._seed(few_layout, few_settings)]
-            few = self.workspaces
-            many_settings: Settings | None = None
-            many: list[database.BenchWorkspace] = []
-            if "d" in wanted:
-                many_settings = database.layout_settings(server_url, many_layout, keys)
-                layouts.append(self._seed(many_layout, many_settings))
-                many = self.workspaces
-            if "b" in wanted:
-                self._log("copying products to bench.products_norls (no RLS) for scenario b")
-                asyncio.run(database.ensure_norls_copy(few_settings))
-            pairs, singles = self._measure(wanted, few_settings, few, many_settings, many)
-            machine = self._machine(few_settings)
+            if main:
+                layouts.append(self._seed(few_layout, few_settings))
+                few = self.workspaces
+                many_settings: Settings | None = None
+                many: list[database.BenchWorkspace] = []
+                if "d" in wanted:
+                    many_settings = database.layout_settings(server_url, many_layout, keys)
+                    layouts.append(self._seed(many_layout, many_settings))
+                    many = self.workspaces
+                if "b" in wanted:
+                    self._log("copying products to bench.products_norls (no RLS) for scenario b")
+                    asyncio.run(database.ensure_norls_copy(few_settings))
+                pairs, singles = self._measure(wanted, few_settings, few, many_settings, many)
+                machine = self._machine(few_settings)
+            if "z" in wanted:
+                self.citus_report = citus_scenario.measure(self, server_url, keys, load_at_start, started)
+                machine = self.citus_report.machine
             # On a shared machine the neighbours' load is part of the numbers: say how much there was.
             self.notes.append(
                 f"Load average (1, 5, 15 min, as `uptime` prints it) at the start: {load_at_start}; "

@@ -16,7 +16,7 @@ from typing import Literal
 from tenantry.tools.bench.database import BenchWorkspace
 from tenantry.tools.bench.load import RequestSpec
 
-ServerRole = Literal["app", "raw", "app_many", "app_limited", "app_s", "litestar_s"]
+ServerRole = Literal["app", "raw", "app_many", "app_limited", "app_s", "litestar_s", "z_single", "z_citus"]
 Metric = Literal["throughput", "p50", "p95"]
 
 LIST_PATH = "/v1/products?limit=20"
@@ -120,7 +120,7 @@ def pair_d(few: Sequence[BenchWorkspace], many: Sequence[BenchWorkspace]) -> Pai
     )
 
 
-def _interleave(groups: Sequence[Sequence[RequestSpec]]) -> tuple[RequestSpec, ...]:
+def interleave(groups: Sequence[Sequence[RequestSpec]]) -> tuple[RequestSpec, ...]:
     """Round-robin over workspaces, so consecutive requests go to different tenants."""
     return tuple(spec for row in zip_longest(*groups) for spec in row if spec is not None)
 
@@ -137,13 +137,13 @@ def singles_e(workspaces: Sequence[BenchWorkspace], product_ids: dict[uuid.UUID,
         # Per workspace: 4 lists, 4 gets, 2 creates: 80% reads, 20% writes.
         lists = [RequestSpec("GET", LIST_PATH, token=w.token)] * 4
         writes = [RequestSpec("POST", "/v1/products", token=w.token, body=CREATE_BODY)] * 2
-        mixed.append(_interleave([lists, (get_specs * 4)[:4], writes]))
+        mixed.append(interleave([lists, (get_specs * 4)[:4], writes]))
     n = len(chosen)
     return [
-        Single("e.get", f"Get by id ({n} workspaces)", Side("GET /v1/products/{id}", "app", _interleave(gets))),
+        Single("e.get", f"Get by id ({n} workspaces)", Side("GET /v1/products/{id}", "app", interleave(gets))),
         Single("e.create", f"Create ({n} workspaces)", Side("POST /v1/products", "app", tuple(creates))),
         Single(
-            "e.mixed", f"Mixed 80/20 read/write ({n} workspaces)", Side("list/get/create", "app", _interleave(mixed))
+            "e.mixed", f"Mixed 80/20 read/write ({n} workspaces)", Side("list/get/create", "app", interleave(mixed))
         ),
     ]
 
@@ -167,7 +167,7 @@ def pairs_s(
     chosen = [w for w in workspaces if product_ids.get(w.workspace_id)][:E_WORKSPACES]
     api = {
         "list": list_specs(workspaces),
-        "get": _interleave(
+        "get": interleave(
             [
                 [RequestSpec("GET", f"/v1/products/{p}", token=w.token) for p in product_ids[w.workspace_id]]
                 for w in chosen
@@ -177,7 +177,7 @@ def pairs_s(
     }
     raw = {
         "list": raw_specs(workspaces, RAW_LIST_PATH),
-        "get": _interleave(
+        "get": interleave(
             [
                 [
                     RequestSpec("GET", f"/raw/products/{p}", tenant=str(w.workspace_id))

@@ -7,7 +7,15 @@ from collections.abc import Iterable
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tenantry.tools.catalog_audit import function_rules, key_rules, policy_rules, role_rules, table_rules, view_rules
+from tenantry.tools.catalog_audit import (
+    citus_rules,
+    function_rules,
+    key_rules,
+    policy_rules,
+    role_rules,
+    table_rules,
+    view_rules,
+)
 from tenantry.tools.catalog_audit.catalog import APP_SCHEMA, AuditRoles, Catalog
 from tenantry.tools.catalog_audit.findings import SEVERITIES, Finding, Rule
 from tenantry.tools.catalog_audit.queries import load_catalog
@@ -21,7 +29,28 @@ RULES: tuple[Rule, ...] = (
     *function_rules.RULES,
     *view_rules.RULES,
     *table_rules.GLOBAL_TABLE_RULES,
+    *citus_rules.RULES,
 )
+
+
+class TableDistribution(msgspec.Struct, frozen=True, kw_only=True):
+    """One table as Citus keeps it: the kind, the distribution column, the colocation group."""
+
+    table: str
+    kind: str  # distributed, reference, citus local, single shard, append, range, local
+    column: str | None
+    colocation_id: int | None
+    shards: int
+
+
+class CitusChecked(msgspec.Struct, frozen=True, kw_only=True):
+    """What the Citus rules looked at; `cluster` false means C1-C4 did not apply (`status` says why)."""
+
+    cluster: bool
+    status: str
+    workers: int
+    tables: list[TableDistribution]
+    propagate_set_commands: str | None
 
 
 class Checked(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +67,7 @@ class Checked(msgspec.Struct, frozen=True, kw_only=True):
     foreign_keys: int
     definer_functions: int
     views: int
+    citus: CitusChecked
 
 
 class AuditReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,8 +100,33 @@ def audit_catalog(catalog: Catalog, rules: Iterable[Rule] = RULES) -> AuditRepor
         foreign_keys=len(catalog.foreign_keys),
         definer_functions=len(catalog.definer_functions),
         views=len(catalog.views),
+        citus=_citus_checked(catalog),
     )
     return AuditReport(ok=not findings, checked=checked, findings=findings)
+
+
+def _citus_checked(catalog: Catalog) -> CitusChecked:
+    citus = catalog.citus
+    tables = []
+    if citus.cluster:
+        for table in sorted(catalog.tables.values(), key=lambda t: t.name):
+            placed = citus.of(table)
+            tables.append(
+                TableDistribution(
+                    table=table.name,
+                    kind=placed.kind,
+                    column=placed.column,
+                    colocation_id=placed.colocation_id,
+                    shards=placed.shards,
+                )
+            )
+    return CitusChecked(
+        cluster=citus.cluster,
+        status=citus.status,
+        workers=citus.workers,
+        tables=tables,
+        propagate_set_commands=citus.propagate_set_commands,
+    )
 
 
 async def audit_database(

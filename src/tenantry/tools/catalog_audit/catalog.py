@@ -155,6 +155,75 @@ class View:
     depends_on: frozenset[int]
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """Where Citus keeps one table (pg_dist_partition); a table Citus does not know is "local"."""
+
+    kind: str  # "distributed", "reference", "citus local", "single shard", "append", "range" or "local"
+    column: str | None = None  # the distribution column of a distributed table
+    colocation_id: int | None = None  # 0 or None: in no colocation group
+    shards: int = 0
+
+    def describe(self) -> str:
+        if self.kind == "distributed":
+            return f"distributed by {self.column}, colocation group {self.colocation_id}, {self.shards} shards"
+        if self.kind == "reference":
+            return "reference table (a copy on every node)"
+        if self.kind == "local":
+            return "coordinator-local (not distributed)"
+        if self.kind == "citus local":
+            return "Citus local table on the coordinator (not distributed)"
+        column = f" by {self.column}" if self.column else ""
+        return f"{self.kind}{column}, colocation group {self.colocation_id}, {self.shards} shards"
+
+
+LOCAL = Distribution("local")
+
+
+@dataclass(frozen=True)
+class CitusState:
+    """What the audit knows of Citus in this database. The Citus rules (C1-C4) run only when
+    `cluster` is true: a coordinator with workers, the database `tenantry db upgrade` distributes."""
+
+    cluster: bool = False
+    status: str = "not a Citus cluster (no citus extension in this database)"
+    workers: int = 0
+    tables: Mapping[int, Distribution] = field(default_factory=dict)  # by table oid; absent: local
+    # citus.propagate_set_commands as the app login role gets it in this database, and from where.
+    propagate_set_commands: str | None = None
+    propagate_source: str = ""
+
+    def of(self, table: Table) -> Distribution:
+        return self.tables.get(table.oid, LOCAL)
+
+
+@dataclass(frozen=True)
+class SettingDefault:
+    """A value for the tenant setting given outside a transaction: ALTER ROLE / DATABASE ... SET
+    (pg_db_role_setting), or the server's configuration (`server` names where from)."""
+
+    role: str | None  # None: every role
+    database: str | None  # None: every database
+    entry: str  # "<setting>=<value>", as pg_db_role_setting holds it
+    server: str | None = None  # "configuration file", "command line"...: not from pg_db_role_setting
+
+    @property
+    def target(self) -> str:
+        if self.server:
+            return f"the server configuration ({self.server})"
+        role = f"role {quote_ident(self.role)}" if self.role else "every role"
+        return f"{role} in {f'database {quote_ident(self.database)}' if self.database else 'every database'}"
+
+    def reset(self, setting: str) -> str:
+        """The statement that removes it."""
+        if self.server:
+            return f"remove {setting} from the server's {self.server}, then reload;"
+        if self.role is None:
+            return f"ALTER DATABASE {quote_ident(self.database or '')} RESET {setting};"
+        scope = f" IN DATABASE {quote_ident(self.database)}" if self.database else ""
+        return f"ALTER ROLE {quote_ident(self.role)}{scope} RESET {setting};"
+
+
 @dataclass
 class Catalog:
     database: str
@@ -176,6 +245,8 @@ class Catalog:
     # (exactly one when the schema is as migrated).
     setting_functions: list[SourceFunction] = field(default_factory=list)
     context_functions: list[ContextFunction] = field(default_factory=list)
+    setting_defaults: list[SettingDefault] = field(default_factory=list)
+    citus: CitusState = field(default_factory=CitusState)
 
     @property
     def tenant_tables(self) -> list[Table]:

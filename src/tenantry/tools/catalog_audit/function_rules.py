@@ -1,5 +1,5 @@
-"""Rules on SECURITY DEFINER functions (F1-F3) and on setting the tenant (F4, F5), in every user
-schema (extensions' own excluded).
+"""Rules on SECURITY DEFINER functions (F1-F3) and on setting the tenant (F4-F6), in every user
+schema (extensions' own excluded), and in role and database defaults (F6).
 
 A definer function runs with its owner's rights, before or past the tenant policies: the token
 resolver has to, and that is why they must be few, listed, pinned and not callable by everyone.
@@ -169,4 +169,30 @@ def context_function_for_the_login_role(catalog: Catalog) -> Iterator[Issue]:
             )
 
 
-RULES = (pinned_search_path, allowlisted, not_public, one_way_to_set_the_tenant, context_function_for_the_login_role)
+@rule("F6", "high", "the tenant setting has a default outside the transaction")
+def no_default_tenant(catalog: Catalog) -> Iterator[Issue]:
+    """A value for the tenant setting given by `ALTER ROLE ... SET`, `ALTER DATABASE ... SET` or the
+    server's configuration is a second way of setting the tenant: every session starts in that
+    workspace, so a transaction that never set its context reads and writes that workspace's rows
+    instead of none (the contract fails closed only while the setting is empty). On Citus such a
+    default is also applied on each worker connection, beside the SET LOCAL the context function
+    sends. Reads pg_db_role_setting for this database and all databases, and pg_settings for a
+    value from postgresql.conf or the command line."""
+    for default in catalog.setting_defaults:
+        yield Issue(
+            default.target,
+            f"gives the tenant setting a default ({default.entry}): a transaction that sets no context "
+            "is in that workspace",
+            f"{default.reset(TENANT_SETTING)} and set the tenant only through "
+            f"{catalog.schema}.{SET_CONTEXT_FUNCTION}()",
+        )
+
+
+RULES = (
+    pinned_search_path,
+    allowlisted,
+    not_public,
+    one_way_to_set_the_tenant,
+    context_function_for_the_login_role,
+    no_default_tenant,
+)

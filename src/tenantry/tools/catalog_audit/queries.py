@@ -22,14 +22,17 @@ from tenantry.tools.catalog_audit.catalog import (
     AuditError,
     AuditRoles,
     Catalog,
+    CitusState,
     Column,
     ContextFunction,
     DefinerFunction,
+    Distribution,
     ForeignKey,
     Index,
     Membership,
     Policy,
     Role,
+    SettingDefault,
     SourceFunction,
     Table,
     View,
@@ -190,6 +193,88 @@ SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind = 'm', coalesce(c
  ORDER BY 2
 """
 
+# Defaults for the tenant setting outside any transaction, for this database or all of them
+# (pg_db_role_setting is readable by every role), and a value from the server's configuration.
+_SETTING_DEFAULTS = """
+SELECT r.rolname::text, d.datname::text, c, NULL::text
+  FROM pg_db_role_setting s CROSS JOIN unnest(s.setconfig) AS c
+  LEFT JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase
+ WHERE (s.setdatabase = 0 OR d.datname = current_database()) AND lower(split_part(c, '=', 1)) = :setting
+UNION ALL
+SELECT NULL, NULL, name || '=' || setting, source
+  FROM pg_settings WHERE name = :setting AND source IN ('configuration file', 'command line', 'environment variable')
+ORDER BY 1 NULLS FIRST, 2 NULLS FIRST, 3
+"""
+
+# --- Citus (only queried where the extension exists: these catalogs are its own) ----------------
+
+_CITUS_EXTENSION = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
+_CITUS_WORKERS = "SELECT count(*) FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' AND isactive"
+# partmethod h: hash-distributed; n: a reference table (repmodel t), a Citus local table
+# (colocation 0) or a single-shard distributed one; a and r: append and range distribution.
+_CITUS_TABLES = """
+SELECT p.logicalrelid::oid, p.partmethod::text, p.repmodel::text, p.colocationid,
+       CASE WHEN p.partkey IS NOT NULL AND p.partkey <> '' THEN column_to_column_name(p.logicalrelid, p.partkey) END,
+       (SELECT count(*) FROM pg_dist_shard AS s WHERE s.logicalrelid = p.logicalrelid)
+  FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = :schema
+"""
+# citus.propagate_set_commands as the app login role gets it here: ALTER ROLE ... IN DATABASE,
+# then ALTER ROLE, then ALTER DATABASE, as PostgreSQL applies them at login.
+_PROPAGATE_FOR_ROLE = """
+SELECT substr(c, strpos(c, '=') + 1),
+       CASE WHEN s.setrole <> 0 AND s.setdatabase <> 0 THEN 'ALTER ROLE ... IN DATABASE'
+            WHEN s.setrole <> 0 THEN 'ALTER ROLE' ELSE 'ALTER DATABASE' END
+  FROM pg_db_role_setting s CROSS JOIN unnest(s.setconfig) AS c
+ WHERE s.setrole IN (0, (SELECT oid FROM pg_roles WHERE rolname = :role))
+   AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+   AND NOT (s.setrole = 0 AND s.setdatabase = 0)
+   AND lower(split_part(c, '=', 1)) = 'citus.propagate_set_commands'
+ ORDER BY (s.setrole = 0), (s.setdatabase = 0)
+ LIMIT 1
+"""
+# Else the server's value. When the auditing role has a setting of its own, that is what this
+# session shows, and the server's configured value cannot be told from it: the built-in default.
+_PROPAGATE_SERVER = """
+SELECT CASE WHEN source IN ('user', 'database user') THEN boot_val ELSE reset_val END,
+       CASE WHEN source IN ('user', 'database user') THEN 'the built-in default' ELSE 'the server (' || source || ')' END
+  FROM pg_settings WHERE name = 'citus.propagate_set_commands'
+"""
+_DIST_KINDS = {"h": "distributed", "a": "append", "r": "range"}
+
+
+def _kind(method: str, replication: str, colocation: int) -> str:
+    if method != "n":
+        return _DIST_KINDS.get(method, f"partmethod {method}")
+    if replication == "t":
+        return "reference"
+    return "citus local" if colocation == 0 else "single shard"
+
+
+async def load_citus(connection: AsyncConnection, app_role: str, schema: str = APP_SCHEMA) -> CitusState:
+    """The Citus facts of this database; a plain PostgreSQL database gives the default, not a cluster."""
+    if not (await _rows(connection, _CITUS_EXTENSION))[0][0]:
+        return CitusState()
+    workers = int((await _rows(connection, _CITUS_WORKERS))[0][0])
+    if workers == 0:
+        return CitusState(status="the citus extension is installed but no worker is registered: nothing is distributed")
+    tables = {
+        oid: Distribution(_kind(method, replication, colocation), column, colocation, int(shards))
+        for oid, method, replication, colocation, column, shards in await _rows(
+            connection, _CITUS_TABLES, schema=schema
+        )
+    }
+    found = await _rows(connection, _PROPAGATE_FOR_ROLE, role=app_role) or await _rows(connection, _PROPAGATE_SERVER)
+    value, source = found[0] if found else (None, "nowhere")
+    return CitusState(
+        cluster=True,
+        status=f"Citus coordinator with {workers} worker{'' if workers == 1 else 's'}",
+        workers=workers,
+        tables=tables,
+        propagate_set_commands=value,
+        propagate_source=source,
+    )
+
 
 async def load_catalog(
     connection: AsyncConnection, roles: AuditRoles, *, schema: str = APP_SCHEMA, allowed_definers: Iterable[str] = ()
@@ -275,6 +360,11 @@ async def load_catalog(
             for signature, source, config in await _rows(connection, _SETTING_FUNCTIONS, setting=TENANT_SETTING)
         ],
     )
+    catalog.setting_defaults = [
+        SettingDefault(role, database, entry, server)
+        for role, database, entry, server in await _rows(connection, _SETTING_DEFAULTS, setting=TENANT_SETTING)
+    ]
+    catalog.citus = await load_citus(connection, roles.app, schema)
     catalog.context_functions = [
         ContextFunction(signature, definer, tuple(executors))
         for signature, definer, executors in await _rows(

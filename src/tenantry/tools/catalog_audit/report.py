@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from tenantry.tools.catalog_audit.audit import AuditReport
+from tenantry.tools.catalog_audit.audit import AuditReport, CitusChecked
 from tenantry.tools.catalog_audit.findings import SEVERITIES
 from tenantry.tools.reports import by_severity, count, detail, severity_tally
 
@@ -18,12 +18,32 @@ def summary(report: AuditReport) -> str:
     return line + severity_tally(report.findings, SEVERITIES)
 
 
+def distribution_lines(citus: CitusChecked) -> list[str]:
+    """Where Citus keeps each table, or why the Citus rules did not apply."""
+    if not citus.cluster:
+        return [f"citus: {citus.status}: rules C1-C4 do not apply"]
+    lines = [f"citus: {citus.status}; the login role's citus.propagate_set_commands: {citus.propagate_set_commands}"]
+    width = max((len(t.table) for t in citus.tables), default=0)
+    for table in citus.tables:
+        if table.kind == "distributed":
+            where = f"distributed by {table.column}, colocation group {table.colocation_id}, {table.shards} shards"
+        elif table.kind == "reference":
+            where = "reference"
+        elif table.kind == "local":
+            where = "coordinator-local"
+        else:
+            where = f"{table.kind}, colocation group {table.colocation_id}, {table.shards} shards"
+        lines.append(f"  {table.table.ljust(width)}  {where}")
+    return lines
+
+
 def render_text(report: AuditReport) -> str:
     checked = report.checked
     roles = checked.roles
     lines = [
         f"tenantry audit of database {checked.database} (PostgreSQL {checked.server_version}), schema {checked.schema}",
         f"roles: tenant {roles['tenant']}, app {roles['app']}, owner {roles['owner']}",
+        *distribution_lines(checked.citus),
     ]
     lines += by_severity(
         report.findings,
