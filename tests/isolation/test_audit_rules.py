@@ -358,6 +358,13 @@ CITUS_CASES = [
     ),
     case("C3", "global-table-left-on-the-coordinator", CURRENCIES),
     case("C3", "global-table-distributed", CURRENCIES, "SELECT create_distributed_table('currencies', 'code')"),
+    # The token directory copied to every node: each new token would be a write to every node.
+    case(
+        "C3",
+        "token-directory-as-reference-table",
+        "SELECT undistribute_table('token_directory')",
+        "SELECT create_reference_table('token_directory')",
+    ),
     case(
         "C4",
         "login-role-does-not-propagate-set-local",
@@ -539,7 +546,8 @@ async def test_on_citus_the_audit_reports_exactly_the_broken_distribution(
 
 async def test_the_audit_reports_where_citus_keeps_each_table(admin_engine, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     """On a cluster: every tenant table distributed by tenant_id in one group, the global tables
-    reference tables, the bookkeeping on the coordinator. On plain PostgreSQL: no Citus, no table
+    reference tables but the token directory (Citus local) and the login throttle, the bookkeeping
+    on the coordinator. On plain PostgreSQL: no Citus, no table
     listed, and C1-C4 find nothing."""
     async with admin_engine.connect() as connection:
         report = await audit_database(connection, AuditRoles.from_settings(settings))
@@ -557,7 +565,11 @@ async def test_the_audit_reports_where_citus_keeps_each_table(admin_engine, sett
     tenant = [kinds[name] for name in report.checked.tenant_tables]
     assert {(t.kind, t.column) for t in tenant} == {("distributed", "tenant_id")}
     assert len({t.colocation_id for t in tenant}) == 1
-    assert {kinds[name].kind for name in report.checked.global_tables} == {"reference"}
+    placed = {name.removeprefix("public."): kinds[name].kind for name in report.checked.global_tables}
+    assert {name: kind for name, kind in placed.items() if kind != "reference"} == {
+        "token_directory": "citus local",
+        "auth_throttle": "local",
+    }
     assert kinds["public.alembic_version"].kind == "local"
     assert kinds["public.tenantry_policy_checksums"].kind == "local"
 
