@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.core.errors import DomainError
 from tenantry.core.schemas import Page
+from tenantry.tenancy.unit_of_work import NamedRow, TenantReads
 
 T = TypeVar("T")
 
@@ -113,6 +114,13 @@ class Ordering:
             return Position(after=after)
         return Position(after=after, key=msgspec.to_builtins(getattr(row, self.column.key)))
 
+    def position_in(self, row: NamedRow) -> Position:
+        """`position_of` for a row read by column name (`TenantReads`)."""
+        after = row[self.id_column.key]
+        if self.by_id_only:
+            return Position(after=after)
+        return Position(after=after, key=msgspec.to_builtins(row[self.column.key]))
+
 
 def cursor_binding(resource: str, scope: uuid.UUID | str, filters: msgspec.Struct, ordering: Ordering) -> str:
     """What a cursor is valid for: this resource, scope, filter values and order, and nothing else."""
@@ -152,7 +160,7 @@ def decode_cursor(cursor: str, *, key: bytes, binding: str) -> Position:
 
 
 async def fetch_page(
-    session: AsyncSession,
+    session: AsyncSession | None,
     query: Select[Any],
     *,
     page: PageRequest,
@@ -162,13 +170,16 @@ async def fetch_page(
     to_wire: Callable[[Any], T] | None = None,
     enrich: Callable[[list[Any]], Awaitable[list[T]]] | None = None,
     as_rows: bool = False,
+    reads: TenantReads | None = None,
 ) -> Page[T]:
     """One keyset page of `query` (already scoped to the tenant and filtered), and the next cursor.
 
     Give `to_wire` (one row to one item) or `enrich` (the page's rows to their items, for lists
     that need one more query per page). `as_rows` is for a query of columns rather than of one
     mapped class (cheaper for a page that only goes to the wire: no identity map, no instance
-    state); rows and objects are both read by attribute name.
+    state); rows and objects are both read by attribute name. With `reads` (a query of columns
+    whose page only goes to the wire), the page is read in that transaction instead of the
+    session's, and `to_wire` gets rows read by column name (`row["name"]`).
     """
     if page.cursor:
         position = decode_cursor(page.cursor, key=key, binding=binding)
@@ -180,6 +191,16 @@ async def fetch_page(
                 raise InvalidCursor(_REFUSED) from None
         query = query.where(ordering.after(position.after, value))
     statement = query.order_by(*ordering.clauses()).limit(page.limit + 1)
+    if reads is not None:
+        found: list[NamedRow] = list(await reads.rows(statement))
+        more = len(found) > page.limit
+        found = found[: page.limit]
+        following = encode_cursor(ordering.position_in(found[-1]), key=key, binding=binding) if more else None
+        if to_wire is None:
+            raise TypeError("a page read with `reads` needs `to_wire`")
+        return Page(data=[to_wire(row) for row in found], has_more=more, next_cursor=following)
+    if session is None:
+        raise TypeError("a page needs a session or `reads`")
     if as_rows:
         # Columns only, so plain Core: run on the transaction's connection, which the session
         # opened (its hook has set the role and tenant first), skipping the ORM's per-statement

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.core.schemas import Page
 from tenantry.tenancy.pagination import PLATFORM_SCOPE, Ordering, PageRequest, cursor_binding, fetch_page
+from tenantry.tenancy.unit_of_work import TenantReads
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -55,8 +56,15 @@ class Repository(Generic[M]):
     # The list's name in its cursors' binding (e.g. "products").
     resource: ClassVar[str]
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, session: AsyncSession | None) -> None:
+        # None: a repository that only builds statements, for `tenant_reads` (tenancy/unit_of_work.py).
+        self._session = session
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError(f"{type(self).__name__} was made without a session: it builds statements only")
+        return self._session
 
     @property
     def cursor_scope(self) -> uuid.UUID | str:
@@ -125,6 +133,7 @@ class Repository(Generic[M]):
         to_wire: Callable[[Any], T] | None = None,
         enrich: Callable[[list[Any]], Awaitable[list[T]]] | None = None,
         as_rows: bool = False,
+        reads: TenantReads | None = None,
     ) -> Page[T]:
         """One keyset page of `query` (built by this repository), its cursor bound to this list.
 
@@ -132,7 +141,7 @@ class Repository(Generic[M]):
         continues only the very list it came from.
         """
         return await fetch_page(
-            self.session,
+            self._session if reads is not None else self.session,
             query,
             page=page,
             ordering=ordering,
@@ -141,13 +150,14 @@ class Repository(Generic[M]):
             to_wire=to_wire,
             enrich=enrich,
             as_rows=as_rows,
+            reads=reads,
         )
 
 
 class TenantRepository(Repository[M]):
     """A tenant table's rows, for one tenant: every query it builds carries the tenant filter."""
 
-    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    def __init__(self, session: AsyncSession | None, tenant_id: uuid.UUID) -> None:
         super().__init__(session)
         self.tenant_id = tenant_id
 

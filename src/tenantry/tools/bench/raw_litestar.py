@@ -71,7 +71,7 @@ def _positional(statement: Any) -> tuple[str, tuple[str, ...]]:
 
 # What the repository builds for a get (`ProductService.get` through `Repository.row`): its own
 # tenant filter, the id and the live-only condition.
-_BUILDER = ProductRepository(None, uuid.UUID(int=0))  # type: ignore[arg-type]  # builds queries only
+_BUILDER = ProductRepository(None, uuid.UUID(int=0))  # builds queries only
 GET_SQL, GET_PARAMETERS = _positional(
     _BUILDER.columns().where(_PRODUCTS.c.id == bindparam("id"), _PRODUCTS.c.deleted_at.is_(None))
 )
