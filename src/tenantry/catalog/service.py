@@ -164,14 +164,15 @@ class ProductReads:
         ordering = Ordering.parse(page.sort or "created_at", SORTABLE, Product.id)
         # A read that only goes to the wire: its own transaction, no ORM session (tenancy/unit_of_work.py).
         async with tenant_reads(self.sessions) as reads:
-            return await self.products.page(
-                self.products.matching(filters),
+            return await self.products.read_page(
+                reads,
+                lambda after: self.products.page_statement(filters, ordering, after),
+                self.products.page_parameters(filters),
                 page=page,
                 ordering=ordering,
                 key=self.cursor_key,
                 filters=filters,
                 to_wire=_out_row,
-                reads=reads,
             )
 
     async def get(self, product_id: uuid.UUID, *, include_deleted: bool) -> ProductOut:

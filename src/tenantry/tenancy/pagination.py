@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.core.errors import DomainError
@@ -159,8 +159,55 @@ def decode_cursor(cursor: str, *, key: bytes, binding: str) -> Position:
         raise InvalidCursor(_REFUSED) from None
 
 
+def _continued(cursor: str, ordering: Ordering, *, key: bytes, binding: str) -> tuple[uuid.UUID, Any]:
+    """The last row's id and sort value from a cursor of this list (else 400)."""
+    position = decode_cursor(cursor, key=key, binding=binding)
+    value = None
+    if not ordering.by_id_only:
+        try:
+            value = msgspec.convert(position.key, ordering.column.type.python_type, strict=False)
+        except msgspec.ValidationError:
+            raise InvalidCursor(_REFUSED) from None
+    return position.after, value
+
+
+def keyset_statement(query: Select[Any], ordering: Ordering, *, after: bool) -> Select[Any]:
+    """`query` as one page's statement whose values are all parameters, so it can be built once per
+    shape (`read_page`): continued past `after_id` (and `after_key`, the sort value) when `after`,
+    in the list's order, `page_limit` rows."""
+    if after:
+        after_id = bindparam("after_id", type_=ordering.id_column.type)
+        after_key = None if ordering.by_id_only else bindparam("after_key", type_=ordering.column.type)
+        query = query.where(ordering.after(after_id, after_key))  # type: ignore[arg-type]
+    return query.order_by(*ordering.clauses()).limit(bindparam("page_limit", type_=Integer))
+
+
+async def read_page(
+    reads: TenantReads,
+    statement_for: Callable[[bool], Select[Any]],
+    parameters: dict[str, Any],
+    *,
+    page: PageRequest,
+    ordering: Ordering,
+    key: bytes,
+    binding: str,
+    to_wire: Callable[[NamedRow], T],
+) -> Page[T]:
+    """`fetch_page` for a list whose statements are built once per shape (`keyset_statement`):
+    `statement_for(after)` gives the page's statement with or without a cursor, `parameters` its
+    filter values. Read in a `tenant_reads` transaction; `to_wire` gets rows by column name."""
+    values = {**parameters, "page_limit": page.limit + 1}
+    if page.cursor:
+        values["after_id"], values["after_key"] = _continued(page.cursor, ordering, key=key, binding=binding)
+    rows = list(await reads.rows(statement_for(page.cursor is not None), values))
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    next_cursor = encode_cursor(ordering.position_in(rows[-1]), key=key, binding=binding) if has_more else None
+    return Page(data=[to_wire(row) for row in rows], has_more=has_more, next_cursor=next_cursor)
+
+
 async def fetch_page(
-    session: AsyncSession | None,
+    session: AsyncSession,
     query: Select[Any],
     *,
     page: PageRequest,
@@ -170,37 +217,18 @@ async def fetch_page(
     to_wire: Callable[[Any], T] | None = None,
     enrich: Callable[[list[Any]], Awaitable[list[T]]] | None = None,
     as_rows: bool = False,
-    reads: TenantReads | None = None,
 ) -> Page[T]:
     """One keyset page of `query` (already scoped to the tenant and filtered), and the next cursor.
 
     Give `to_wire` (one row to one item) or `enrich` (the page's rows to their items, for lists
     that need one more query per page). `as_rows` is for a query of columns rather than of one
     mapped class (cheaper for a page that only goes to the wire: no identity map, no instance
-    state); rows and objects are both read by attribute name. With `reads` (a query of columns
-    whose page only goes to the wire), the page is read in that transaction instead of the
-    session's, and `to_wire` gets rows read by column name (`row["name"]`).
+    state); rows and objects are both read by attribute name.
     """
     if page.cursor:
-        position = decode_cursor(page.cursor, key=key, binding=binding)
-        value = None
-        if not ordering.by_id_only:
-            try:
-                value = msgspec.convert(position.key, ordering.column.type.python_type, strict=False)
-            except msgspec.ValidationError:
-                raise InvalidCursor(_REFUSED) from None
-        query = query.where(ordering.after(position.after, value))
+        after, value = _continued(page.cursor, ordering, key=key, binding=binding)
+        query = query.where(ordering.after(after, value))
     statement = query.order_by(*ordering.clauses()).limit(page.limit + 1)
-    if reads is not None:
-        found: list[NamedRow] = list(await reads.rows(statement))
-        more = len(found) > page.limit
-        found = found[: page.limit]
-        following = encode_cursor(ordering.position_in(found[-1]), key=key, binding=binding) if more else None
-        if to_wire is None:
-            raise TypeError("a page read with `reads` needs `to_wire`")
-        return Page(data=[to_wire(row) for row in found], has_more=more, next_cursor=following)
-    if session is None:
-        raise TypeError("a page needs a session or `reads`")
     if as_rows:
         # Columns only, so plain Core: run on the transaction's connection, which the session
         # opened (its hook has set the role and tenant first), skipping the ORM's per-statement

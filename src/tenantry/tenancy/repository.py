@@ -25,8 +25,15 @@ from sqlalchemy import ColumnElement, Row, Select, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.core.schemas import Page
-from tenantry.tenancy.pagination import PLATFORM_SCOPE, Ordering, PageRequest, cursor_binding, fetch_page
-from tenantry.tenancy.unit_of_work import TenantReads
+from tenantry.tenancy.pagination import (
+    PLATFORM_SCOPE,
+    Ordering,
+    PageRequest,
+    cursor_binding,
+    fetch_page,
+    read_page,
+)
+from tenantry.tenancy.unit_of_work import NamedRow, TenantReads
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -88,14 +95,6 @@ class Repository(Generic[M]):
         query = with_lock(self.select().where(self.model.id == row_id, *where), lock)
         return (await self.session.execute(query)).scalar_one_or_none()  # type: ignore[no-any-return]
 
-    async def row(self, row_id: uuid.UUID, *, where: Iterable[Any] = ()) -> AnyRow | None:
-        """The row with this id (and `where`) as plain columns, or None: for an answer that only goes
-        to the wire. Core on the transaction's connection, which the session opened (its hook set the
-        role and tenant first): no ORM execution context, identity map or instance state."""
-        query = self.columns().where(self.model.id == row_id, *where)
-        found: AnyRow | None = (await (await self.session.connection()).execute(query)).first()
-        return found
-
     async def first(self, query: AnySelect) -> AnyRow | None:
         """The first row of a query this repository built, or None."""
         return (await self.session.execute(query)).first()
@@ -133,7 +132,6 @@ class Repository(Generic[M]):
         to_wire: Callable[[Any], T] | None = None,
         enrich: Callable[[list[Any]], Awaitable[list[T]]] | None = None,
         as_rows: bool = False,
-        reads: TenantReads | None = None,
     ) -> Page[T]:
         """One keyset page of `query` (built by this repository), its cursor bound to this list.
 
@@ -141,7 +139,7 @@ class Repository(Generic[M]):
         continues only the very list it came from.
         """
         return await fetch_page(
-            self._session if reads is not None else self.session,
+            self.session,
             query,
             page=page,
             ordering=ordering,
@@ -150,7 +148,31 @@ class Repository(Generic[M]):
             to_wire=to_wire,
             enrich=enrich,
             as_rows=as_rows,
-            reads=reads,
+        )
+
+    async def read_page(
+        self,
+        reads: TenantReads,
+        statement_for: Callable[[bool], Select[Any]],
+        parameters: dict[str, Any],
+        *,
+        page: PageRequest,
+        ordering: Ordering,
+        key: bytes,
+        filters: msgspec.Struct,
+        to_wire: Callable[[NamedRow], T],
+    ) -> Page[T]:
+        """`page` for statements built once per shape, read in a `tenant_reads` transaction
+        (tenancy/pagination.py, `read_page`); the cursor's binding is the same as `page`'s."""
+        return await read_page(
+            reads,
+            statement_for,
+            parameters,
+            page=page,
+            ordering=ordering,
+            key=key,
+            binding=cursor_binding(self.resource, self.cursor_scope, filters, ordering),
+            to_wire=to_wire,
         )
 
 
