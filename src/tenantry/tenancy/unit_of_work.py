@@ -250,14 +250,19 @@ class _DriverStatements:
         await self.driver.execute(sql, *arguments)
 
 
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
 def _as_dbapi_error(exc: BaseException, driver: asyncpg.Connection) -> BaseException:
     """A driver error as SQLAlchemy raises it, so the unit of work and the problem layer treat it as
-    any statement's: a violation by its SQLSTATE, a timeout or a lost connection as a 503 ..."""
-    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError)):
-        error = DBAPIError(None, None, exc, connection_invalidated=driver.is_closed())
-        error.__cause__ = exc
-        return error
-    return exc
+    any statement's: a violation by its SQLSTATE, a timeout or a lost connection as a 503 ... A
+    client-side failure of a connection (closed, or left mid-operation) counts as a lost one."""
+    if not isinstance(exc, _DRIVER_ERRORS):
+        return exc
+    lost = driver.is_closed() or isinstance(exc, asyncpg.InternalClientError)
+    error = DBAPIError(None, None, exc, connection_invalidated=lost)
+    error.__cause__ = exc
+    return error
 
 
 @asynccontextmanager
@@ -280,6 +285,7 @@ async def _tenant_transaction(sessions: async_sessionmaker[AsyncSession]) -> Asy
             await _commit(transaction.commit())
             return
         driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
+        discard = False
         try:
             driver_transaction = driver.transaction()
             try:
@@ -287,25 +293,37 @@ async def _tenant_transaction(sessions: async_sessionmaker[AsyncSession]) -> Asy
                 await set_scope_context(driver, role=role, statement_timeout_ms=timeout_ms, dialect=dialect)
                 yield _DriverStatements(driver, dialect)
             except BaseException as exc:
+                discard = isinstance(exc, (*_DRIVER_ERRORS, OSError, TimeoutError))
                 if not driver.is_closed() and driver.is_in_transaction():
-                    await driver_transaction.rollback()
-                raise _as_dbapi_error(exc, driver) from None
+                    try:
+                        await driver_transaction.rollback()
+                    except Exception:  # the error that matters is the first one; the connection goes
+                        discard = True
+                error = _as_dbapi_error(exc, driver)
+                if error is exc:
+                    raise
+                raise error from exc
             try:
-                await _commit(driver_transaction.commit())
-            except BaseException as exc:
-                raise _as_dbapi_error(exc, driver) from None
+                await driver_transaction.commit()
+            except Exception as exc:
+                discard = True
+                error = _as_dbapi_error(exc, driver)
+                if _outcome_unknown(error):
+                    raise CommitOutcomeUnknown(COMMIT_LOST) from exc
+                raise error from exc
         finally:
-            if driver.is_closed() or driver.is_in_transaction():
-                # Never back into the pool with a transaction (and its tenant) still open.
+            if discard or driver.is_closed() or driver.is_in_transaction():
+                # Never back into the pool with a transaction (and its tenant) still open, nor in
+                # a state the driver could not vouch for.
                 await connection.invalidate()
 
 
 async def _commit(committing: Any) -> None:
-    """COMMIT; a connection lost meanwhile is `CommitOutcomeUnknown`, as for a session (`commit`)."""
+    """COMMIT on SQLAlchemy's connection; a connection lost meanwhile is `CommitOutcomeUnknown`."""
     try:
         await committing
     except Exception as exc:
-        if _outcome_unknown(exc) or isinstance(exc, asyncpg.InterfaceError):
+        if _outcome_unknown(exc):
             raise CommitOutcomeUnknown(COMMIT_LOST) from exc
         raise
 
