@@ -197,9 +197,10 @@ async def read_page(
     `statement_for(after)` gives the page's statement with or without a cursor, `parameters` its
     filter values. Read in a `tenant_reads` transaction; `to_wire` gets rows by column name."""
     values = {**parameters, "page_limit": page.limit + 1}
+    after = bool(page.cursor)  # an empty cursor starts the list, as in `fetch_page`
     if page.cursor:
         values["after_id"], values["after_key"] = _continued(page.cursor, ordering, key=key, binding=binding)
-    rows = list(await reads.rows(statement_for(page.cursor is not None), values))
+    rows = list(await reads.rows(statement_for(after), values))
     has_more = len(rows) > page.limit
     rows = rows[: page.limit]
     next_cursor = encode_cursor(ordering.position_in(rows[-1]), key=key, binding=binding) if has_more else None
