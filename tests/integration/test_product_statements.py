@@ -13,6 +13,7 @@ checked out meanwhile), in the order they ran.
 from __future__ import annotations
 
 import gc
+import uuid
 from typing import Any
 
 from litestar import Litestar
@@ -168,3 +169,26 @@ async def test_a_get_is_read_with_core_after_the_tenant_statement(
     tenant_statements = [i for i, s in enumerate(statements) if SET_CONTEXT_FUNCTION in s]
     assert len(selects) == 2
     assert tenant_statements[0] < selects[0] < tenant_statements[1] < selects[1]
+
+
+async def test_reads_and_creates_that_fail_give_their_connection_back(
+    fresh_app: Litestar, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    """`tenant_reads` / `tenant_writes` hold a pooled connection of their own: every way a request can
+    end (a conflict, a 404, a refused cursor, a foreign id) returns it, or the pool would drain."""
+    async with serve(fresh_app) as client:
+        pool = fresh_app.state.engine.sync_engine.pool
+        body = {"name": "Widget", "price_cents": 100, "currency": "EUR", "sku": "POOL-1"}
+        created = await client.post("/v1/products", json=body, headers=tenant_a.headers)
+        assert created.status_code == 201, created.text
+        product_id = created.json()["id"]
+        answers = [
+            (await client.post("/v1/products", json=body, headers=tenant_a.headers)).status_code,
+            (await client.get(f"/v1/products/{product_id}", headers=tenant_b.headers)).status_code,
+            (await client.get(f"/v1/products/{uuid.uuid4()}", headers=tenant_a.headers)).status_code,
+            (await client.get("/v1/products?cursor=a.b", headers=tenant_a.headers)).status_code,
+            (await client.get("/v1/products?cursor=", headers=tenant_a.headers)).status_code,
+            (await client.head(f"/v1/products/{product_id}", headers=tenant_a.headers)).status_code,
+        ]
+        assert answers == [409, 404, 404, 400, 200, 200]
+        assert pool.checkedout() == 0
