@@ -43,6 +43,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.util import greenlet_spawn
 
 from tenantry.core.errors import CommitOutcomeUnknown, Conflict, DomainError, NotFound
 from tenantry.core.sqlstate import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate_of
@@ -272,50 +273,60 @@ async def _tenant_transaction(sessions: async_sessionmaker[AsyncSession]) -> Asy
     if not role or not isinstance(engine, AsyncEngine):
         raise RuntimeError("tenant_reads needs the factory of a TenantSession bound to an engine")
     timeout_ms: int = info.get(STATEMENT_TIMEOUT_KEY, DEFAULT_STATEMENT_TIMEOUT_MS)
-    async with engine.connect() as connection:
-        dialect = connection.dialect
-        if statements_observed(engine):
+    if statements_observed(engine):
+        async with engine.connect() as connection:
             transaction = await connection.begin()
             try:
-                await set_scope_context(connection, role=role, statement_timeout_ms=timeout_ms, dialect=dialect)
+                await set_scope_context(
+                    connection, role=role, statement_timeout_ms=timeout_ms, dialect=connection.dialect
+                )
                 yield _CoreStatements(connection)
             except BaseException:
                 await transaction.rollback()
                 raise
             await _commit(transaction.commit())
-            return
-        driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
-        discard = False
+        return
+    dialect = engine.dialect
+    # The pool's connection itself, without a SQLAlchemy Connection around it (a few % of a read).
+    # A failure to open one is what SQLAlchemy makes of it (db/engine.py): unavailable, a 503.
+    try:
+        pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError(None, None, exc, connection_invalidated=True) from exc
+    driver: asyncpg.Connection = pooled.driver_connection  # type: ignore[assignment]
+    discard = False
+    try:
+        driver_transaction = driver.transaction()
         try:
-            driver_transaction = driver.transaction()
-            try:
-                await driver_transaction.start()
-                await set_scope_context(driver, role=role, statement_timeout_ms=timeout_ms, dialect=dialect)
-                yield _DriverStatements(driver, dialect)
-            except BaseException as exc:
-                discard = isinstance(exc, (*_DRIVER_ERRORS, OSError, TimeoutError))
-                if not driver.is_closed() and driver.is_in_transaction():
-                    try:
-                        await driver_transaction.rollback()
-                    except Exception:  # the error that matters is the first one; the connection goes
-                        discard = True
-                error = _as_dbapi_error(exc, driver)
-                if error is exc:
-                    raise
-                raise error from exc
-            try:
-                await driver_transaction.commit()
-            except Exception as exc:
-                discard = True
-                error = _as_dbapi_error(exc, driver)
-                if _outcome_unknown(error):
-                    raise CommitOutcomeUnknown(COMMIT_LOST) from exc
-                raise error from exc
-        finally:
-            if discard or driver.is_closed() or driver.is_in_transaction():
-                # Never back into the pool with a transaction (and its tenant) still open, nor in
-                # a state the driver could not vouch for.
-                await connection.invalidate()
+            await driver_transaction.start()
+            await set_scope_context(driver, role=role, statement_timeout_ms=timeout_ms, dialect=dialect)
+            yield _DriverStatements(driver, dialect)
+        except BaseException as exc:
+            discard = isinstance(exc, (*_DRIVER_ERRORS, OSError, TimeoutError))
+            if not driver.is_closed() and driver.is_in_transaction():
+                try:
+                    await driver_transaction.rollback()
+                except Exception:  # the error that matters is the first one; the connection goes
+                    discard = True
+            error = _as_dbapi_error(exc, driver)
+            if error is exc:
+                raise
+            raise error from exc
+        try:
+            await driver_transaction.commit()
+        except Exception as exc:
+            discard = True
+            error = _as_dbapi_error(exc, driver)
+            if _outcome_unknown(error):
+                raise CommitOutcomeUnknown(COMMIT_LOST) from exc
+            raise error from exc
+    finally:
+        if discard or driver.is_closed() or driver.is_in_transaction():
+            # Never back into the pool with a transaction (and its tenant) still open, nor in a
+            # state the driver could not vouch for: closed and replaced by a new one.
+            await greenlet_spawn(pooled.invalidate)
+        else:
+            await greenlet_spawn(pooled.close)  # back to the pool
 
 
 async def _commit(committing: Any) -> None:
