@@ -20,12 +20,13 @@ lock what it will store before the work runs.
 The rare transaction that changes roles half-way (invitation acceptance: tenant, platform, tenant;
 the leak report: the login role, then the platform role) says so with `become`.
 
-Reads that only go to the wire (a product page, a product by id) take `tenant_reads` instead: a
-transaction of its own on a connection of the sessions' engine, started by the tenant statement
-(tenancy/session.py), with no ORM session, no identity map and no unit-of-work machinery. Its
-compiled Core statements run straight on asyncpg's connection (through SQLAlchemy's connection
-when metrics or tracing watch every statement). RLS still decides what they see; nothing is kept
-between transactions but the compiled SQL text of each statement's shape.
+Reads that only go to the wire (a product page, a product by id) take `tenant_reads` instead, and
+a product's create `tenant_writes`: a transaction of its own on a pooled connection of the
+sessions' engine, started by the tenant statement (tenancy/session.py), with no ORM session, no
+identity map and no unit-of-work flush. Its compiled Core statements run straight on asyncpg's
+connection (through SQLAlchemy's connection when metrics or tracing watch every statement). RLS
+still decides what they see; nothing is kept between transactions but the compiled SQL text of
+each statement's shape (docs/03-architecture.md, "Reads and creates without a session").
 """
 
 from __future__ import annotations
