@@ -16,7 +16,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
-from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
+from litestar.types import HTTPResponseStartEvent, LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.trace import TracerProvider
 
@@ -31,7 +31,7 @@ from tenantry.http.dependencies import (
     provide_db_session,
     provide_platform_session,
 )
-from tenantry.http.edge import serve_edge_cases
+from tenantry.http.edge import allow_head, serve_edge_cases
 from tenantry.http.health import live, ready
 from tenantry.http.idempotency import IdempotencyMiddleware
 from tenantry.http.limits import RateLimitMiddleware, RequestLimits
@@ -69,6 +69,7 @@ class TenantryApp(Litestar):
 
     metrics: Metrics | None = None
     traced: OpenTelemetryMiddleware | None = None
+    allow_header = FixAllowHeader()
 
     def instrument(self, metrics: Metrics | None, tracer_provider: TracerProvider | None) -> None:
         self.metrics = metrics
@@ -76,7 +77,13 @@ class TenantryApp(Litestar):
             self.traced = traced_asgi(self._logged_traced, tracer_provider)
 
     async def _logged_traced(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await log_requests(self._routed, scope, receive, send, self.metrics, traced=True)
+        await log_requests(self._routed, scope, receive, send, self.metrics, traced=True, on_start=self._answer_starts)
+
+    def _answer_starts(self, message: HTTPResponseStartEvent, scope: Scope) -> None:
+        # The header fixes of http/allow.py and http/edge.py, in the request log's `send` wrapper:
+        # one wrapper around every answer instead of three.
+        self.allow_header.rewrite(message, scope)
+        allow_head(message)
 
     async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
@@ -93,7 +100,7 @@ class TenantryApp(Litestar):
         elif self.traced is not None:
             await self.traced(scope, receive, send)  # type: ignore[arg-type]
         else:
-            await log_requests(self._routed, scope, receive, send, self.metrics)  # type: ignore[arg-type]
+            await log_requests(self._routed, scope, receive, send, self.metrics, on_start=self._answer_starts)  # type: ignore[arg-type]
 
 
 def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None) -> Litestar:
@@ -205,7 +212,6 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
             DefineMiddleware(IdempotencyMiddleware),
         ],
         before_request=check_request,
-        before_send=[FixAllowHeader()],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=documentation,

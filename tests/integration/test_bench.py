@@ -16,9 +16,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tenantry import cli
+from tenantry.catalog import repository as product_repository
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
-from tenantry.catalog.schemas import ProductOut
+from tenantry.catalog.schemas import ProductFilters, ProductOut
 from tenantry.catalog.service import SORTABLE
 from tenantry.db.server import drop_database
 from tenantry.settings import Settings
@@ -38,20 +39,20 @@ TOOLS = ["python", *(["wrk"] if shutil.which("wrk") else [])]
 
 def test_raw_handler_runs_the_sql_the_products_list_compiles_to() -> None:
     """The baseline is only fair while it issues the very SELECT the repository does."""
-    query = ProductRepository(None, uuid.uuid4()).filtered(include_deleted=False, name_prefix=None)  # type: ignore[arg-type]
     ordering = Ordering.parse("created_at", SORTABLE, Product.id)
-    compiled = str(query.order_by(*ordering.clauses()).limit(21).compile(dialect=postgresql.asyncpg.dialect()))
+    statement = ProductRepository(None, uuid.uuid4()).page_statement(ProductFilters(), ordering, False)
+    compiled = str(statement.compile(dialect=postgresql.asyncpg.dialect()))
     assert LIST_SQL.format(t="products") == compiled
 
 
 def test_framework_baseline_runs_the_statements_the_api_runs() -> None:
     """The same-framework baseline's get is the repository's; its INSERT returns what ProductOut needs."""
-    product_id = uuid.uuid4()
-    query = (
-        ProductRepository(None, uuid.uuid4()).columns().where(Product.id == product_id, Product.deleted_at.is_(None))
-    )  # type: ignore[arg-type]
-    assert str(query.compile(dialect=postgresql.asyncpg.dialect())) == raw_litestar.GET_SQL
-    assert raw_litestar.GET_PARAMETERS == ("tenant_id_1", "id")
+    dialect = postgresql.asyncpg.dialect()
+    assert str(product_repository.BY_ID[True].compile(dialect=dialect)) == raw_litestar.GET_SQL
+    assert "products.tenant_id = $1::UUID AND products.id = $2::UUID" in raw_litestar.GET_SQL
+    assert "products.deleted_at IS NULL" in raw_litestar.GET_SQL
+    assert raw_litestar.GET_PARAMETERS == ("tenant_id", "id")
+    assert str(product_repository.INSERT.compile(dialect=dialect)) == raw_litestar.INSERT_SQL
     returned = raw_litestar.INSERT_SQL.split("RETURNING", 1)[1]
     assert [c.strip().removeprefix("products.") for c in returned.split(",")] == list(ProductOut.__struct_fields__)
     assert set(raw_litestar.AUDIT_PARAMETERS) >= {"tenant_id", "id", "action", "target_type", "target_id"}

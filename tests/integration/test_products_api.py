@@ -118,6 +118,46 @@ async def test_keyset_pages_cover_every_product_once(
     assert len(set(seen)) == len(seen)
 
 
+@pytest.mark.parametrize("sort", ["created_at", "-created_at", "name", "-name", "price_cents", "-price_cents"])
+async def test_pages_in_every_order_with_a_filter_cover_the_matching_products_once(
+    client: Client, tenant_a: Tenant, tenant_b: Tenant, sort: str
+) -> None:
+    """Each page's statement is built once per shape (order, filters, cursor or not) with its values as
+    parameters: the sort value and id of the cursor must continue the list exactly, in every order."""
+    await create_product(client, tenant_b, name="Tea b")  # another workspace's rows must never appear
+    prices = [300, 100, 200, 100, 500]  # ties on the sort column are broken by id
+    matching = [await create_product(client, tenant_a, name=f"Tea {n}", price_cents=p) for n, p in enumerate(prices)]
+    await create_product(client, tenant_a, name="Coffee")  # outside the prefix
+    column, descending = sort.lstrip("-"), sort.startswith("-")
+
+    pages = await _all_pages(client, tenant_a, 2, sort=sort, name_prefix="tea")
+
+    seen = [item["id"] for page in pages for item in page["data"]]
+    assert sorted(seen) == sorted(p["id"] for p in matching)  # each once, none of the others
+    keys = [(item[column], item["id"]) for page in pages for item in page["data"]]
+    assert keys == sorted(keys, reverse=descending)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"include_deleted": "true"},
+        {"name_prefix": "0", "category_id": str(uuid.UUID(int=1))},
+        {"include_deleted": "true", "name_prefix": "w", "sort": "-price_cents"},
+    ],
+)
+async def test_an_empty_cursor_starts_the_list(client: Client, tenant_a: Tenant, params: dict[str, str]) -> None:
+    """Found by the fuzzer: `cursor=` is no cursor, whatever the filters (it once picked the page
+    statement that continues past a cursor, without the cursor's values)."""
+    await create_product(client, tenant_a)
+    without = await client.get("/v1/products", params=params, headers=tenant_a.headers)
+    empty = await client.get("/v1/products", params={**params, "cursor": ""}, headers=tenant_a.headers)
+    assert without.status_code == 200, without.text
+    assert empty.status_code == 200, empty.text
+    assert empty.json() == without.json()
+
+
 async def test_last_page_that_is_exactly_full_has_no_more(client: Client, tenant_a: Tenant) -> None:
     for n in range(4):
         await create_product(client, tenant_a, name=f"item {n}")

@@ -8,14 +8,16 @@ so the row passes the same RLS check as any other).
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auditlog.models import AuditEvent, PlatformAuditEvent
 from tenantry.auth.principal import AdminPrincipal, Principal, current_admin, current_principal
 from tenantry.core.ids import uuid7
 from tenantry.http.requestlog import current_request_id
+from tenantry.tenancy.unit_of_work import TenantStatements
 
 
 def _fingerprint(principal: Principal | None, admin: AdminPrincipal | None) -> str | None:
@@ -65,17 +67,62 @@ async def record_event(
     if tenant is None or not workspace_log:
         return
     session.add(
-        AuditEvent(
-            tenant_id=tenant,
-            id=uuid7(),
-            actor_type="member" if principal else ("admin" if admin else "anonymous"),
-            actor_member_id=principal.membership_id if principal else None,
-            actor_admin_token_id=admin.token_id if admin else None,
-            token_fingerprint=_fingerprint(principal, admin),
-            request_id=request_id,
-            action=action,
-            target_type=target_type,
-            target_id=target,
-            details=details or {},
-        )
+        AuditEvent(**_workspace_event(tenant, principal, admin, request_id, action, target_type, target, details))
     )
+
+
+def _workspace_event(
+    tenant: uuid.UUID,
+    principal: Principal | None,
+    admin: AdminPrincipal | None,
+    request_id: str | None,
+    action: str,
+    target_type: str,
+    target: str | None,
+    details: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant,
+        "id": uuid7(),
+        "actor_type": "member" if principal else ("admin" if admin else "anonymous"),
+        "actor_member_id": principal.membership_id if principal else None,
+        "actor_admin_token_id": admin.token_id if admin else None,
+        "token_fingerprint": _fingerprint(principal, admin),
+        "request_id": request_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target,
+        "details": details or {},
+    }
+
+
+_COLUMNS = (
+    "tenant_id",
+    "id",
+    "actor_type",
+    "actor_member_id",
+    "actor_admin_token_id",
+    "token_fingerprint",
+    "request_id",
+    "action",
+    "target_type",
+    "target_id",
+    "details",
+)
+# The workspace event's INSERT, built once (`record_tenant_event`).
+_INSERT_EVENT = insert(cast("Table", AuditEvent.__table__)).values({name: bindparam(name) for name in _COLUMNS})
+
+
+async def record_tenant_event(
+    statements: TenantStatements, action: str, target_type: str, target_id: uuid.UUID | str | None = None
+) -> None:
+    """`record_event` for a tenant caller's action in a `tenant_writes` transaction (no session):
+    the same row in the workspace's log, as one Core INSERT that commits or rolls back with it."""
+    principal = current_principal.get()
+    if principal is None:
+        raise RuntimeError("record_tenant_event needs the request's tenant principal")
+    target = str(target_id) if target_id is not None else None
+    event = _workspace_event(
+        principal.tenant_id, principal, None, current_request_id.get(), action, target_type, target, None
+    )
+    await statements.execute(_INSERT_EVENT, event)

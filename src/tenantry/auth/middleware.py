@@ -14,7 +14,6 @@ import uuid
 from contextvars import ContextVar, Token
 from typing import Any
 
-from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
@@ -55,7 +54,8 @@ class AmbiguousAuthorization(DomainError):
 
 
 def _bearer(scope: Scope) -> str:
-    headers = Headers.from_scope(scope).getall("authorization", [])
+    # The raw header list, not a parsed Headers object: this runs on every request.
+    headers = [value.decode("latin-1") for name, value in scope["headers"] if name.lower() == b"authorization"]
     if len(headers) > 1:
         # Taking the first (or last) would let header order pick the workspace; a proxy that adds
         # its own header must not silently win or lose. docs/05-api-guide.md, Authentication.

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission, tenant_principal
 from tenantry.catalog.schemas import ProductCreate, ProductFilters, ProductOut, ProductUpdate
-from tenantry.catalog.service import ProductService
+from tenantry.catalog.service import ProductReads, ProductService
 from tenantry.core.schemas import Page
 from tenantry.http.etag import IfMatch, with_etag
 from tenantry.http.querying import Cursor, Limit
@@ -23,7 +23,12 @@ from tenantry.tenancy.pagination import PageRequest
 def provide_product_service(
     db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any], state: State
 ) -> ProductService:
-    return ProductService(db_session, tenant_principal(request), state.cursor_key)
+    return ProductService(db_session, tenant_principal(request), state.cursor_key, state.session_factory)
+
+
+def provide_product_reads(request: Request[Any, Any, Any], state: State) -> ProductReads:
+    # No session for the request: each read opens its own transaction (catalog/service.py).
+    return ProductReads(state.session_factory, tenant_principal(request), state.cursor_key)
 
 
 IncludeDeleted = Annotated[bool, Parameter(description="Also return soft-deleted products.")]
@@ -43,7 +48,10 @@ write = requires_permission("products", "write")
 class ProductController(Controller):
     path = "/v1/products"
     tags = ["Products"]
-    dependencies = {"product_service": Provide(provide_product_service, sync_to_thread=False)}
+    dependencies = {
+        "product_service": Provide(provide_product_service, sync_to_thread=False),
+        "product_reads": Provide(provide_product_reads, sync_to_thread=False),
+    }
 
     @post("/", operation_id="createProduct", guards=[write], status_code=201)
     async def create_product(
@@ -56,7 +64,7 @@ class ProductController(Controller):
     @get("/", operation_id="listProducts", guards=[read])
     async def list_products(
         self,
-        product_service: NamedDependency[ProductService],
+        product_reads: NamedDependency[ProductReads],
         limit: Limit = 20,
         cursor: Cursor = None,
         include_deleted: IncludeDeleted = False,
@@ -65,7 +73,7 @@ class ProductController(Controller):
         category_id: CategoryFilter = None,
     ) -> Page[ProductOut]:
         """List products with keyset pagination; filter by name prefix or category, sort by an allowed field."""
-        return await product_service.list(
+        return await product_reads.list(
             PageRequest(limit=limit, cursor=cursor, sort=sort),
             ProductFilters(include_deleted=include_deleted, name_prefix=name_prefix, category_id=category_id),
         )
@@ -74,11 +82,11 @@ class ProductController(Controller):
     async def get_product(
         self,
         product_id: FromPath[uuid.UUID],
-        product_service: NamedDependency[ProductService],
+        product_reads: NamedDependency[ProductReads],
         include_deleted: IncludeDeleted = False,
     ) -> Response[ProductOut]:
         """Get one product, with its ETag. Another workspace's id answers 404 like an id that never existed."""
-        return with_etag(await product_service.get(product_id, include_deleted=include_deleted))
+        return with_etag(await product_reads.get(product_id, include_deleted=include_deleted))
 
     @patch("/{product_id:str}", operation_id="updateProduct", guards=[write])
     async def update_product(

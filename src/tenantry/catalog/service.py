@@ -6,21 +6,21 @@ import uuid
 from datetime import UTC, datetime
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tenantry.auditlog.recorder import record_event
+from tenantry.auditlog.recorder import record_event, record_tenant_event
 from tenantry.auth.principal import Principal
 from tenantry.catalog.errors import ProductHasOrders
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import ProductRepository
 from tenantry.catalog.schemas import ProductCreate, ProductFilters, ProductOut, ProductUpdate
 from tenantry.core.errors import Conflict, NotFound
-from tenantry.core.schemas import Page, to_wire
+from tenantry.core.schemas import Page, from_row, to_wire
 from tenantry.http.etag import check_if_match
 from tenantry.lookups.references import require_lookups
 from tenantry.orders.repository import OrderRepository
 from tenantry.tenancy.pagination import Ordering, PageRequest
-from tenantry.tenancy.unit_of_work import UnitOfWork
+from tenantry.tenancy.unit_of_work import COMMIT_OWNER_KEY, NamedRow, UnitOfWork, tenant_reads, tenant_writes
 
 _SKU_TAKEN = Conflict("A live product with this SKU already exists in this workspace.")
 # The allowlist of sort fields (`sort=name`, `sort=-price_cents`); all NOT NULL columns.
@@ -31,9 +31,21 @@ def _out(product: Product) -> ProductOut:
     return to_wire(product, ProductOut)
 
 
+def _out_row(row: NamedRow) -> ProductOut:
+    return from_row(row, ProductOut)
+
+
 class ProductService:
-    def __init__(self, session: AsyncSession, principal: Principal, cursor_key: bytes) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        cursor_key: bytes,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self.session = session
+        # The factory of `session`, for the writes that need no ORM session (`create`).
+        self.sessions = sessions
         self.uow = UnitOfWork(session)
         self.principal = principal
         self.cursor_key = cursor_key
@@ -65,33 +77,26 @@ class ProductService:
             )
 
     async def create(self, data: ProductCreate) -> ProductOut:
+        if (
+            self.sessions is not None
+            and data.category_id is None
+            and self.session.info.get(COMMIT_OWNER_KEY) is None
+            and not self.session.in_transaction()
+        ):
+            # The common create: two Core INSERTs in a transaction of their own, the product's
+            # returning the answer (tenancy/unit_of_work.py, `tenant_writes`). A category takes the
+            # session's path (its lookup check), and so does a request sent with an Idempotency-Key,
+            # whose answer commits in the same transaction as its work.
+            async with tenant_writes(self.sessions, unique=_SKU_TAKEN) as statements:
+                row = await self.products.insert(statements, data)
+                await record_tenant_event(statements, "product.created", "product", row["id"])
+            return _out_row(row)
         async with self.uow.transaction(unique=_SKU_TAKEN):
             await self._require_category(data.category_id)
             # refresh=False: the INSERT returns the server-set columns (Product's eager_defaults).
             product = await self.products.add(Product(**msgspec.structs.asdict(data)), refresh=False)
             await record_event(self.session, "product.created", "product", product.id)
         return _out(product)
-
-    async def list(self, page: PageRequest, filters: ProductFilters) -> Page[ProductOut]:
-        ordering = Ordering.parse(page.sort or "created_at", SORTABLE, Product.id)
-        async with self.uow.transaction():
-            return await self.products.page(
-                self.products.matching(filters),
-                page=page,
-                ordering=ordering,
-                key=self.cursor_key,
-                filters=filters,
-                to_wire=_out,
-                as_rows=True,
-            )
-
-    async def get(self, product_id: uuid.UUID, *, include_deleted: bool) -> ProductOut:
-        where = () if include_deleted else (Product.deleted_at.is_(None),)
-        async with self.uow.transaction():
-            row = await self.products.row(product_id, where=where)  # plain columns: it only goes to the wire
-        if row is None:
-            raise NotFound("The resource was not found.")
-        return to_wire(row, ProductOut)
 
     async def update(self, product_id: uuid.UUID, data: ProductUpdate, *, if_match: str | None = None) -> ProductOut:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
@@ -144,3 +149,35 @@ class ProductService:
                 raise ProductHasOrders(order_count)
             await self.products.remove(product)
             await record_event(self.session, "product.purged", "product", product_id, details={"sku": product.sku})
+
+
+class ProductReads:
+    """The reads of products that only go to the wire: each its own `tenant_reads` transaction,
+    with no ORM session opened for the request (tenancy/unit_of_work.py)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], principal: Principal, cursor_key: bytes) -> None:
+        self.sessions = sessions
+        self.cursor_key = cursor_key
+        self.products = ProductRepository(None, principal.tenant_id)  # builds statements only
+
+    async def list(self, page: PageRequest, filters: ProductFilters) -> Page[ProductOut]:
+        ordering = Ordering.parse(page.sort or "created_at", SORTABLE, Product.id)
+        # A read that only goes to the wire: its own transaction, no ORM session (tenancy/unit_of_work.py).
+        async with tenant_reads(self.sessions) as reads:
+            return await self.products.read_page(
+                reads,
+                lambda after: self.products.page_statement(filters, ordering, after),
+                self.products.page_parameters(filters),
+                page=page,
+                ordering=ordering,
+                key=self.cursor_key,
+                filters=filters,
+                to_wire=_out_row,
+            )
+
+    async def get(self, product_id: uuid.UUID, *, include_deleted: bool) -> ProductOut:
+        async with tenant_reads(self.sessions) as reads:  # plain columns: it only goes to the wire
+            row = await self.products.read(reads, product_id, include_deleted=include_deleted)
+        if row is None:
+            raise NotFound("The resource was not found.")
+        return _out_row(row)

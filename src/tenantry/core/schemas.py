@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
@@ -60,6 +60,16 @@ T = TypeVar("T")
 def to_wire(row: object, wire_type: type[T]) -> T:
     """A database row as its wire Struct, field by field by name (one mapping for every domain)."""
     return msgspec.convert(row, wire_type, from_attributes=True)
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def from_row(row: Any, wire_type: type[S]) -> S:
+    """A row read by column name (`row["id"]`) as its wire Struct, built directly from the columns named like its
+    fields: the database typed them already (the same types `to_wire` would check), so nothing is
+    converted or validated again. For reads that only go to the wire (tenancy/session.py)."""
+    return wire_type(**{name: row[name] for name in wire_type.__struct_fields__})
 
 
 class Page(msgspec.Struct, Generic[T]):

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, ExceptionContext
+from sqlalchemy.engine import URL, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tenantry.core.metrics import Metrics
 from tenantry.settings import Settings, to_asyncpg_url
 
 TOOL_OVERFLOW = 4
+# Engines whose every statement and error someone watches through SQLAlchemy's events (metrics,
+# tracing): reads that could go straight to the driver go through SQLAlchemy there instead.
+_OBSERVED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def observe_statements(engine: AsyncEngine) -> None:
+    """Say that `engine`'s statement and error events have listeners that must see every statement."""
+    _OBSERVED.add(engine.sync_engine)
+
+
+def statements_observed(engine: AsyncEngine) -> bool:
+    return engine.sync_engine in _OBSERVED
 
 
 def create_engine(
@@ -60,6 +73,7 @@ def create_engine(
     event.listen(engine.sync_engine, "handle_error", _refused_connection_is_unavailable)
     if metrics is not None:
         metrics.watch_engine(engine)
+        observe_statements(engine)  # the error counter listens to handle_error
     return engine
 
 

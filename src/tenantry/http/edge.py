@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from litestar import Request
-from litestar.types import ASGIApp, HTTPScope, Message, Receive, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, HTTPScope, Message, Receive, Send
 
 from tenantry.http.problems import NOT_FOUND_DETAIL, problem_response
 
@@ -32,7 +32,6 @@ def has_encoded_slash(scope: HTTPScope) -> bool:
 async def serve_edge_cases(app: ASGIApp, scope: HTTPScope, receive: Receive, send: Send) -> None:
     """Run `app` for an HTTP request, answering HEAD as GET and refusing encoded slashes."""
     head = scope["method"] == "HEAD"
-    send = _allowing_head(send)
     if head:
         scope["method"] = "GET"
         send = _without_body(scope, send)
@@ -60,17 +59,15 @@ def _without_body(scope: HTTPScope, send: Send) -> Send:
     return send_head
 
 
-def _allowing_head(send: Send) -> Send:
-    async def send_allowing_head(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = list(message.get("headers", ()))
-            for index, (name, value) in enumerate(headers):
-                if name.lower() == b"allow":
-                    methods = {method.strip() for method in value.decode("latin-1").split(",") if method.strip()}
-                    if "GET" in methods:
-                        methods.add("HEAD")
-                    headers[index] = (name, ", ".join(sorted(methods)).encode("latin-1"))
+def allow_head(message: HTTPResponseStartEvent) -> None:
+    """`Allow` (on an answer's start message) lists HEAD wherever it lists GET. Called by the request
+    log's one `send` wrapper (app.py), not from a wrapper of its own around every answer."""
+    headers = message.get("headers", ())
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == b"allow":
+            methods = {method.strip() for method in value.decode("latin-1").split(",") if method.strip()}
+            if "GET" in methods:
+                methods.add("HEAD")
+            headers = list(headers)
+            headers[index] = (name, ", ".join(sorted(methods)).encode("latin-1"))
             message["headers"] = headers
-        await send(message)
-
-    return send_allowing_head

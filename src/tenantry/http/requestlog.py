@@ -11,12 +11,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 import msgspec
-from litestar.datastructures import MutableScopeHeaders
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 from opentelemetry import trace
 
 from tenantry.auth.principal import Principal
@@ -45,9 +45,19 @@ def _route(scope: Scope) -> str:
 
 
 async def log_requests(
-    app: ASGIApp, scope: Scope, receive: Receive, send: Send, metrics: Metrics | None = None, traced: bool = False
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    metrics: Metrics | None = None,
+    traced: bool = False,
+    on_start: Callable[[HTTPResponseStartEvent, Scope], None] | None = None,
 ) -> None:
+    """Run `app` with the request id set, and log it when it ends. `on_start` sees (and may
+    change) the answer's start message before it is sent: the app's other header fixes ride in
+    this one `send` wrapper instead of each wrapping every answer again."""
     request_id = _request_id(scope)
+    request_id_header = (b"request-id", request_id.encode("latin-1"))
     reset = current_request_id.set(request_id)
     started = time.perf_counter()
     status = 500
@@ -56,7 +66,10 @@ async def log_requests(
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
-            MutableScopeHeaders.from_message(message)["Request-Id"] = request_id
+            if on_start is not None:
+                on_start(message, scope)
+            # Appended: nothing inside sets Request-Id (a replayed answer does not store it).
+            message["headers"] = [*message.get("headers", ()), request_id_header]
             if traced:
                 # Now, not in `finally`: the server span ends with the last body message.
                 _describe_span(scope, request_id)

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry import __version__
+from tenantry.db.engine import observe_statements
 
 # Header names whose values are never recorded, whatever OTEL_INSTRUMENTATION_HTTP_CAPTURE_* says.
 SECRET_HEADERS = ["authorization", "proxy-authorization", "cookie", "set-cookie", "idempotency-key"]
@@ -65,3 +66,4 @@ def trace_engine(engine: AsyncEngine, provider: trace.TracerProvider) -> None:
         "db.client.connections.usage", unit="connections", description="Connections in the pool by state."
     )
     EngineTracer(tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
+    observe_statements(engine)  # a span per statement: no read may bypass the engine's events

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.core.errors import DomainError
 from tenantry.core.schemas import Page
+from tenantry.tenancy.unit_of_work import NamedRow, TenantReads
 
 T = TypeVar("T")
 
@@ -114,6 +115,13 @@ class Ordering:
             return Position(after=after)
         return Position(after=after, key=msgspec.to_builtins(getattr(row, self.column.key)))
 
+    def position_in(self, row: NamedRow) -> Position:
+        """`position_of` for a row read by column name (`TenantReads`)."""
+        after = row[self.id_column.key]
+        if self.by_id_only:
+            return Position(after=after)
+        return Position(after=after, key=msgspec.to_builtins(row[self.column.key]))
+
 
 def cursor_binding(resource: str, scope: uuid.UUID | str, filters: msgspec.Struct, ordering: Ordering) -> str:
     """What a cursor is valid for: this resource, scope, filter values and order, and nothing else."""
@@ -152,6 +160,54 @@ def decode_cursor(cursor: str, *, key: bytes, binding: str) -> Position:
         raise InvalidCursor(_REFUSED) from None
 
 
+def _continued(cursor: str, ordering: Ordering, *, key: bytes, binding: str) -> tuple[uuid.UUID, Any]:
+    """The last row's id and sort value from a cursor of this list (else 400)."""
+    position = decode_cursor(cursor, key=key, binding=binding)
+    value = None
+    if not ordering.by_id_only:
+        try:
+            value = msgspec.convert(position.key, ordering.column.type.python_type, strict=False)
+        except msgspec.ValidationError:
+            raise InvalidCursor(_REFUSED) from None
+    return position.after, value
+
+
+def keyset_statement(query: Select[Any], ordering: Ordering, *, after: bool) -> Select[Any]:
+    """`query` as one page's statement whose values are all parameters, so it can be built once per
+    shape (`read_page`): continued past `after_id` (and `after_key`, the sort value) when `after`,
+    in the list's order, `page_limit` rows."""
+    if after:
+        after_id = bindparam("after_id", type_=ordering.id_column.type)
+        after_key = None if ordering.by_id_only else bindparam("after_key", type_=ordering.column.type)
+        query = query.where(ordering.after(after_id, after_key))  # type: ignore[arg-type]
+    return query.order_by(*ordering.clauses()).limit(bindparam("page_limit", type_=Integer))
+
+
+async def read_page(
+    reads: TenantReads,
+    statement_for: Callable[[bool], Select[Any]],
+    parameters: dict[str, Any],
+    *,
+    page: PageRequest,
+    ordering: Ordering,
+    key: bytes,
+    binding: str,
+    to_wire: Callable[[NamedRow], T],
+) -> Page[T]:
+    """`fetch_page` for a list whose statements are built once per shape (`keyset_statement`):
+    `statement_for(after)` gives the page's statement with or without a cursor, `parameters` its
+    filter values. Read in a `tenant_reads` transaction; `to_wire` gets rows by column name."""
+    values = {**parameters, "page_limit": page.limit + 1}
+    after = bool(page.cursor)  # an empty cursor starts the list, as in `fetch_page`
+    if page.cursor:
+        values["after_id"], values["after_key"] = _continued(page.cursor, ordering, key=key, binding=binding)
+    rows = list(await reads.rows(statement_for(after), values))
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    next_cursor = encode_cursor(ordering.position_in(rows[-1]), key=key, binding=binding) if has_more else None
+    return Page(data=[to_wire(row) for row in rows], has_more=has_more, next_cursor=next_cursor)
+
+
 async def fetch_page(
     session: AsyncSession,
     query: Select[Any],
@@ -172,14 +228,8 @@ async def fetch_page(
     state); rows and objects are both read by attribute name.
     """
     if page.cursor:
-        position = decode_cursor(page.cursor, key=key, binding=binding)
-        value = None
-        if not ordering.by_id_only:
-            try:
-                value = msgspec.convert(position.key, ordering.column.type.python_type, strict=False)
-            except msgspec.ValidationError:
-                raise InvalidCursor(_REFUSED) from None
-        query = query.where(ordering.after(position.after, value))
+        after, value = _continued(page.cursor, ordering, key=key, binding=binding)
+        query = query.where(ordering.after(after, value))
     statement = query.order_by(*ordering.clauses()).limit(page.limit + 1)
     if as_rows:
         # Columns only, so plain Core: run on the transaction's connection, which the session

@@ -25,7 +25,15 @@ from sqlalchemy import ColumnElement, Row, Select, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.core.schemas import Page
-from tenantry.tenancy.pagination import PLATFORM_SCOPE, Ordering, PageRequest, cursor_binding, fetch_page
+from tenantry.tenancy.pagination import (
+    PLATFORM_SCOPE,
+    Ordering,
+    PageRequest,
+    cursor_binding,
+    fetch_page,
+    read_page,
+)
+from tenantry.tenancy.unit_of_work import NamedRow, TenantReads
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -55,8 +63,15 @@ class Repository(Generic[M]):
     # The list's name in its cursors' binding (e.g. "products").
     resource: ClassVar[str]
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, session: AsyncSession | None) -> None:
+        # None: a repository that only builds statements, for `tenant_reads` (tenancy/unit_of_work.py).
+        self._session = session
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError(f"{type(self).__name__} was made without a session: it builds statements only")
+        return self._session
 
     @property
     def cursor_scope(self) -> uuid.UUID | str:
@@ -79,14 +94,6 @@ class Repository(Generic[M]):
         """The row with this id (and `where`), or None; locked as asked until the transaction ends."""
         query = with_lock(self.select().where(self.model.id == row_id, *where), lock)
         return (await self.session.execute(query)).scalar_one_or_none()  # type: ignore[no-any-return]
-
-    async def row(self, row_id: uuid.UUID, *, where: Iterable[Any] = ()) -> AnyRow | None:
-        """The row with this id (and `where`) as plain columns, or None: for an answer that only goes
-        to the wire. Core on the transaction's connection, which the session opened (its hook set the
-        role and tenant first): no ORM execution context, identity map or instance state."""
-        query = self.columns().where(self.model.id == row_id, *where)
-        found: AnyRow | None = (await (await self.session.connection()).execute(query)).first()
-        return found
 
     async def first(self, query: AnySelect) -> AnyRow | None:
         """The first row of a query this repository built, or None."""
@@ -143,11 +150,36 @@ class Repository(Generic[M]):
             as_rows=as_rows,
         )
 
+    async def read_page(
+        self,
+        reads: TenantReads,
+        statement_for: Callable[[bool], Select[Any]],
+        parameters: dict[str, Any],
+        *,
+        page: PageRequest,
+        ordering: Ordering,
+        key: bytes,
+        filters: msgspec.Struct,
+        to_wire: Callable[[NamedRow], T],
+    ) -> Page[T]:
+        """`page` for statements built once per shape, read in a `tenant_reads` transaction
+        (tenancy/pagination.py, `read_page`); the cursor's binding is the same as `page`'s."""
+        return await read_page(
+            reads,
+            statement_for,
+            parameters,
+            page=page,
+            ordering=ordering,
+            key=key,
+            binding=cursor_binding(self.resource, self.cursor_scope, filters, ordering),
+            to_wire=to_wire,
+        )
+
 
 class TenantRepository(Repository[M]):
     """A tenant table's rows, for one tenant: every query it builds carries the tenant filter."""
 
-    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    def __init__(self, session: AsyncSession | None, tenant_id: uuid.UUID) -> None:
         super().__init__(session)
         self.tenant_id = tenant_id
 

@@ -12,13 +12,19 @@ on it. So the tenant is set by that function only, and the function is called fr
 session hook runs it, and so does `set_transaction_context` for the few callers that hold a raw
 connection or switch roles inside a transaction (invitation acceptance, the leak report, the
 seeder, the dev server, the tests). The names below are the ones `tenantry audit` checks for.
+
+Reads that only go to the wire (a product page, a product by id) need no ORM session at all:
+`unit_of_work.tenant_reads` opens a transaction on a pooled connection and starts it with the
+same statement, through `set_scope_context` below.
 """
 
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Callable
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -136,6 +142,32 @@ def positional_transaction_context(dialect: Dialect) -> tuple[str, Callable[...,
         return [parameters[name] for name in names]
 
     return str(compiled), arguments
+
+
+async def set_scope_context(
+    target: AsyncConnection | asyncpg.Connection, *, role: str, statement_timeout_ms: int, dialect: Dialect
+) -> None:
+    """The hook's statement for the current scope, at the start of a transaction that no session
+    opened (`unit_of_work.tenant_reads`): on SQLAlchemy's connection, or on asyncpg's own."""
+    scope = current_scope.get()
+    tenant_id, user_id = (scope.tenant_id, scope.user_id) if scope else (None, None)
+    if isinstance(target, AsyncConnection):
+        await target.execute(
+            _SET_TRANSACTION_CONTEXT, _context_parameters(role, tenant_id, user_id, statement_timeout_ms)
+        )
+        return
+    if (context := _POSITIONAL_CONTEXT.get(dialect)) is None:
+        context = _POSITIONAL_CONTEXT[dialect] = positional_transaction_context(dialect)
+    sql, arguments = context
+    await target.execute(
+        sql, *arguments(role=role, tenant_id=tenant_id, user_id=user_id, statement_timeout_ms=statement_timeout_ms)
+    )
+
+
+# The statement compiled for asyncpg's placeholders, once per dialect.
+_POSITIONAL_CONTEXT: weakref.WeakKeyDictionary[Dialect, tuple[str, Callable[..., list[object]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _session_factory(engine: AsyncEngine, settings: Settings, role: str) -> async_sessionmaker[AsyncSession]:

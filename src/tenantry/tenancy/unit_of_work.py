@@ -19,22 +19,43 @@ lock what it will store before the work runs.
 
 The rare transaction that changes roles half-way (invitation acceptance: tenant, platform, tenant;
 the leak report: the login role, then the platform role) says so with `become`.
+
+Reads that only go to the wire (a product page, a product by id) take `tenant_reads` instead, and
+a product's create `tenant_writes`: a transaction of its own on a pooled connection of the
+sessions' engine, started by the tenant statement (tenancy/session.py), with no ORM session, no
+identity map and no unit-of-work flush. Its compiled Core statements run straight on asyncpg's
+connection (through SQLAlchemy's connection when metrics or tracing watch every statement). RLS
+still decides what they see; nothing is kept between transactions but the compiled SQL text of
+each statement's shape (docs/03-architecture.md, "Reads and creates without a session").
 """
 
 from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
+import asyncpg
+from sqlalchemy import Executable
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.util import greenlet_spawn
 
 from tenantry.core.errors import CommitOutcomeUnknown, Conflict, DomainError, NotFound
 from tenantry.core.sqlstate import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate_of
-from tenantry.tenancy.session import DEFAULT_STATEMENT_TIMEOUT_MS, STATEMENT_TIMEOUT_KEY, set_transaction_context
+from tenantry.db.engine import statements_observed
+from tenantry.tenancy.session import (
+    DEFAULT_STATEMENT_TIMEOUT_MS,
+    SESSION_ROLE_KEY,
+    STATEMENT_TIMEOUT_KEY,
+    set_scope_context,
+    set_transaction_context,
+)
 
 COMMIT_OWNER_KEY = "tenantry_commit_owner"
 
@@ -139,3 +160,215 @@ class UnitOfWork:
             statement_timeout_ms=self.session.info.get(STATEMENT_TIMEOUT_KEY, DEFAULT_STATEMENT_TIMEOUT_MS),
             switched=True,
         )
+
+
+class NamedRow(Protocol):
+    """A row whose columns are read by name: `row["price_cents"]` (SQLAlchemy's or asyncpg's)."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+class TenantStatements(Protocol):
+    """The statements of one `tenant_reads` / `tenant_writes` transaction; `parameters` fill the
+    statement's `bindparam`s."""
+
+    async def rows(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Sequence[NamedRow]: ...
+
+    async def first(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> NamedRow | None: ...
+
+    async def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> None: ...
+
+
+TenantReads = TenantStatements
+
+
+class _CoreStatements:
+    """On SQLAlchemy's connection: its events fire (a span per statement, error counts)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def rows(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Sequence[NamedRow]:
+        return (await self.connection.execute(statement, parameters)).mappings().all()
+
+    async def first(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> NamedRow | None:
+        return (await self.connection.execute(statement, parameters)).mappings().first()
+
+    async def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> None:
+        await self.connection.execute(statement, parameters)
+
+
+# Compiled SQL per dialect and statement shape (SQLAlchemy's cache key: the structure without the
+# values). Text and parameter names only, never a value: those come from each statement's key.
+_COMPILED: weakref.WeakKeyDictionary[Dialect, dict[Any, Compiled]] = weakref.WeakKeyDictionary()
+_MAX_COMPILED = 500
+
+
+def positional(
+    statement: Executable, dialect: Dialect, values: Mapping[str, Any] | None = None
+) -> tuple[str, list[Any]]:
+    """`statement` as the driver's SQL ($1, $2 ...) and its arguments in order (`values` fill its
+    `bindparam`s), compiled once per shape, with the types' bind processing SQLAlchemy applies."""
+    key = statement._generate_cache_key()  # type: ignore[attr-defined]
+    if key is None:  # a statement SQLAlchemy cannot cache: compiled every time, as SQLAlchemy would
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        parameters = compiled.construct_params(params=values)
+    else:
+        cache = _COMPILED.setdefault(dialect, {})
+        compiled = cache.get(key.key)
+        if compiled is None:
+            compiled = statement.compile(dialect=dialect, cache_key=key)  # type: ignore[attr-defined]
+            if compiled.literal_execute_params or compiled.post_compile_params:
+                # Expanding IN lists are rendered per execution by SQLAlchemy only.
+                raise ValueError("tenant_reads runs statements without post-compile parameters only")
+            if len(cache) >= _MAX_COMPILED:
+                cache.clear()
+            cache[key.key] = compiled
+        parameters = compiled.construct_params(params=values, extracted_parameters=key.bindparams)
+    processors = compiled._bind_processors
+    return str(compiled), [
+        processor(parameters[name]) if (processor := processors.get(name)) else parameters[name]
+        for name in compiled.positiontup or ()
+    ]
+
+
+class _DriverStatements:
+    """On asyncpg's connection itself: no greenlet hop, execution context or result adaptation."""
+
+    def __init__(self, driver: asyncpg.Connection, dialect: Dialect) -> None:
+        self.driver = driver
+        self.dialect = dialect
+
+    async def rows(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Sequence[NamedRow]:
+        sql, arguments = positional(statement, self.dialect, parameters)
+        return await self.driver.fetch(sql, *arguments)
+
+    async def first(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> NamedRow | None:
+        sql, arguments = positional(statement, self.dialect, parameters)
+        return await self.driver.fetchrow(sql, *arguments)
+
+    async def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> None:
+        sql, arguments = positional(statement, self.dialect, parameters)
+        await self.driver.execute(sql, *arguments)
+
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+def _as_dbapi_error(exc: BaseException, driver: asyncpg.Connection) -> BaseException:
+    """A driver error as SQLAlchemy raises it, so the unit of work and the problem layer treat it as
+    any statement's: a violation by its SQLSTATE, a timeout or a lost connection as a 503 ... A
+    client-side failure of a connection (closed, or left mid-operation) counts as a lost one."""
+    if not isinstance(exc, _DRIVER_ERRORS):
+        return exc
+    lost = driver.is_closed() or isinstance(exc, asyncpg.InternalClientError)
+    error = DBAPIError(None, None, exc, connection_invalidated=lost)
+    error.__cause__ = exc
+    return error
+
+
+@asynccontextmanager
+async def _tenant_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[TenantStatements]:
+    engine, info = sessions.kw.get("bind"), sessions.kw.get("info") or {}
+    role = info.get(SESSION_ROLE_KEY)
+    if not role or not isinstance(engine, AsyncEngine):
+        raise RuntimeError("tenant_reads needs the factory of a TenantSession bound to an engine")
+    timeout_ms: int = info.get(STATEMENT_TIMEOUT_KEY, DEFAULT_STATEMENT_TIMEOUT_MS)
+    if statements_observed(engine):
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            try:
+                await set_scope_context(
+                    connection, role=role, statement_timeout_ms=timeout_ms, dialect=connection.dialect
+                )
+                yield _CoreStatements(connection)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            await _commit(transaction.commit())
+        return
+    dialect = engine.dialect
+    # The pool's connection itself, without a SQLAlchemy Connection around it (a few % of a read).
+    # A failure to open one is what SQLAlchemy makes of it (db/engine.py): unavailable, a 503.
+    try:
+        pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError(None, None, exc, connection_invalidated=True) from exc
+    driver: asyncpg.Connection = pooled.driver_connection  # type: ignore[assignment]
+    discard = False
+    try:
+        driver_transaction = driver.transaction()
+        try:
+            await driver_transaction.start()
+            await set_scope_context(driver, role=role, statement_timeout_ms=timeout_ms, dialect=dialect)
+            yield _DriverStatements(driver, dialect)
+        except BaseException as exc:
+            discard = isinstance(exc, (*_DRIVER_ERRORS, OSError, TimeoutError))
+            if not driver.is_closed() and driver.is_in_transaction():
+                try:
+                    await driver_transaction.rollback()
+                except Exception:  # the error that matters is the first one; the connection goes
+                    discard = True
+            error = _as_dbapi_error(exc, driver)
+            if error is exc:
+                raise
+            raise error from exc
+        try:
+            await driver_transaction.commit()
+        except Exception as exc:
+            discard = True
+            error = _as_dbapi_error(exc, driver)
+            if _outcome_unknown(error):
+                raise CommitOutcomeUnknown(COMMIT_LOST) from exc
+            raise error from exc
+    finally:
+        if discard or driver.is_closed() or driver.is_in_transaction():
+            # Never back into the pool with a transaction (and its tenant) still open, nor in a
+            # state the driver could not vouch for: closed and replaced by a new one.
+            await greenlet_spawn(pooled.invalidate)
+        else:
+            await greenlet_spawn(pooled.close)  # back to the pool
+
+
+async def _commit(committing: Any) -> None:
+    """COMMIT on SQLAlchemy's connection; a connection lost meanwhile is `CommitOutcomeUnknown`."""
+    try:
+        await committing
+    except Exception as exc:
+        if _outcome_unknown(exc):
+            raise CommitOutcomeUnknown(COMMIT_LOST) from exc
+        raise
+
+
+@asynccontextmanager
+async def tenant_reads(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[TenantStatements]:
+    """One read-only transaction as `sessions`' role and the current tenant, without an ORM session.
+
+    On a connection of their engine, begun with the statement their hook runs (role, tenant, user,
+    statement timeout), committed when the block ends; a connection that comes out of it still in
+    a transaction, or broken, is discarded, never returned to the pool.
+    """
+    async with _tenant_transaction(sessions) as statements:
+        yield statements
+
+
+@asynccontextmanager
+async def tenant_writes(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    unique: DomainError | None = None,
+    foreign_key: DomainError | None = None,
+) -> AsyncIterator[TenantStatements]:
+    """`tenant_reads` for Core writes (`INSERT ... RETURNING`), with the violations mapped as
+    `UnitOfWork.transaction` maps them and a commit whose outcome is unknown said so. Not for a
+    request whose answer commits with its work (an Idempotency-Key): that one needs its session."""
+    try:
+        async with _tenant_transaction(sessions) as statements:
+            yield statements
+    except DBAPIError as exc:
+        code = sqlstate_of(exc)
+        if code == UNIQUE_VIOLATION:
+            raise copy.copy(unique or DEFAULT_UNIQUE) from None
+        if code == FOREIGN_KEY_VIOLATION:
+            raise copy.copy(foreign_key or DEFAULT_FOREIGN_KEY) from None
+        raise

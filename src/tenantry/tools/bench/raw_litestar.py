@@ -10,9 +10,9 @@ it runs exactly the statements the API runs once the token is known:
   (`positional_transaction_context`, tenancy/session.py's own statement);
 - list: the keyset SELECT of `GET /v1/products?limit=20` (raw_app.LIST_SQL, checked against the
   repository's query by tests/integration/test_bench.py), answered with a signed next cursor;
-- get: the SELECT of one live product by id, built by the repository itself (its tenant filter);
-- create: `INSERT ... RETURNING` of the product and the INSERT of its audit event, as
-  `ProductService.create` does.
+- get: the SELECT of one live product by id, the repository's own statement (`BY_ID`);
+- create: the repository's `INSERT ... RETURNING` of the product and the INSERT of its audit
+  event, as `ProductService.create` does.
 
 Served with the same workers, pool size (`pool_size + max_overflow`) and login role as the API.
 """
@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from tenantry.auditlog.models import AuditEvent
 from tenantry.catalog.models import Product
-from tenantry.catalog.repository import ProductRepository
+from tenantry.catalog.repository import BY_ID, INSERT
 from tenantry.catalog.schemas import ProductCreate, ProductOut
 from tenantry.core.ids import uuid7
 from tenantry.core.schemas import Page
@@ -46,8 +46,6 @@ _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
 _PRODUCTS = cast("Table", Product.__table__)
 _AUDIT_EVENTS = cast("Table", AuditEvent.__table__)
 _FIELDS = tuple(ProductOut.__struct_fields__)
-_OUT_COLUMNS = [_PRODUCTS.c[name] for name in _FIELDS]
-_PRODUCT_COLUMNS = ("tenant_id", "id", "name", "description", "price_cents", "currency", "sku", "category_id")
 _AUDIT_COLUMNS = (
     "tenant_id",
     "id",
@@ -69,16 +67,10 @@ def _positional(statement: Any) -> tuple[str, tuple[str, ...]]:
     return str(compiled), tuple(compiled.positiontup or ())
 
 
-# What the repository builds for a get (`ProductService.get` through `Repository.row`): its own
-# tenant filter, the id and the live-only condition.
-_BUILDER = ProductRepository(None, uuid.UUID(int=0))  # type: ignore[arg-type]  # builds queries only
-GET_SQL, GET_PARAMETERS = _positional(
-    _BUILDER.columns().where(_PRODUCTS.c.id == bindparam("id"), _PRODUCTS.c.deleted_at.is_(None))
-)
-# The product's INSERT with its server-set columns returned (no second statement to read them).
-INSERT_SQL, INSERT_PARAMETERS = _positional(
-    insert(_PRODUCTS).values({name: bindparam(name) for name in _PRODUCT_COLUMNS}).returning(*_OUT_COLUMNS)
-)
+# The repository's own statements: a live product by id (its tenant filter, the id, live only),
+# and the INSERT that returns the answer's columns (no second statement to read them).
+GET_SQL, GET_PARAMETERS = _positional(BY_ID[True])
+INSERT_SQL, INSERT_PARAMETERS = _positional(INSERT)
 # The audit event `record_event` adds in the same transaction.
 AUDIT_SQL, AUDIT_PARAMETERS = _positional(
     insert(_AUDIT_EVENTS).values({name: bindparam(name) for name in _AUDIT_COLUMNS})
