@@ -36,7 +36,7 @@ from tenantry.db.engine import create_engine
 from tenantry.settings import Settings
 from tenantry.workspaces.bootstrap import ProvisionedWorkspace, ProvisioningService
 from tests.fuzz.expectations import PROTECTED_IDS, register_expectations
-from tests.support import issue_admin_token
+from tests.support import issue_admin_token, make_settings
 
 # Per operation and phase; the whole folder stays within about three minutes on a 2-core runner.
 MAX_EXAMPLES = int(os.environ.get("TENANTRY_FUZZ_EXAMPLES", "50"))
@@ -122,6 +122,10 @@ def _seed(app: Litestar, token: str) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def fuzz_target(migrated_settings: Settings) -> Iterator[FuzzTarget]:
+    # The fuzzer may give its own workspace a tight plan through the admin API; every later request
+    # would then wait out the refusal delay (1 s each) and the run its time limit. The 429 is still
+    # answered and checked, only at once (the delay is tested in test_request_limits.py).
+    migrated_settings = make_settings(migrated_settings.database_url, limit_refusal_delay_ms=0)
     workspace, admin_token = asyncio.run(_credentials(migrated_settings))
     # Seeding runs its own app (and lifespan) so the fuzzed app's lifespan belongs to Schemathesis alone.
     seeded = _seed(create_app(migrated_settings), workspace.token)
