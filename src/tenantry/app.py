@@ -69,7 +69,9 @@ class TenantryApp(Litestar):
 
     metrics: Metrics | None = None
     traced: OpenTelemetryMiddleware | None = None
-    allow_header = FixAllowHeader()
+    # Per app, made on its first answer: it maps this app's route handlers, so one shared by two
+    # apps in a process (the tests, a second app for seeding) would know only the first app's.
+    _allow_header: FixAllowHeader | None = None
 
     def instrument(self, metrics: Metrics | None, tracer_provider: TracerProvider | None) -> None:
         self.metrics = metrics
@@ -82,7 +84,10 @@ class TenantryApp(Litestar):
     def _answer_starts(self, message: HTTPResponseStartEvent, scope: Scope) -> None:
         # The header fixes of http/allow.py and http/edge.py, in the request log's `send` wrapper:
         # one wrapper around every answer instead of three.
-        self.allow_header.rewrite(message, scope)
+        allow_header = self._allow_header
+        if allow_header is None:
+            allow_header = self._allow_header = FixAllowHeader()
+        allow_header.rewrite(message, scope)
         allow_head(message)
 
     async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:

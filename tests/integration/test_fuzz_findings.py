@@ -14,7 +14,9 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from tests.support import Tenant, create_product
+from tenantry.app import create_app
+from tenantry.settings import Settings
+from tests.support import Tenant, create_product, serve
 
 Client = AsyncTestClient[Litestar]
 
@@ -49,6 +51,15 @@ async def test_options_allow_lists_every_method_of_the_path(app: Litestar, clien
     assert checked > 15
     response = await client.options("/v1/lookups", headers=tenant_a.headers)
     assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+
+
+async def test_options_allow_is_right_in_every_app_of_a_process(settings: Settings, tenant_a: Tenant) -> None:
+    # The header fix once lived on the app class, mapping the first app's handlers only: a second
+    # app in the same process (here, and the fuzzer's in the full suite) answered `OPTIONS, POST`.
+    for _ in range(2):
+        async with serve(create_app(settings)) as client:
+            response = await client.options("/v1/lookups", headers=tenant_a.headers)
+        assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
 
 
 async def test_bodies_that_refuse_unknown_properties_say_so(document: dict[str, Any], client: Client) -> None:
