@@ -292,13 +292,19 @@ async def _tenant_transaction(sessions: async_sessionmaker[AsyncSession]) -> Asy
     # A failure to open one is what SQLAlchemy makes of it (db/engine.py): unavailable, a 503.
     try:
         pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
+        idle: asyncpg.Connection = pooled.driver_connection  # type: ignore[assignment]
+        if idle.is_closed():
+            # Closed while it idled in the pool (a server or PgBouncer restart): nothing has run on
+            # it yet, so take a fresh one once instead of failing the request.
+            await greenlet_spawn(pooled.invalidate)
+            pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
     except dialect.loaded_dbapi.Error as exc:
         raise DBAPIError(None, None, exc, connection_invalidated=True) from exc
     driver: asyncpg.Connection = pooled.driver_connection  # type: ignore[assignment]
     discard = False
     try:
-        driver_transaction = driver.transaction()
         try:
+            driver_transaction = driver.transaction()
             await driver_transaction.start()
             await set_scope_context(driver, role=role, statement_timeout_ms=timeout_ms, dialect=dialect)
             yield _DriverStatements(driver, dialect)
