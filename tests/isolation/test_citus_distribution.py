@@ -19,12 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tenantry.auth.tokens import token_digest
 from tenantry.catalog.models import Product
-from tenantry.catalog.repository import ProductRepository
+from tenantry.catalog.repository import BY_ID, INSERT, ProductRepository
+from tenantry.catalog.schemas import ProductFilters
+from tenantry.catalog.service import SORTABLE
 from tenantry.db.citus import is_cluster, isolate_tenant
 from tenantry.db.engine import create_engine
 from tenantry.db.server import drop_database, ensure_database
 from tenantry.orders.repository import OrderRepository
 from tenantry.settings import Settings
+from tenantry.tenancy.pagination import Ordering
 from tenantry.workspaces.bootstrap import ProvisioningService
 from tenantry.workspaces.tables import tenant_tables
 from tests.support import (
@@ -143,6 +146,21 @@ async def test_one_tenants_statements_run_on_one_shard(
         ),
         "update product": update(Product).where(products.tenant_filter(), Product.id == product_id).values(name="m"),
         "list orders": orders.filtered(status=None, product_id=None, customer_email=None).limit(21),
+        # The statements the API itself runs for products, built once with the tenant as a parameter.
+        "list products (API)": products.page_statement(
+            ProductFilters(), Ordering.parse("created_at", SORTABLE, Product.id), after=False
+        ).params(**products.page_parameters(ProductFilters()), page_limit=21),
+        "get product (API)": BY_ID[True].params(tenant_id=tenant_a.id, id=product_id),
+        "create product (API)": INSERT.values(  # its columns and RETURNING, with values
+            tenant_id=tenant_a.id,
+            id=uuid.uuid4(),
+            name="n",
+            price_cents=1,
+            currency="EUR",
+            sku=f"s-{uuid.uuid4().hex[:8]}",
+            description="",
+            category_id=None,
+        ),
     }
     for name, statement in statements.items():
         plan = await plan_as_tenant(app_engine, settings, tenant_a.id, statement)
