@@ -28,10 +28,10 @@ import asyncpg
 import msgspec
 from litestar import Litestar, Request, get, post
 from litestar.exceptions import NotFoundException
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
-from tenantry.auditlog.models import AuditEvent
+from tenantry.auditlog.recorder import INSERT_EVENT
 from tenantry.catalog.models import Product
 from tenantry.catalog.repository import BY_ID, INSERT
 from tenantry.catalog.schemas import ProductCreate, ProductOut
@@ -44,21 +44,7 @@ from tenantry.tools.bench.raw_app import FILTERS, LIST_SQL, ORDERING, SET_CONTEX
 
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
 _PRODUCTS = cast("Table", Product.__table__)
-_AUDIT_EVENTS = cast("Table", AuditEvent.__table__)
 _FIELDS = tuple(ProductOut.__struct_fields__)
-_AUDIT_COLUMNS = (
-    "tenant_id",
-    "id",
-    "actor_type",
-    "actor_member_id",
-    "actor_admin_token_id",
-    "token_fingerprint",
-    "request_id",
-    "action",
-    "target_type",
-    "target_id",
-    "details",
-)
 
 
 def _positional(statement: Any) -> tuple[str, tuple[str, ...]]:
@@ -72,9 +58,7 @@ def _positional(statement: Any) -> tuple[str, tuple[str, ...]]:
 GET_SQL, GET_PARAMETERS = _positional(BY_ID[True])
 INSERT_SQL, INSERT_PARAMETERS = _positional(INSERT)
 # The audit event `record_event` adds in the same transaction.
-AUDIT_SQL, AUDIT_PARAMETERS = _positional(
-    insert(_AUDIT_EVENTS).values({name: bindparam(name) for name in _AUDIT_COLUMNS})
-)
+AUDIT_SQL, AUDIT_PARAMETERS = _positional(INSERT_EVENT)
 
 
 def _arguments(order: tuple[str, ...], values: dict[str, Any]) -> list[Any]:
