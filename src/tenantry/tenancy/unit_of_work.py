@@ -137,11 +137,8 @@ class UnitOfWork:
                     await self.session.rollback()
                     raise
         except IntegrityError as exc:
-            code = sqlstate_of(exc)
-            if code == UNIQUE_VIOLATION:
-                raise copy.copy(unique or DEFAULT_UNIQUE) from None
-            if code == FOREIGN_KEY_VIOLATION:
-                raise copy.copy(foreign_key or DEFAULT_FOREIGN_KEY) from None
+            if (violation := _violation(exc, unique, foreign_key)) is not None:
+                raise violation from None
             raise
 
     async def become(self, role: str, *, tenant_id: uuid.UUID | None, user_id: uuid.UUID | None = None) -> None:
@@ -336,6 +333,17 @@ async def _tenant_transaction(sessions: async_sessionmaker[AsyncSession]) -> Asy
             await greenlet_spawn(pooled.close)  # back to the pool
 
 
+def _violation(exc: DBAPIError, unique: DomainError | None, foreign_key: DomainError | None) -> DomainError | None:
+    """The domain error a unique or foreign-key violation means here (a copy: raising sets its
+    traceback), or None for any other error."""
+    code = sqlstate_of(exc)
+    if code == UNIQUE_VIOLATION:
+        return copy.copy(unique or DEFAULT_UNIQUE)
+    if code == FOREIGN_KEY_VIOLATION:
+        return copy.copy(foreign_key or DEFAULT_FOREIGN_KEY)
+    return None
+
+
 async def _commit(committing: Any) -> None:
     """COMMIT on SQLAlchemy's connection; a connection lost meanwhile is `CommitOutcomeUnknown`."""
     try:
@@ -372,9 +380,6 @@ async def tenant_writes(
         async with _tenant_transaction(sessions) as statements:
             yield statements
     except DBAPIError as exc:
-        code = sqlstate_of(exc)
-        if code == UNIQUE_VIOLATION:
-            raise copy.copy(unique or DEFAULT_UNIQUE) from None
-        if code == FOREIGN_KEY_VIOLATION:
-            raise copy.copy(foreign_key or DEFAULT_FOREIGN_KEY) from None
+        if (violation := _violation(exc, unique, foreign_key)) is not None:
+            raise violation from None
         raise
