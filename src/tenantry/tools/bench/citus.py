@@ -31,6 +31,7 @@ from tenantry.settings import Settings, to_asyncpg_url
 from tenantry.tools.bench import database
 from tenantry.tools.bench.database import BenchWorkspace, Layout, Secrets, admin_engine
 from tenantry.tools.bench.load import LoadResult, RequestSpec
+from tenantry.tools.bench.report import generated_by
 from tenantry.tools.bench.results import LayoutResult, Machine, SideResult, combine
 from tenantry.tools.bench.scenarios import CREATE_BODY, E_WORKSPACES, LIST_PATH, Side, interleave, list_specs
 
@@ -304,14 +305,7 @@ def render_markdown(report: CitusReport) -> str:
     m = report.machine
     single, cluster = report.layouts[0], report.layouts[-1]
     lines = [
-        CITUS_START,
-        "",
-        f"Generated {report.generated_at} in {report.total_seconds / 60:.1f} min by:",
-        "",
-        "```",
-        report.command,
-        "```",
-        "",
+        *generated_by(CITUS_START, report.generated_at, report.total_seconds, report.command),
         f"- Machine: {m.cpu}, {m.cores} cores, {m.ram_gb} GB RAM; Python {m.python}; server {m.server}; "
         f"load: {m.load_tool}",
         f"- Single node: PostgreSQL {m.postgres} at {report.single_server} ({_settings(report.single_settings)})",

@@ -44,18 +44,16 @@ def _pair_ratio(pair: PairResult) -> str:
     return f"{what} {pair.subject.label} / {pair.baseline.label} (rounds: {rounds})"
 
 
+def generated_by(start: str, generated_at: str, total_seconds: float, command: str) -> list[str]:
+    """The opening lines of a generated section: its marker, when, how long, and the command."""
+    return [start, "", f"Generated {generated_at} in {total_seconds / 60:.1f} min by:", "", "```", command, "```", ""]
+
+
 def render_markdown(report: BenchReport, plot_name: str | None) -> str:
     m = report.machine
     pg = ", ".join(f"{k}={v}" for k, v in sorted(m.postgres_settings.items()))
     lines = [
-        START,
-        "",
-        f"Generated {report.generated_at} in {report.total_seconds / 60:.1f} min by:",
-        "",
-        "```",
-        report.command,
-        "```",
-        "",
+        *generated_by(START, report.generated_at, report.total_seconds, report.command),
         f"- Machine: {m.cpu}, {m.cores} cores, {m.ram_gb} GB RAM, {m.os}",
         f"- PostgreSQL {m.postgres} (untuned: {pg})",
         f"- Python {m.python}; server {m.server}, {m.workers} workers per server; load: {m.load_tool}",
