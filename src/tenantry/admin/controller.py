@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, get, patch, post
+from litestar import Controller, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auditlog.platform import AdminAuditService
 from tenantry.auditlog.schemas import PlatformAuditEventOut, PlatformAuditFilters
 from tenantry.auth.guards import requires_admin
+from tenantry.auth.handlers import get, patch, post
 from tenantry.core.schemas import END, Page
 from tenantry.http.idempotency import IDEMPOTENT_OPT, REDACT_OPT
 from tenantry.http.querying import Cursor, Limit

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auditlog.schemas import AuditEventOut, AuditFilters
 from tenantry.auditlog.service import AuditEventService
 from tenantry.auth.guards import requires_permission, tenant_principal
+from tenantry.auth.handlers import get
 from tenantry.core.schemas import Page
 from tenantry.http.querying import Cursor, Limit
 from tenantry.tenancy.pagination import PageRequest

@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller
 from litestar.connection import ASGIConnection
 
 from tenantry.auth.guards import requires_tenant_token, tenant_principal
+from tenantry.auth.handlers import get
 from tenantry.auth.permissions import RESOURCES
 
 

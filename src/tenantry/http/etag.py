@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import msgspec
-from litestar import Response
+from litestar import MediaType, Response
 from litestar.params import HeaderParameter
 
 from tenantry.core.errors import PreconditionFailed
@@ -26,12 +26,18 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 def with_etag(representation: S, status_code: int = 200) -> Response[S]:
-    return Response(representation, status_code=status_code, headers={"ETag": etag_of(representation)})
+    """`representation` as JSON with its ETag: encoded once, for the tag and as the body itself."""
+    body = msgspec.json.encode(representation)
+    answer = Response(body, status_code=status_code, media_type=MediaType.JSON, headers={"ETag": _tag(body)})
+    return cast("Response[S]", answer)  # the body is exactly what Litestar would encode for S
 
 
 def etag_of(representation: msgspec.Struct) -> str:
-    digest = hashlib.sha256(msgspec.json.encode(representation)).digest()
-    return '"' + base64.urlsafe_b64encode(digest[:18]).decode() + '"'
+    return _tag(msgspec.json.encode(representation))
+
+
+def _tag(body: bytes) -> str:
+    return '"' + base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:18]).decode() + '"'
 
 
 def check_if_match(if_match: str | None, representation: msgspec.Struct) -> None:

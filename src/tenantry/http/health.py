@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-from litestar import get
 from litestar.datastructures import State
 from sqlalchemy import text
 
+from tenantry.auth.handlers import get
 from tenantry.core.errors import ServiceUnavailable
 
 

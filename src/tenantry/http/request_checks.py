@@ -11,6 +11,7 @@ from tenantry.http.querying import reject_control_characters, reject_unknown_que
 
 
 async def check_request(request: Request[Any, Any, Any]) -> None:
-    reject_unknown_query_parameters(request)
-    reject_control_characters(request)
+    if request.scope["query_string"]:  # most requests carry none: nothing to parse or check
+        reject_unknown_query_parameters(request)
+        reject_control_characters(request)
     await validate_json_body(request)

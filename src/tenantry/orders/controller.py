@@ -9,13 +9,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_permission, tenant_principal
+from tenantry.auth.handlers import get, patch, post
 from tenantry.core.schemas import Page
 from tenantry.http.etag import IfMatch, etag_of, with_etag
 from tenantry.http.querying import Cursor, Limit

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.auth.handlers import post
 from tenantry.users.login import PasswordLoginService
 from tenantry.users.schemas import IssuedTokenOut, PasswordLogin
 from tenantry.users.throttle import LoginThrottle
