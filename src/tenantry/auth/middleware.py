@@ -23,6 +23,7 @@ from tenantry.auth.resolver import resolve_admin_token, resolve_token
 from tenantry.auth.tokens import (
     ADMIN_TOKEN_PREFIX,
     TENANT_TOKEN_PREFIX,
+    TOKEN_LENGTH,
     is_well_formed,
     token_digest,
     token_fingerprint,
@@ -126,16 +127,20 @@ class AuthenticationMiddleware:
         token = _bearer(scope)
         # Every failure below raises the same error, so unknown, revoked, expired, tampered,
         # malformed and wrong-type tokens are indistinguishable to the caller.
-        if not is_well_formed(token, TENANT_TOKEN_PREFIX):
+        if len(token) != TOKEN_LENGTH:  # bounds the hashing below; the full check comes before the database
             raise Unauthenticated(_REFUSED)
         state = scope["app"].state
         digest = token_digest(token, state.settings.token_pepper)
         cache: PrincipalCache | None = state.get("principal_cache")
         ticket = 0
         if cache is not None:
+            # Only a token that passed the full check below and the database was ever cached, under
+            # its keyed digest: a hit is that same token, so checking its form again is redundant.
             if (cached := cache.get(digest)) is not None:
                 return cached
             ticket = cache.ticket()
+        if not is_well_formed(token, TENANT_TOKEN_PREFIX):
+            raise Unauthenticated(_REFUSED)
         resolution = await resolve_token(state.engine, digest, token_fingerprint(token))
         if cache is not None:
             if resolution.principal is not None and resolution.expires_in_s is not None:

@@ -27,7 +27,7 @@ import asyncio
 import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from litestar.enums import ScopeType
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from tenantry.settings import Settings
 
 CONCURRENCY_SUFFIX = "-concurrency"
+POLICIES_KEPT = 4096  # policies of this many (token, plan, cost) kept ready; then rebuilt as they come
 _LIMIT_WORDS = {"rate": "request rate", "concurrency": "number of requests in flight"}
 
 
@@ -130,6 +131,7 @@ class RequestLimits:
         self.refusals = RefusalCounter(metrics)
         # Rendered once per distinct set of limits (the defaults, and each plan in use).
         self._policy_headers: dict[LimitValues, bytes] = {}
+        self._policies: dict[tuple[Any, ...], tuple[LimitValues, tuple[Policy, Policy]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> RequestLimits:
@@ -142,6 +144,17 @@ class RequestLimits:
         return cls(default_limits(settings), store, settings.limit_refusal_delay_ms, metrics=metrics)
 
     def policies(self, principal: Principal, cost: int = 1) -> tuple[LimitValues, tuple[Policy, Policy]]:
+        # The same token, plan and cost always make the same policies: built once, not per request.
+        key = (principal.token_id, principal.tenant_id, principal.plan, cost)
+        made = self._policies.get(key)
+        if made is None:
+            made = self._make_policies(principal, cost)
+            if len(self._policies) >= POLICIES_KEPT:
+                self._policies.clear()
+            self._policies[key] = made
+        return made
+
+    def _make_policies(self, principal: Principal, cost: int) -> tuple[LimitValues, tuple[Policy, Policy]]:
         limits = effective_limits(self.defaults, principal.plan)
         tag = "{" + str(principal.tenant_id) + "}"  # one Redis Cluster slot for a workspace's keys
         return limits, (

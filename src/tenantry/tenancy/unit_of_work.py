@@ -265,7 +265,13 @@ def _as_dbapi_error(exc: BaseException, driver: asyncpg.Connection) -> BaseExcep
 
 
 @asynccontextmanager
-async def _tenant_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[TenantStatements]:
+async def tenant_reads(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[TenantStatements]:
+    """One read-only transaction as `sessions`' role and the current tenant, without an ORM session.
+
+    On a connection of their engine, begun with the statement their hook runs (role, tenant, user,
+    statement timeout), committed when the block ends; a connection that comes out of it still in
+    a transaction, or broken, is discarded, never returned to the pool.
+    """
     engine, info = sessions.kw.get("bind"), sessions.kw.get("info") or {}
     role = info.get(SESSION_ROLE_KEY)
     if not role or not isinstance(engine, AsyncEngine):
@@ -355,18 +361,6 @@ async def _commit(committing: Any) -> None:
 
 
 @asynccontextmanager
-async def tenant_reads(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[TenantStatements]:
-    """One read-only transaction as `sessions`' role and the current tenant, without an ORM session.
-
-    On a connection of their engine, begun with the statement their hook runs (role, tenant, user,
-    statement timeout), committed when the block ends; a connection that comes out of it still in
-    a transaction, or broken, is discarded, never returned to the pool.
-    """
-    async with _tenant_transaction(sessions) as statements:
-        yield statements
-
-
-@asynccontextmanager
 async def tenant_writes(
     sessions: async_sessionmaker[AsyncSession],
     *,
@@ -377,7 +371,7 @@ async def tenant_writes(
     `UnitOfWork.transaction` maps them and a commit whose outcome is unknown said so. Not for a
     request whose answer commits with its work (an Idempotency-Key): that one needs its session."""
     try:
-        async with _tenant_transaction(sessions) as statements:
+        async with tenant_reads(sessions) as statements:
             yield statements
     except DBAPIError as exc:
         if (violation := _violation(exc, unique, foreign_key)) is not None:
