@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import event
@@ -114,8 +115,10 @@ async def fill_pool(engine: AsyncEngine, size: int, timeout_s: float) -> int:
         opened, error = await asyncio.shield(release)
     if opened < size:
         # asyncpg's own connect timeout is the same as ours: either may end a silent server's wait.
-        silent = error is None or isinstance(error, TimeoutError)
-        why = f"no answer within {timeout_s:g} s" if silent else _one_line(error)
+        if error is None or isinstance(error, TimeoutError):
+            why = f"no answer within {timeout_s:g} s"
+        else:
+            why = _one_line(error)
         log.warning("opened %d of %d pooled connections at startup, the rest open on demand: %s", opened, size, why)
     return opened
 
@@ -134,7 +137,7 @@ async def _connect(engine: AsyncEngine) -> AsyncConnection:
     return await engine.connect()
 
 
-async def _give_back(opening: list[asyncio.Future[AsyncConnection]]) -> tuple[int, BaseException | None]:
+async def _give_back(opening: Sequence[asyncio.Future[AsyncConnection]]) -> tuple[int, BaseException | None]:
     """Stop the connections still opening, return every opened one to the pool; the error that
     says most (a refusal rather than a timeout), if any."""
     for future in opening:
