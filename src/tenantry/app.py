@@ -24,7 +24,7 @@ from tenantry import __version__
 from tenantry.auth.cache import AuthChangeListener, PrincipalCache
 from tenantry.auth.middleware import AuthenticationMiddleware
 from tenantry.core.metrics import Metrics
-from tenantry.db.engine import create_engine
+from tenantry.db.engine import create_engine, fill_pool
 from tenantry.http.allow import FixAllowHeader
 from tenantry.http.dependencies import (
     provide_admin,
@@ -129,6 +129,9 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         app.state.platform_session_factory = platform_session_factory(engine, settings)
         app.state.login_session_factory = login_session_factory(engine, settings)
         try:
+            if settings.db_pool_prefill:
+                # Never fails startup: an unreachable database is logged, /health/ready reports it.
+                await fill_pool(engine, settings.db_pool_size, settings.db_pool_timeout_s)
             yield
         finally:
             await engine.dispose()

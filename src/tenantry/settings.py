@@ -60,6 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int = 20
     db_max_overflow: int = 0
     db_pool_timeout_s: float = 5.0
+    # Open all db_pool_size connections when a worker starts, before its first request, instead of
+    # one by one under the first burst of traffic (db/engine.py, fill_pool).
+    db_pool_prefill: bool = True
     db_statement_timeout_ms: int = 5000
     # asyncpg's prepared-statement cache; turn off behind PgBouncer older than 1.21 (transaction mode).
     db_statement_cache: bool = True
@@ -217,6 +220,7 @@ ENVIRONMENT: dict[str, tuple[str, type]] = {
     "TENANTRY_DB_POOL_SIZE": ("db_pool_size", int),
     "TENANTRY_DB_MAX_OVERFLOW": ("db_max_overflow", int),
     "TENANTRY_DB_POOL_TIMEOUT_S": ("db_pool_timeout_s", float),
+    "TENANTRY_DB_POOL_PREFILL": ("db_pool_prefill", bool),
     "TENANTRY_DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", int),
     "TENANTRY_DB_STATEMENT_CACHE": ("db_statement_cache", bool),
     "TENANTRY_AUTH_CACHE_TTL_S": ("auth_cache_ttl_s", float),

@@ -4,7 +4,8 @@ docs/06-operations.md, Connections: an overflow connection is closed as soon as 
 full pool, so defaults with an overflow made every burst above the pool size open and close
 connections (a backend process and a login each). The defaults have none: requests beyond the
 pool wait for a connection, and one that waits longer than the pool timeout is answered 503 with
-Retry-After, never left hanging.
+Retry-After, never left hanging. And a worker opens its whole pool at startup (the prefill), so
+not even the first burst after it starts opens one.
 """
 
 from __future__ import annotations
@@ -45,17 +46,35 @@ async def _wave(client: httpx.AsyncClient, tenant: Tenant) -> set[int]:
     return {a.status_code for a in answers}
 
 
-async def test_steady_load_at_the_defaults_opens_no_connection_after_warm_up(
+async def test_steady_load_at_the_defaults_opens_no_connection_after_startup(
+    settings: Settings, tenant_a: Tenant, admin_engine: AsyncEngine
+) -> None:
+    # The defaults of the pool (20, no overflow, 5 s, prefill on): what a deployment gets. The test
+    # settings turn the prefill off (tests/support/settings.py); this test is about it.
+    defaults = msgspec.structs.replace(settings, db_pool_prefill=True)
+    assert defaults.db_max_overflow == 0
+    before = await _app_backends(admin_engine)  # the fixtures' engines (provisioning) keep their own
+    async with serve(create_app(defaults)) as client:
+        started = await _app_backends(admin_engine) - before
+        assert len(started) == defaults.db_pool_size  # the whole pool, before any request
+        for _ in range(5):  # the first wave included: the same connections serve every wave
+            assert await _wave(client, tenant_a) == {200}
+            assert await _app_backends(admin_engine) - before == started
+
+
+async def test_without_prefill_the_pool_opens_its_connections_under_the_first_load(
     fresh_app: Litestar, settings: Settings, tenant_a: Tenant, admin_engine: AsyncEngine
 ) -> None:
-    # `settings` carries the defaults of the pool (20, no overflow, 5 s): what a deployment gets.
-    before = await _app_backends(admin_engine)  # the fixtures' engines (provisioning) keep their own
+    # TENANTRY_DB_POOL_PREFILL=false: SQLAlchemy's pool opens a connection only when asked for one.
+    assert not settings.db_pool_prefill
+    before = await _app_backends(admin_engine)
     async with serve(fresh_app) as client:
+        assert await _app_backends(admin_engine) == before  # nothing opened at startup
         for _ in range(2):  # warm-up: the pool opens what the load needs, once
             assert await _wave(client, tenant_a) == {200}
         warm = await _app_backends(admin_engine)
         assert 0 < len(warm - before) <= settings.db_pool_size + settings.db_max_overflow
-        for _ in range(3):  # the steady load: the same connections serve every wave, none opened or closed
+        for _ in range(3):  # then the same connections serve every wave, none opened or closed
             assert await _wave(client, tenant_a) == {200}
             assert await _app_backends(admin_engine) == warm
 

@@ -33,6 +33,8 @@ def serving(settings: Settings, workers: int, metrics_dir: Path) -> Iterator[tup
         "TENANTRY_METRICS": "true",
         "TENANTRY_METRICS_PORT": str(metrics_port),
         "TENANTRY_DB_POOL_SIZE": "3",
+        # The production default (the test settings turn it off): each worker opens its pool at startup.
+        "TENANTRY_DB_POOL_PREFILL": "true",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     with server_process(command, settings, f"{base}/health/ready", extra_env):
@@ -74,5 +76,8 @@ def test_a_scrape_sums_every_worker(migrated_settings: Settings, workers: int, t
         key = frozenset({"method": "GET", "route": "/health/live", "status": "200"}.items())
         assert samples[("tenantry_http_request_duration_seconds_count", key)] == REQUESTS
         assert samples[("tenantry_db_pool_size", frozenset())] == 3 * workers
+        # The prefill gave every connection back: none in use, none waited for, none beyond the pool.
+        for gauge in ("tenantry_db_pool_connections_in_use", "tenantry_db_pool_waiting", "tenantry_db_pool_overflow"):
+            assert samples[(gauge, frozenset())] == 0, gauge
     assert live_gauge_files == workers  # one per worker process
     assert not list(tmp_path.glob("gauge_livesum_*.db"))  # a stopped worker leaves the gauges' sums

@@ -30,6 +30,8 @@ def server_process(
             "DATABASE_URL": settings.database_url,
             "TENANTRY_TOKEN_PEPPER": TEST_PEPPER,
             "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD,
+            # As the settings say (make_settings: off, see NO_PREFILL there), not the default.
+            "TENANTRY_DB_POOL_PREFILL": "true" if settings.db_pool_prefill else "false",
             **(extra_env or {}),
         }
     )

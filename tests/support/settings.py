@@ -21,15 +21,22 @@ ROOMY_LIMITS = {
 }
 
 
+# The pool is not opened at startup: many tests build apps of their own, each would hold
+# db_pool_size connections from its start, and the test server allows 100 in all. The tests of
+# the prefill (tests/integration/test_pool_prefill.py, test_pool_defaults.py) turn it on.
+NO_PREFILL = {"db_pool_prefill": False}
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     """Settings from an environment mapping (never the process's), not in dev mode, real secrets,
-    and request limits that never refuse (ROOMY_LIMITS) unless the test sets its own."""
+    request limits that never refuse (ROOMY_LIMITS) and no pool prefill (NO_PREFILL) unless the
+    test sets its own."""
     env = {
         "DATABASE_URL": database_url,
         "TENANTRY_TOKEN_PEPPER": TEST_PEPPER,
         "TENANTRY_APP_PASSWORD": TEST_APP_PASSWORD,
     }
-    return load_settings(env, **{**ROOMY_LIMITS, **overrides})
+    return load_settings(env, **{**ROOMY_LIMITS, **NO_PREFILL, **overrides})
 
 
 # Any fixed key: every test run on a server takes it on the server's `postgres` database.

@@ -121,9 +121,20 @@ def test_false_spellings(raw: str, expected: bool) -> None:
     assert load_settings(_env(TENANTRY_DB_STATEMENT_CACHE=raw)).db_statement_cache is expected
 
 
+def test_the_pool_is_opened_at_startup_unless_turned_off() -> None:
+    assert load_settings(_env()).db_pool_prefill is True
+    assert load_settings(_env(TENANTRY_DB_POOL_PREFILL="false")).db_pool_prefill is False
+    assert load_settings(_env(TENANTRY_DB_POOL_PREFILL=" On ")).db_pool_prefill is True
+
+
 @pytest.mark.parametrize(
     ("variable", "raw"),
-    [("TENANTRY_DEV", "maybe"), ("TENANTRY_DEV", "2"), ("TENANTRY_DB_STATEMENT_CACHE", "enabled")],
+    [
+        ("TENANTRY_DEV", "maybe"),
+        ("TENANTRY_DEV", "2"),
+        ("TENANTRY_DB_STATEMENT_CACHE", "enabled"),
+        ("TENANTRY_DB_POOL_PREFILL", "full"),
+    ],
 )
 def test_bad_boolean_is_a_clear_error(variable: str, raw: str) -> None:
     with pytest.raises(SettingsError) as raised:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, ExceptionContext
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tenantry.core.metrics import Metrics
 from tenantry.settings import Settings, to_asyncpg_url
+
+log = logging.getLogger("tenantry.db.engine")
 
 TOOL_OVERFLOW = 4
 # Engines whose every statement and error someone watches through SQLAlchemy's events (metrics,
@@ -87,3 +92,63 @@ def _refused_connection_is_unavailable(context: ExceptionContext) -> None:
     """
     if context.connection is None and not context.is_pre_ping:
         context.is_disconnect = True
+
+
+async def fill_pool(engine: AsyncEngine, size: int, timeout_s: float) -> int:
+    """Open `size` connections of `engine`'s pool at once, give them back, and say how many opened.
+
+    SQLAlchemy's pool opens connections only when asked for one: without this, the first burst of
+    requests after a worker starts pays for up to `size` new backends (docs/06-operations.md,
+    Connections). Each connection is held until all are open, or the pool would hand back the same
+    one. A database that refuses or does not answer within `timeout_s` costs one warning and no
+    failure: what did open stays in the pool, and the rest open on demand as before.
+    """
+    opening = [asyncio.ensure_future(_connect(engine)) for _ in range(size)]
+    try:
+        await asyncio.wait(opening, timeout=timeout_s)
+    finally:
+        # Shielded, in a task of its own: a second cancellation of the caller (shutdown during
+        # startup) must not leave a connection checked out of the pool.
+        release = asyncio.ensure_future(_give_back(opening))
+        _RELEASING.add(release)
+        release.add_done_callback(_RELEASING.discard)
+        opened, error = await asyncio.shield(release)
+    if opened < size:
+        # asyncpg's own connect timeout is the same as ours: either may end a silent server's wait.
+        if error is None or isinstance(error, TimeoutError):
+            why = f"no answer within {timeout_s:g} s"
+        else:
+            why = _one_line(error)
+        log.warning("opened %d of %d pooled connections at startup, the rest open on demand: %s", opened, size, why)
+    return opened
+
+
+# The releases in flight, referenced until done (the event loop keeps only weak references to tasks).
+_RELEASING: set[asyncio.Future[tuple[int, BaseException | None]]] = set()
+
+
+def _one_line(error: BaseException) -> str:
+    # SQLAlchemy appends a second line (a link to its docs) to the driver's message.
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
+
+
+async def _connect(engine: AsyncEngine) -> AsyncConnection:
+    return await engine.connect()
+
+
+async def _give_back(opening: Sequence[asyncio.Future[AsyncConnection]]) -> tuple[int, BaseException | None]:
+    """Stop the connections still opening, return every opened one to the pool; the error that
+    says most (a refusal rather than a timeout), if any."""
+    for future in opening:
+        future.cancel()  # no effect on one that has finished
+    outcomes = await asyncio.gather(*opening, return_exceptions=True)
+    opened, errors = 0, []
+    for outcome in outcomes:
+        if isinstance(outcome, AsyncConnection):
+            opened += 1
+            await outcome.close()  # back to the pool, still open
+        elif not isinstance(outcome, asyncio.CancelledError):
+            errors.append(outcome)
+    errors.sort(key=lambda error: isinstance(error, TimeoutError))  # stable: the first refusal first
+    return opened, errors[0] if errors else None
