@@ -77,9 +77,14 @@ async def test_malformed_token_is_refused_without_a_database(settings: Settings)
     )
     async with AsyncTestClient(app=create_app(dead), raise_server_exceptions=False) as client:
         malformed = await client.get("/v1/products", headers={"Authorization": "Bearer tnt_short"})
+        # Right length and prefix, wrong checksum: the full check still comes before the database.
+        good = generate_token(TEST_PEPPER).token
+        bad_checksum = good[:-1] + ("A" if good[-1] != "A" else "B")
+        tampered = await client.get("/v1/products", headers={"Authorization": f"Bearer {bad_checksum}"})
         well_formed = await client.get(
             "/v1/products", headers={"Authorization": f"Bearer {generate_token(TEST_PEPPER).token}"}
         )
     assert malformed.status_code == 401
+    assert tampered.status_code == 401
     assert well_formed.status_code == 503
     assert well_formed.headers.get("retry-after")

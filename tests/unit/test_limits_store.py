@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 import pytest
 
 from tenantry.auth.principal import Principal
@@ -212,3 +213,38 @@ def test_a_cost_above_the_bucket_is_capped_so_the_request_is_slowed_not_refused_
 )
 def test_a_list_costs_one_request_per_default_page(query: bytes, cost: int) -> None:
     assert request_cost({"type": "http", "query_string": query}) == cost  # type: ignore[typeddict-item]
+
+
+def test_policies_are_kept_per_token_plan_and_cost_and_follow_a_plan_change() -> None:
+    defaults = LimitValues(
+        workspace_requests=200,
+        workspace_window_s=2,
+        workspace_concurrency=10,
+        token_requests=100,
+        token_window_s=2,
+        token_concurrency=5,
+    )
+    limits = RequestLimits(defaults, LocalStore())
+    tenant = uuid.uuid4()
+    caller = Principal(
+        token_id=uuid.uuid4(),
+        tenant_id=tenant,
+        user_id=uuid.uuid4(),
+        membership_id=uuid.uuid4(),
+        role="owner",
+        token_permissions={},
+    )
+    first = limits.policies(caller)
+    assert limits.policies(caller) is first  # built once for the same token, plan and cost
+    values, (workspace, token) = first
+    assert values is defaults
+    assert (workspace.key, token.key) == (f"{{{tenant}}}:ws", f"{{{tenant}}}:tok:{caller.token_id}")
+    # A new plan (read with the token after a change) and a costlier request get their own policies.
+    upgraded = msgspec.structs.replace(caller, plan=PlanLimits(token_requests=7))
+    assert limits.policies(upgraded)[1][1].requests == 7
+    assert limits.policies(caller, cost=5)[1][1].cost == 5
+    assert limits.policies(caller)[1][1].requests == 100
+    # Another token of the workspace shares its bucket key, not the token's.
+    other = msgspec.structs.replace(caller, token_id=uuid.uuid4())
+    assert limits.policies(other)[1][0].key == workspace.key
+    assert limits.policies(other)[1][1].key != token.key
