@@ -21,6 +21,16 @@ class Clock:
         return self.now
 
 
+DEFAULTS = LimitValues(
+    workspace_requests=200,
+    workspace_window_s=2,
+    workspace_concurrency=10,
+    token_requests=100,
+    token_window_s=2,
+    token_concurrency=5,
+)
+
+
 def policy(name: str = "token", requests: int = 3, window_s: int = 3, concurrency: int = 100) -> Policy:
     return Policy(name, f"k:{name}", requests, window_s * 1000, concurrency)
 
@@ -84,16 +94,8 @@ def test_slots_are_taken_and_given_back_once() -> None:
 
 
 def test_the_plan_overrides_only_the_limits_it_sets() -> None:
-    defaults = LimitValues(
-        workspace_requests=200,
-        workspace_window_s=2,
-        workspace_concurrency=10,
-        token_requests=100,
-        token_window_s=2,
-        token_concurrency=5,
-    )
-    assert effective_limits(defaults, None) is defaults
-    mixed = effective_limits(defaults, PlanLimits(token_requests=7, workspace_concurrency=1))
+    assert effective_limits(DEFAULTS, None) is DEFAULTS
+    mixed = effective_limits(DEFAULTS, PlanLimits(token_requests=7, workspace_concurrency=1))
     assert (mixed.token_requests, mixed.workspace_concurrency, mixed.workspace_requests) == (7, 1, 200)
 
 
@@ -216,15 +218,7 @@ def test_a_list_costs_one_request_per_default_page(query: bytes, cost: int) -> N
 
 
 def test_policies_are_kept_per_token_plan_and_cost_and_follow_a_plan_change() -> None:
-    defaults = LimitValues(
-        workspace_requests=200,
-        workspace_window_s=2,
-        workspace_concurrency=10,
-        token_requests=100,
-        token_window_s=2,
-        token_concurrency=5,
-    )
-    limits = RequestLimits(defaults, LocalStore())
+    limits = RequestLimits(DEFAULTS, LocalStore())
     tenant = uuid.uuid4()
     caller = Principal(
         token_id=uuid.uuid4(),
@@ -237,7 +231,7 @@ def test_policies_are_kept_per_token_plan_and_cost_and_follow_a_plan_change() ->
     first = limits.policies(caller)
     assert limits.policies(caller) is first  # built once for the same token, plan and cost
     values, (workspace, token) = first
-    assert values is defaults
+    assert values is DEFAULTS
     assert (workspace.key, token.key) == (f"{{{tenant}}}:ws", f"{{{tenant}}}:tok:{caller.token_id}")
     # A new plan (read with the token after a change) and a costlier request get their own policies.
     upgraded = msgspec.structs.replace(caller, plan=PlanLimits(token_requests=7))
